@@ -1,0 +1,77 @@
+"""Checkpoints with orbax: the latest N states, plus the best-validation one.
+
+``workdir/checkpoints/latest/<step>/`` keeps the last ``keep`` states (for resuming);
+``workdir/checkpoints/best/<step>/`` keeps the state with the lowest validation loss (for the
+final test). Each checkpoint holds the train state pytree (``state``) and a JSON dict
+(``meta``: loop bookkeeping such as the best validation loss and the number of metric events
+written so far). Orbax writes into a temporary directory and renames it when complete, so a
+run killed mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+
+import orbax.checkpoint as ocp
+
+# Orbax logs every save at INFO; keep the training log readable.
+logging.getLogger("absl").setLevel(logging.WARNING)
+
+
+class Checkpointer:
+  """Two orbax ``CheckpointManager``s: ``latest`` and ``best``."""
+
+  def __init__(self, directory: pathlib.Path, keep: int = 2, async_save: bool = True):
+    directory = pathlib.Path(directory).absolute()
+    make = lambda name, n: ocp.CheckpointManager(
+        directory / name,
+        options=ocp.CheckpointManagerOptions(max_to_keep=n, create=True,
+                                             enable_async_checkpointing=async_save))
+    self.latest = make("latest", max(1, int(keep)))
+    self.best = make("best", 1)
+
+  @staticmethod
+  def _save(manager, step, state, meta):
+    manager.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                    meta=ocp.args.JsonSave(meta)), force=True)
+
+  @staticmethod
+  def _restore(manager, step, abstract_state):
+    out = manager.restore(int(step), args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+    return out.state, out.meta
+
+  def save_latest(self, step: int, state, meta: dict) -> None:
+    """Save (asynchronously) the state for resuming."""
+    self._save(self.latest, step, state, meta)
+
+  def save_best(self, step: int, state, meta: dict) -> None:
+    """Save the state as the best-validation checkpoint (replacing the previous one)."""
+    self._save(self.best, step, state, meta)
+
+  def latest_step(self) -> int | None:
+    return self.latest.latest_step()
+
+  def best_step(self) -> int | None:
+    return self.best.latest_step()
+
+  def restore_latest(self, abstract_state):
+    """``(state, meta)`` of the latest checkpoint, or ``None`` if there is none."""
+    step = self.latest.latest_step()
+    return None if step is None else self._restore(self.latest, step, abstract_state)
+
+  def restore_best(self, abstract_state):
+    """``(state, meta)`` of the best-validation checkpoint, or ``None``."""
+    step = self.best.latest_step()
+    return None if step is None else self._restore(self.best, step, abstract_state)
+
+  def wait(self) -> None:
+    """Block until pending asynchronous saves are on disk."""
+    self.latest.wait_until_finished()
+    self.best.wait_until_finished()
+
+  def close(self) -> None:
+    self.wait()
+    self.latest.close()
+    self.best.close()

@@ -1,0 +1,60 @@
+"""The full set of config keys with their defaults; every file in ``configs/`` starts here.
+
+Keys (later tools sweep them by these names): ``seed``, ``data.*``, ``model.*``, ``optim.*``,
+``train.*``. Override any of them on the command line: ``--config.optim.clip_value=1``.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Defaults: a 2x200 LSTM on PTB with plain SGD; the configs override what differs."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # initialisation and dropout RNG seed
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "ptb"  # ptb | ptb_char | wikitext2 | tiny_shakespeare | text_file
+  c.data.dir = ""  # raw corpus directory; "" = $RNNLM_DATA_DIR, ../shared/data, else download
+  c.data.tfds_dir = ""  # where TFDS writes prepared array_record files ("" = default cache)
+  c.data.path = ""  # text_file only: the UTF-8 file to model
+  c.data.level = "word"  # text_file only: "word" or "char" tokens
+  c.data.split = (0.8, 0.1, 0.1)  # text_file only: contiguous train/valid/test ratios
+  c.data.bptt = 20  # truncated-BPTT window (unroll) length, time steps
+
+  c.model = ml_collections.ConfigDict()
+  c.model.cell = "lstm"  # rnn_tanh | rnn_relu | lstm | gru
+  c.model.num_layers = 2  # stacked recurrent layers
+  c.model.hidden_size = 200  # units per layer
+  c.model.embed_size = 200  # token embedding width
+  c.model.dropout = 0.0  # dropout on non-recurrent connections (Zaremba et al. 2014)
+  c.model.init = "uniform"  # uniform | orthogonal | identity (see rnnlm_jax/cells.py)
+  c.model.init_scale = 0.1  # uniform init range [-init_scale, init_scale]
+  c.model.forget_bias = 0.0  # added to the LSTM forget-gate bias at init
+  c.model.tie_embeddings = False  # share the softmax matrix with the embedding (E == H)
+  c.model.scan_unroll = 1  # lax.scan unroll factor (speed only)
+  c.model.remat = False  # jax.checkpoint each time step: less memory, more compute
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "sgd"  # sgd | adam
+  c.optim.learning_rate = 1.0  # initial learning rate
+  c.optim.momentum = 0.0  # sgd only; 0 = plain SGD
+  c.optim.schedule = "constant"  # constant | zaremba | plateau (see rnnlm_jax/optim.py)
+  c.optim.lr_hold_epochs = 4  # zaremba: epochs at the initial rate
+  c.optim.lr_decay = 0.5  # zaremba: factor per epoch after the hold
+  c.optim.plateau_factor = 4.0  # plateau: divide the rate by this when valid does not improve
+  c.optim.loss_reduction = "sum_time"  # sum_time (Zaremba, TF tutorial) | mean (per token)
+  c.optim.clip_mode = "global_norm"  # none | global_norm | value
+  c.optim.clip_value = 5.0  # the clipping threshold (norm or element value)
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 20  # sequences per batch (columns of the token stream)
+  c.train.eval_batch_size = 1  # columns when evaluating valid/test (1 = full context)
+  c.train.num_epochs = 13  # passes over the training stream
+  c.train.max_steps = 0  # stop after this many updates (0 = no limit beyond num_epochs)
+  c.train.log_every = 100  # steps between train events in metrics.jsonl
+  c.train.checkpoint_every_steps = 1000  # steps between checkpoints (also at every epoch end)
+  c.train.checkpoint_keep = 2  # latest checkpoints kept (the best-valid one is kept apart)
+  c.train.progress_bar = True  # tqdm progress bar on stderr
+  return c

@@ -1,0 +1,95 @@
+"""Command line: ``rnnlm-train`` and ``rnnlm-eval`` (also ``python -m rnnlm_jax.main``).
+
+    rnnlm-train --config configs/ptb_small.py --workdir runs/ptb_small [--config.seed=1 ...]
+    rnnlm-eval  --workdir runs/ptb_small [--split test | --text FILE] [--checkpoint best|latest]
+
+Re-running ``rnnlm-train`` with the same workdir resumes it. Bad input ends with one line on
+stderr saying what is wrong and how to fix it, and a non-zero exit status:
+2 bad input, 3 diverged (NaN/inf), 130 interrupted (resumable).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
+                                lock_config=True)
+flags.DEFINE_string("workdir", None, "Run directory (created; resumed if it exists).")
+flags.DEFINE_enum("mode", "train", ["train", "eval"], "train, or evaluate a workdir.")
+flags.DEFINE_string("split", "test", "rnnlm-eval: split to evaluate (train, valid, test).")
+flags.DEFINE_string("text", None, "rnnlm-eval: evaluate on this UTF-8 text file instead.")
+flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "rnnlm-eval: which checkpoint.")
+
+EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
+
+
+def _fail(msg: str, code: int = EXIT_BAD_INPUT):
+  print(f"error: {msg}", file=sys.stderr)
+  sys.exit(code)
+
+
+def _setup_logging() -> None:
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
+                      stream=sys.stdout, force=True)
+  for noisy in ("absl", "jax", "orbax", "tensorflow_datasets", "etils"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _main(argv) -> None:
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --config.KEY=VALUE")
+  _setup_logging()
+  if not FLAGS.workdir:
+    _fail("--workdir is required (the run directory; re-use it to resume)")
+  from rnnlm_jax import train  # heavy imports after flag checks
+  from rnnlm_jax.data import DataError
+  from rnnlm_jax.workdir import WorkdirError
+  try:
+    if FLAGS.mode == "eval":
+      print(json.dumps(train.evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.text,
+                                              FLAGS.checkpoint)))
+      return
+    if FLAGS.config is None:
+      _fail("--config is required, e.g. --config configs/ptb_small.py")
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except (DataError, WorkdirError, ValueError, FileNotFoundError) as e:
+    _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+  except train.Diverged as e:
+    _fail(f"training diverged: {e}", EXIT_DIVERGED)
+  except train.Interrupted as e:
+    _fail(str(e), EXIT_INTERRUPTED)
+
+
+def _parse_flags(argv):
+  """absl flag parsing, with config-file and override errors turned into one line."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _fail(f"{e}")
+  except (AttributeError, KeyError) as e:
+    key = str(e).strip("\"'")
+    _fail(f"unknown config key {key!r} in a --config.* override; the keys, with comments, are "
+          "in rnnlm_jax/config_base.py")
+  except Exception as e:  # a config file that fails to load, a value of the wrong type
+    _fail(f"could not load the config: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+
+
+def train_cli() -> None:
+  """Entry point of ``rnnlm-train``."""
+  app.run(_main, flags_parser=_parse_flags)
+
+
+def eval_cli() -> None:
+  """Entry point of ``rnnlm-eval``."""
+  sys.argv.insert(1, "--mode=eval")
+  app.run(_main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  train_cli()

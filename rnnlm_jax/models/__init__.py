@@ -1,0 +1,1 @@
+"""Model heads built on the recurrent stacks (``lm``: language models)."""

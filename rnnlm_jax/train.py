@@ -1,0 +1,418 @@
+"""Training and evaluation of recurrent language models (truncated BPTT).
+
+``train_and_evaluate(config, workdir)`` runs the whole job and honours the workdir contract
+(see :mod:`rnnlm_jax.workdir`): re-running it on the same workdir resumes from the latest
+checkpoint with the data position, RNG, recurrent state and learning-rate schedule, so an
+interrupted run ends with exactly the parameters and metrics of an uninterrupted one.
+
+Data position is a pure function of the step: ``epoch, window = divmod(step, steps_per_epoch)``;
+the recurrent state is reset to zeros at the start of every epoch and otherwise carried from
+one window to the next.
+
+The loss that is differentiated is the cross-entropy summed over the window's time steps and
+averaged over the batch (``optim.loss_reduction="sum_time"``, Zaremba / TF tutorial) or the
+per-token mean (``"mean"``, pytorch/examples). Logged ``loss`` is always the mean per-token
+cross-entropy in nats.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import signal
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax.training import train_state
+
+from rnnlm_jax import checkpoint as ckpt_lib
+from rnnlm_jax import data as data_lib
+from rnnlm_jax import optim
+from rnnlm_jax.models import lm
+from rnnlm_jax.workdir import MetricWriter, Workdir
+
+log = logging.getLogger("rnnlm_jax")
+
+
+class Diverged(RuntimeError):
+  """The training loss became NaN or infinite."""
+
+
+class Interrupted(RuntimeError):
+  """SIGINT/SIGTERM received; a checkpoint was saved."""
+
+
+class TrainState(train_state.TrainState):
+  """Optax train state plus the recurrent carry (truncated BPTT) and the dropout RNG."""
+
+  carry: Any = None
+  rng: jax.Array = None
+
+
+# ----------------------------------------------------------------------------- steps
+
+
+def _reduce(nll_sum, batch, time_steps, reduction):
+  return nll_sum / batch if reduction == "sum_time" else nll_sum / (batch * time_steps)
+
+
+def make_train_step(spec: lm.LMSpec, optim_cfg):
+  """A jitted ``(state, x [B, T], y [B, T]) -> (state, metrics)``; ``state`` is donated."""
+  reduction, clip_mode, clip_value = optim_cfg.loss_reduction, optim_cfg.clip_mode, float(
+      optim_cfg.clip_value)
+
+  def train_step(state: TrainState, x, y):
+    rng, drop_rng = jax.random.split(state.rng)
+    drop_rng = drop_rng if spec.dropout > 0 else None
+    batch, time_steps = x.shape
+
+    def loss_fn(params):
+      carry, nll_TB = lm.token_nll(params, spec, state.carry, x, y, drop_rng)
+      nll_sum = nll_TB.sum()
+      return _reduce(nll_sum, batch, time_steps, reduction), (carry, nll_sum)
+
+    (_, (carry, nll_sum)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    grads, stats = optim.clip_gradients(grads, clip_mode, clip_value)
+    state = state.apply_gradients(grads=grads)
+    state = state.replace(carry=jax.lax.stop_gradient(carry), rng=rng)
+    metrics = {"nll_sum": nll_sum, "lr": optim.get_learning_rate(state.opt_state), **stats}
+    return state, metrics
+
+  return jax.jit(train_step, donate_argnums=0)
+
+
+def make_eval_step(spec: lm.LMSpec):
+  """A jitted ``(params, carry, x, y) -> (carry, nll_sum)`` without dropout."""
+
+  @jax.jit
+  def eval_step(params, carry, x, y):
+    carry, nll_TB = lm.token_nll(params, spec, carry, x, y, None)
+    return carry, nll_TB.sum()
+
+  return eval_step
+
+
+def eval_window(bptt: int, batch_size: int) -> int:
+  """Window length for evaluation. The carry crosses windows and there is no dropout, so the
+  result does not depend on it; long windows just cut per-call overhead at small batch."""
+  return max(bptt, 2048 // max(batch_size, 1))
+
+
+def evaluate(eval_step, params, spec: lm.LMSpec, ids: np.ndarray, batch_size: int,
+             bptt: int) -> tuple[float, int]:
+  """Mean per-token NLL (nats) over a token stream ``ids [num_tokens]`` and the token count.
+
+  The stream is cut into ``batch_size`` columns as in training; every target is scored once,
+  with the state carried from the start of its column.
+  """
+  batched = data_lib.batchify(ids, batch_size)
+  carry = lm.init_carry(spec, batch_size)
+  total, count = 0.0, 0
+  sums = []
+  for x, y in data_lib.eval_windows(batched, eval_window(bptt, batch_size)):
+    carry, s = eval_step(params, carry, jnp.asarray(x), jnp.asarray(y))
+    sums.append(s)
+    count += y.size
+  total = float(np.sum(np.asarray(jax.device_get(sums), np.float64)))
+  return total / count, count
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _metric_names(level: str, loss: float) -> dict:
+  """``perplexity`` for word level, ``bpc`` (bits per character) for char level."""
+  if level == "char":
+    return {"bpc": loss / math.log(2.0)}
+  return {"perplexity": math.exp(min(loss, 700.0))}
+
+
+def validate_config(config) -> None:
+  """Raise ``ValueError`` (one line, with the fix) for inconsistent config values."""
+  optim.validate(config.optim)
+  t = config.train
+  for key in ("batch_size", "eval_batch_size", "log_every", "checkpoint_every_steps"):
+    if int(t[key]) < 1:
+      raise ValueError(f"train.{key} must be >= 1, got {t[key]}")
+  if int(config.data.bptt) < 1:
+    raise ValueError(f"data.bptt must be >= 1, got {config.data.bptt}")
+  if int(t.num_epochs) < 1 and int(t.max_steps) < 1:
+    raise ValueError("set train.num_epochs or train.max_steps to a positive number")
+  lm.LMSpec.from_config(config.model, vocab_size=1)  # model fields (cell, init, sizes)
+
+
+def create_train_state(config, spec: lm.LMSpec, steps_per_epoch: int) -> TrainState:
+  """Fresh state from ``config.seed``: params, optimizer state, zero carry, dropout RNG."""
+  init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(int(config.seed)))
+  params = lm.init_params(init_rng, spec)
+  tx = optim.make_optimizer(config.optim, steps_per_epoch)
+  return TrainState.create(apply_fn=None, params=params, tx=tx,
+                           carry=lm.init_carry(spec, int(config.train.batch_size)),
+                           rng=dropout_rng)
+
+
+class _StopFlag:
+  """Turns SIGINT/SIGTERM into a flag the loop checks between steps."""
+
+  def __init__(self):
+    self.signum = None
+    self._old = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGINT, signal.SIGTERM):
+      try:
+        self._old[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not the main thread
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    if self.signum is not None:  # second signal: give up at once
+      raise KeyboardInterrupt
+    self.signum = signum
+
+  def __exit__(self, *exc):
+    for sig, old in self._old.items():
+      signal.signal(sig, old)
+
+
+# ----------------------------------------------------------------------------- main loop
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Train, evaluate on valid every epoch, test with the best-valid checkpoint.
+
+  Returns the final test event. Raises :class:`Diverged` on a NaN/inf loss (status
+  ``diverged``) and :class:`Interrupted` on SIGINT/SIGTERM (a checkpoint is saved first).
+  """
+  # Everything that can be wrong with the input is checked before the workdir is touched.
+  validate_config(config)
+  wd = Workdir(workdir)
+  config_dict = config.to_dict()
+  wd.check_config(config_dict)
+  corpus = data_lib.load_lm_corpus(config.data, None)
+  spec = lm.LMSpec.from_config(config.model, len(corpus.vocab))
+  wd.write_config(config_dict)
+  data_lib.check_or_write_vocab(corpus.vocab, wd.path)
+  prov_index = wd.start_provenance()
+  status = wd.read_status()
+  wd.write_status("running", status["step"] if status else 0, status["epoch"] if status else 0.0)
+  try:
+    result = _run(config, wd, corpus, spec)
+  except Diverged as e:
+    wd.end_provenance(prov_index, outcome="diverged")
+    raise
+  except Interrupted as e:
+    wd.end_provenance(prov_index, outcome="interrupted")
+    raise
+  except BaseException as e:
+    status = wd.read_status() or {}
+    wd.write_status("failed", status.get("step", 0), status.get("epoch", 0.0),
+                    f"{type(e).__name__}: {e}".splitlines()[0])
+    wd.end_provenance(prov_index, outcome="failed")
+    raise
+  wd.end_provenance(prov_index, outcome="finished")
+  return result
+
+
+def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dict:
+  t_cfg = config.train
+  batch, bptt = int(t_cfg.batch_size), int(config.data.bptt)
+  train_batched = data_lib.batchify(corpus.train, batch)
+  spe = data_lib.num_train_windows(train_batched, bptt)
+  total_steps = int(t_cfg.num_epochs) * spe if int(t_cfg.num_epochs) > 0 else 0
+  if int(t_cfg.max_steps) > 0:
+    total_steps = min(total_steps, int(t_cfg.max_steps)) if total_steps else int(t_cfg.max_steps)
+
+  state = create_train_state(config, spec, spe)
+  n_params = sum(x.size for x in jax.tree.leaves(state.params))
+  log.info("%s: %d tokens train, vocab %d, %s %dx%d, %.2fM params, %d steps/epoch, %d steps",
+           config.data.name, corpus.train.size, len(corpus.vocab), spec.cell, spec.num_layers,
+           spec.hidden_size, n_params / 1e6, spe, total_steps)
+
+  ckpt = ckpt_lib.Checkpointer(wd.checkpoint_dir, keep=int(t_cfg.get("checkpoint_keep", 2)))
+  meta = {"best_valid_loss": None, "best_step": None, "metrics_lines": 0}
+  restored = ckpt.restore_latest(state)
+  if restored is not None:
+    state, meta = restored
+    wd.truncate_metrics(int(meta["metrics_lines"]))
+    log.info("resumed from step %d (epoch %.2f)", int(state.step), int(state.step) / spe)
+  else:
+    wd.truncate_metrics(0)
+  writer = MetricWriter(wd)
+  train_step = make_train_step(spec, config.optim)
+  eval_step = make_eval_step(spec)
+  eval_bs = int(t_cfg.eval_batch_size)
+  level = corpus.level
+  start = int(state.step)
+
+  saved_at = [start if restored is not None else None]
+
+  def save(step_now):
+    if saved_at[0] == step_now:
+      return
+    meta["metrics_lines"] = writer.lines
+    ckpt.save_latest(step_now, state, dict(meta))
+    saved_at[0] = step_now
+
+  pending: list = []
+  t_interval = [time.perf_counter(), 0]  # start time, steps timed in this interval
+
+  def flush(step_now):
+    """Write one train event for the steps since the last flush; stop on NaN/inf."""
+    if not pending:
+      return
+    got = jax.device_get(pending)
+    pending.clear()
+    nll = np.array([m["nll_sum"] for m in got], np.float64)
+    norms = np.array([m["grad_norm"] for m in got], np.float64)
+    elapsed = time.perf_counter() - t_interval[0]
+    timed = t_interval[1]
+    loss = float(nll.sum() / (len(got) * batch * bptt))
+    event = {"step": step_now, "epoch": step_now / spe, "split": "train", "loss": loss,
+             **_metric_names(level, loss), "grad_norm": float(norms.mean()),
+             "grad_norm_max": float(norms.max()),
+             "clipped": float(np.mean([m["clipped"] for m in got])),
+             "lr": float(got[-1]["lr"]),
+             "tokens_per_sec": timed * batch * bptt / elapsed if timed and elapsed > 0 else None}
+    if not np.all(np.isfinite(nll)) or not np.all(np.isfinite(norms)):
+      bad = step_now - len(got) + int(np.argmin(np.isfinite(nll) & np.isfinite(norms))) + 1
+      writer.write(event)
+      reason = f"non-finite loss or gradient at step {bad}"
+      wd.write_status("diverged", bad, bad / spe, reason)
+      raise Diverged(f"{reason}; see {wd.metrics_file}")
+    writer.write(event)
+    rate = event["tokens_per_sec"]
+    log.info("step %d epoch %.2f train: loss %.4f %s gnorm %.3f clipped %.2f lr %.4g %s",
+             step_now, step_now / spe, loss, _fmt_metric(level, loss), event["grad_norm"],
+             event["clipped"], event["lr"], f"{rate:,.0f} tok/s" if rate else "")
+    bar.set_postfix_str(f"loss {loss:.3f} gnorm {event['grad_norm']:.2f}"
+                        + (f" {rate:,.0f} tok/s" if rate else ""))
+    t_interval[0], t_interval[1] = time.perf_counter(), 0
+
+  def valid_and_checkpoint(step_now):
+    nonlocal state
+    flush(step_now)
+    loss, _ = evaluate(eval_step, state.params, spec, corpus.valid, eval_bs, bptt)
+    best_before = meta["best_valid_loss"]
+    is_best = best_before is None or loss < best_before
+    writer.write({"step": step_now, "epoch": step_now / spe, "split": "valid", "loss": loss,
+                  **_metric_names(level, loss), "best": is_best})
+    _log_line("valid", step_now, spe, loss, level)
+    if is_best:
+      meta["best_valid_loss"], meta["best_step"] = loss, step_now
+    if not is_best and config.optim.schedule == "plateau":
+      lr = float(optim.get_learning_rate(state.opt_state)) / float(config.optim.plateau_factor)
+      state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, lr))
+      log.info("validation did not improve: learning rate -> %g", lr)
+    if is_best:
+      ckpt.save_best(step_now, state, dict(meta, metrics_lines=writer.lines))
+    save(step_now)
+    wd.write_status("running", step_now, step_now / spe)
+
+  from tqdm import tqdm
+  bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True,
+             disable=not t_cfg.get("progress_bar", True), file=sys.stderr,
+             mininterval=1.0 if sys.stderr.isatty() else 30.0)
+  log_every, ckpt_every = int(t_cfg.log_every), int(t_cfg.checkpoint_every_steps)
+  try:
+    with _StopFlag() as stop:
+      for step in range(start, total_steps):
+        epoch, window = divmod(step, spe)
+        if window == 0:
+          state = state.replace(carry=lm.init_carry(spec, batch))
+        x, y = data_lib.get_window(train_batched, window, bptt)
+        first = step == start
+        state, metrics = train_step(state, x, y)
+        pending.append(metrics)
+        if first:  # exclude compilation from the throughput
+          jax.block_until_ready(metrics)
+          t_interval[0] = time.perf_counter()
+        else:
+          t_interval[1] += 1
+        done = step + 1
+        bar.update(1)
+        if done % spe == 0 or done == total_steps:
+          valid_and_checkpoint(done)
+        elif done % ckpt_every == 0:
+          flush(done)
+          save(done)
+          wd.write_status("running", done, done / spe)
+        elif done % log_every == 0:
+          flush(done)
+        if stop.signum is not None and done < total_steps:
+          flush(done)
+          save(done)
+          ckpt.wait()
+          reason = (f"interrupted by signal {stop.signum} at step {done}; re-run the same "
+                    "command to resume")
+          wd.write_status("failed", done, done / spe, reason)
+          raise Interrupted(reason)
+  finally:
+    bar.close()
+    ckpt.wait()
+
+  # Test with the best-validation checkpoint (deterministic: re-running rewrites the same event).
+  best = ckpt.restore_best(state)
+  best_state, best_meta = best if best is not None else (state, meta)
+  test_loss, n_test = evaluate(eval_step, best_state.params, spec, corpus.test, eval_bs, bptt)
+  event = {"step": total_steps, "epoch": total_steps / spe, "split": "test", "loss": test_loss,
+           **_metric_names(level, test_loss), "checkpoint": "best_valid",
+           "checkpoint_step": int(best_state.step),
+           "valid_loss": best_meta.get("best_valid_loss"), "tokens": n_test}
+  writer.write(event)
+  writer.close()
+  _log_line(f"test (best-valid checkpoint, step {int(best_state.step)})", total_steps, spe,
+            test_loss, level)
+  ckpt.close()
+  wd.write_status("finished", total_steps, total_steps / spe)
+  return event
+
+
+def _fmt_metric(level: str, loss: float) -> str:
+  name, value = next(iter(_metric_names(level, loss).items()))
+  return f"{name} {value:.3f}"
+
+
+def _log_line(split: str, step: int, spe: int, loss: float, level: str) -> None:
+  extra = _metric_names(level, loss)
+  name, value = next(iter(extra.items()))
+  msg = f"step {step} epoch {step / spe:.2f} {split}: loss {loss:.4f} {name} {value:.3f}"
+  log.info(msg)
+
+
+def evaluate_workdir(workdir: str, split: str = "test", text_file: str | None = None,
+                     checkpoint: str = "best") -> dict:
+  """Evaluate a trained workdir's checkpoint on a split or on a user's text file."""
+  wd = Workdir(workdir)
+  config = ml_collections.ConfigDict(wd.read_config())
+  corpus = data_lib.load_lm_corpus(config.data, str(wd.path))
+  spec = lm.LMSpec.from_config(config.model, len(corpus.vocab))
+  batch, bptt = int(config.train.batch_size), int(config.data.bptt)
+  spe = data_lib.num_train_windows(data_lib.batchify(corpus.train, batch), bptt)
+  ckpt = ckpt_lib.Checkpointer(wd.checkpoint_dir)
+  target = create_train_state(config, spec, spe)
+  restored = ckpt.restore_best(target) if checkpoint == "best" else ckpt.restore_latest(target)
+  if restored is None:
+    raise FileNotFoundError(f"no {checkpoint} checkpoint in {wd.checkpoint_dir}; train first")
+  state, _ = restored
+  if text_file:
+    ids = data_lib.encode_text_file(text_file, corpus.vocab, corpus.level)
+    source = text_file
+  else:
+    if split not in ("train", "valid", "test"):
+      raise ValueError(f"unknown split {split!r}; choose train, valid or test")
+    ids, source = getattr(corpus, split), split
+  eval_bs = int(config.train.eval_batch_size)
+  if ids.size < eval_bs + 1:
+    eval_bs = 1
+  loss, n = evaluate(make_eval_step(spec), state.params, spec, ids, eval_bs, bptt)
+  ckpt.close()
+  return {"source": source, "checkpoint": checkpoint, "checkpoint_step": int(state.step),
+          "loss": loss, **_metric_names(corpus.level, loss), "tokens": n}

@@ -1,0 +1,254 @@
+"""The run directory contract.
+
+A workdir holds everything about one run::
+
+    config.json       the resolved config (written once; later runs must agree on it)
+    provenance.json   {"runs": [...]} one entry per invocation: command, git SHA, library
+                      versions, hardware, start/end time
+    status.json       {"state": running|finished|diverged|failed, "step", "epoch", "reason"}
+    vocab.txt         the vocabulary (written by the data layer)
+    metrics.jsonl     one JSON object per event: step, epoch, split, loss, perplexity|bpc, ...
+    checkpoints/      orbax checkpoints: latest/ (last N) and best/ (best validation loss)
+    tb/               TensorBoard event files (tensorboardX)
+
+Re-running the same command on a workdir resumes it. Fields that change what is computed
+(model, data, optimizer, seed, batch size, ...) may not change; ``RESUMABLE_KEYS`` may.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+from typing import Any
+
+# Config keys that may differ between invocations on one workdir (they do not change the
+# parameters computed so far): run length, logging, checkpointing, evaluation, data location.
+RESUMABLE_KEYS = (
+    "train.num_epochs", "train.max_steps", "train.log_every", "train.checkpoint_every_steps",
+    "train.checkpoint_keep", "train.eval_batch_size", "train.progress_bar", "data.dir",
+    "data.tfds_dir",
+)
+
+
+class WorkdirError(ValueError):
+  """A workdir that cannot be used as asked (conflicting config, missing files)."""
+
+
+def now() -> str:
+  """UTC timestamp, ISO 8601."""
+  return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _atomic_write_json(path: pathlib.Path, obj: Any) -> None:
+  tmp = path.with_suffix(path.suffix + ".tmp")
+  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+  os.replace(tmp, path)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  out = {}
+  for k, v in d.items():
+    key = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(_flatten(v, key + "."))
+    else:
+      out[key] = v
+  return out
+
+
+def config_conflicts(old: dict, new: dict) -> list[str]:
+  """Keys (dotted) whose values differ between two config dicts, ignoring RESUMABLE_KEYS."""
+  a, b = _flatten(old), _flatten(new)
+  keys = sorted(set(a) | set(b))
+  norm = lambda v: list(v) if isinstance(v, tuple) else v
+  return [k for k in keys if k not in RESUMABLE_KEYS and norm(a.get(k)) != norm(b.get(k))]
+
+
+def _git_sha() -> str | None:
+  repo = pathlib.Path(__file__).resolve().parent.parent
+  try:
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
+                         timeout=10).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                           capture_output=True, text=True, timeout=10).stdout.strip()
+    return (sha + ("-dirty" if dirty else "")) if sha else None
+  except (OSError, subprocess.SubprocessError):
+    return None
+
+
+def library_versions() -> dict[str, str]:
+  """Versions of the libraries that affect numbers."""
+  import importlib.metadata as md
+  out = {"python": platform.python_version()}
+  for name in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "ml-collections", "numpy",
+               "tensorflow-datasets", "array-record"):
+    try:
+      out[name] = md.version(name)
+    except md.PackageNotFoundError:
+      out[name] = "not installed"
+  return out
+
+
+def hardware() -> dict[str, Any]:
+  """CPU model, core count, memory and JAX devices."""
+  import jax
+  cpu = platform.processor()
+  try:
+    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+      if line.startswith("model name"):
+        cpu = line.split(":", 1)[1].strip()
+        break
+  except OSError:
+    pass
+  mem_gib = None
+  try:
+    mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+  except (ValueError, OSError, AttributeError):
+    pass
+  return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
+          "memory_gib": mem_gib, "jax_backend": jax.default_backend(),
+          "jax_devices": [str(d) for d in jax.devices()]}
+
+
+class Workdir:
+  """Reads and writes the files of one run directory."""
+
+  def __init__(self, path: str | os.PathLike):
+    self.path = pathlib.Path(path)
+
+  # -- files
+  @property
+  def config_file(self): return self.path / "config.json"
+  @property
+  def status_file(self): return self.path / "status.json"
+  @property
+  def provenance_file(self): return self.path / "provenance.json"
+  @property
+  def metrics_file(self): return self.path / "metrics.jsonl"
+  @property
+  def vocab_file(self): return self.path / "vocab.txt"
+  @property
+  def checkpoint_dir(self): return self.path / "checkpoints"
+  @property
+  def tb_dir(self): return self.path / "tb"
+
+  def exists(self) -> bool:
+    return self.config_file.exists()
+
+  def check_config(self, config_dict: dict) -> None:
+    """Check ``config_dict`` agrees with the workdir's config.json, if there is one.
+
+    Raises:
+      WorkdirError: a non-resumable key differs (nothing is written).
+    """
+    if self.config_file.exists():
+      old = json.loads(self.config_file.read_text())
+      conflicts = config_conflicts(old, config_dict)
+      if conflicts:
+        fo, fn = _flatten(old), _flatten(config_dict)
+        diffs = "; ".join(f"{k}: {fo.get(k)!r} -> {fn.get(k)!r}" for k in conflicts[:5])
+        more = f" (and {len(conflicts) - 5} more)" if len(conflicts) > 5 else ""
+        raise WorkdirError(
+            f"workdir {self.path} was created with a different config ({diffs}{more}); use a new "
+            f"--workdir, or restore those values to resume it")
+
+  def write_config(self, config_dict: dict) -> None:
+    """Write config.json (after :meth:`check_config`)."""
+    self.check_config(config_dict)
+    self.path.mkdir(parents=True, exist_ok=True)
+    _atomic_write_json(self.config_file, config_dict)
+
+  def read_config(self) -> dict:
+    if not self.config_file.exists():
+      raise WorkdirError(f"{self.path} has no config.json; is it a workdir made by rnnlm-train?")
+    return json.loads(self.config_file.read_text())
+
+  def start_provenance(self) -> int:
+    """Append this invocation to provenance.json; returns its index."""
+    prov = json.loads(self.provenance_file.read_text()) if self.provenance_file.exists() else {}
+    runs = prov.setdefault("runs", [])
+    runs.append({"command": sys.argv, "cwd": os.getcwd(), "git_sha": _git_sha(),
+                 "versions": library_versions(), "hardware": hardware(), "start_time": now(),
+                 "end_time": None})
+    _atomic_write_json(self.provenance_file, prov)
+    return len(runs) - 1
+
+  def end_provenance(self, index: int, **extra) -> None:
+    prov = json.loads(self.provenance_file.read_text())
+    prov["runs"][index].update(end_time=now(), **extra)
+    _atomic_write_json(self.provenance_file, prov)
+
+  def write_status(self, state: str, step: int, epoch: float, reason: str = "") -> None:
+    _atomic_write_json(self.status_file, {"state": state, "step": int(step),
+                                          "epoch": float(epoch), "reason": reason,
+                                          "time": now()})
+
+  def read_status(self) -> dict | None:
+    return json.loads(self.status_file.read_text()) if self.status_file.exists() else None
+
+  # -- metrics
+  def count_metrics(self) -> int:
+    if not self.metrics_file.exists():
+      return 0
+    with self.metrics_file.open() as f:
+      return sum(1 for _ in f)
+
+  def truncate_metrics(self, num_lines: int) -> None:
+    """Keep the first ``num_lines`` events (those written before the restored checkpoint)."""
+    if not self.metrics_file.exists():
+      return
+    lines = self.metrics_file.read_text().splitlines(keepends=True)
+    if len(lines) != num_lines:
+      tmp = self.metrics_file.with_suffix(".jsonl.tmp")
+      tmp.write_text("".join(lines[:num_lines]))
+      os.replace(tmp, self.metrics_file)
+
+  def read_metrics(self) -> list[dict]:
+    if not self.metrics_file.exists():
+      return []
+    return [json.loads(line) for line in self.metrics_file.read_text().splitlines() if line]
+
+
+def _clean(v):
+  if isinstance(v, float) and not math.isfinite(v):
+    return str(v)  # JSON has no NaN/inf
+  return v
+
+
+class MetricWriter:
+  """Appends events to metrics.jsonl (flushed per event) and TensorBoard."""
+
+  def __init__(self, workdir: Workdir, tensorboard: bool = True):
+    self.workdir = workdir
+    self.lines = workdir.count_metrics()
+    self._tb = None
+    if tensorboard:
+      try:
+        from tensorboardX import SummaryWriter
+        self._tb = SummaryWriter(str(workdir.tb_dir))
+      except ImportError:  # optional
+        self._tb = None
+
+  def write(self, event: dict) -> None:
+    event = {k: _clean(v) for k, v in event.items()}
+    with self.workdir.metrics_file.open("a") as f:
+      f.write(json.dumps(event, sort_keys=True) + "\n")
+      f.flush()
+      os.fsync(f.fileno())
+    self.lines += 1
+    if self._tb is not None:
+      split = event.get("split", "train")
+      for k, v in event.items():
+        if k not in ("step", "epoch", "split") and isinstance(v, (int, float)) and not isinstance(v, bool):
+          self._tb.add_scalar(f"{split}/{k}", v, event.get("step", 0))
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.flush()
+      self._tb.close()
