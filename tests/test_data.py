@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from rnnlm_jax import data
-from rnnlm_jax.data import builders, lm, sources
+from rnnlm_jax.data import builders, sources
 from rnnlm_jax.data.errors import DataError
 from rnnlm_jax.data.vocab import EOS, UNK, Vocab
 
