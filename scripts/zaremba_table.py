@@ -1,0 +1,81 @@
+"""Tabulate Zaremba small runs: per-epoch valid perplexity beside the references, final numbers.
+
+    python scripts/zaremba_table.py runs/zaremba_small_seed0 runs/zaremba_small_seed1
+
+References (../shared/notes/papers.md): the paper's Table 1 (valid 120.7 / test 114.5) and a
+same-machine PyTorch run of the same config (valid after epochs 1-4: 187.0, 147.1, 135.3,
+131.6; after 13 epochs valid 117.69 / test 113.03, 21.5 minutes).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import pathlib
+import statistics
+import sys
+
+PAPER = {"valid": 120.7, "test": 114.5}
+TOLERANCE = 1.02  # +2 %: valid <= 123.1, test <= 116.8
+TORCH_VALID = {1: 187.0, 2: 147.1, 3: 135.3, 4: 131.6, 13: 117.69}
+TORCH_TEST = 113.03
+
+
+def read(workdir: pathlib.Path):
+  events = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines() if l]
+  prov = json.loads((workdir / "provenance.json").read_text())["runs"]
+  status = json.loads((workdir / "status.json").read_text())
+  return events, prov, status
+
+
+def wall_minutes(prov) -> float:
+  """Sum of the invocations' wall times (a resumed run counts every part)."""
+  total = 0.0
+  for run in prov:
+    if run.get("end_time"):
+      t0 = datetime.datetime.fromisoformat(run["start_time"])
+      t1 = datetime.datetime.fromisoformat(run["end_time"])
+      total += (t1 - t0).total_seconds()
+  return total / 60
+
+
+def main(paths):
+  runs = {p.name: read(p) for p in map(pathlib.Path, paths)}
+  epochs = sorted({round(e["epoch"]) for ev, _, _ in runs.values() for e in ev
+                   if e["split"] == "valid"})
+  names = list(runs)
+  print("| epoch | " + " | ".join(f"{n} valid ppl" for n in names) + " | PyTorch reference |")
+  print("|---|" + "---|" * (len(names) + 1))
+  for ep in epochs:
+    cells = []
+    for n in names:
+      v = [e["perplexity"] for e in runs[n][0] if e["split"] == "valid" and round(e["epoch"]) == ep]
+      cells.append(f"{v[-1]:.2f}" if v else "")
+    ref = TORCH_VALID.get(ep)
+    print(f"| {ep} | " + " | ".join(cells) + f" | {ref if ref else ''} |")
+  print()
+  print("| run | best valid ppl | test ppl (best-valid ckpt) | state | wall min | median train tok/s |")
+  print("|---|---|---|---|---|---|")
+  finals = []
+  for n in names:
+    ev, prov, status = runs[n]
+    valid = [e["perplexity"] for e in ev if e["split"] == "valid"]
+    test = [e for e in ev if e["split"] == "test"]
+    rates = [e["tokens_per_sec"] for e in ev if e["split"] == "train" and e.get("tokens_per_sec")]
+    tp = test[-1]["perplexity"] if test else float("nan")
+    finals.append((min(valid) if valid else float("nan"), tp))
+    print(f"| {n} | {min(valid):.2f} | {tp:.2f} | {status['state']} | {wall_minutes(prov):.1f} | "
+          f"{statistics.median(rates):,.0f} |")
+  print(f"| paper (Zaremba 2014, Table 1) | {PAPER['valid']} | {PAPER['test']} | | | |")
+  print(f"| PyTorch, same machine | {TORCH_VALID[13]} | {TORCH_TEST} | | 21.5 | ~9.5k |")
+  print()
+  for n, (v, t) in zip(names, finals):
+    ok = v <= PAPER["valid"] * TOLERANCE and t <= PAPER["test"] * TOLERANCE
+    print(f"{n}: valid {v:.2f} (target <= {PAPER['valid'] * TOLERANCE:.1f}), test {t:.2f} "
+          f"(target <= {PAPER['test'] * TOLERANCE:.1f}): {'PASS' if ok else 'MISS'}")
+
+
+if __name__ == "__main__":
+  if len(sys.argv) < 2:
+    sys.exit(__doc__)
+  main(sys.argv[1:])
