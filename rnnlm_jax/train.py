@@ -321,8 +321,9 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
              disable=not t_cfg.get("progress_bar", True), file=sys.stderr,
              mininterval=1.0 if sys.stderr.isatty() else 30.0)
   log_every, ckpt_every = int(t_cfg.log_every), int(t_cfg.checkpoint_every_steps)
+  from tqdm.contrib.logging import logging_redirect_tqdm
   try:
-    with _StopFlag() as stop:
+    with _StopFlag() as stop, logging_redirect_tqdm():
       for step in range(start, total_steps):
         epoch, window = divmod(step, spe)
         if window == 0:
