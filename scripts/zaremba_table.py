@@ -1,6 +1,7 @@
 """Tabulate Zaremba small runs: per-epoch valid perplexity beside the references, final numbers.
 
-    python scripts/zaremba_table.py runs/zaremba_small_seed0 runs/zaremba_small_seed1
+    python scripts/zaremba_table.py runs/zaremba_small_seed0 runs/zaremba_small_seed1 \
+        [--plot experiments/zaremba2014/valid_curve.png]   # the plot needs matplotlib
 
 References (../shared/notes/papers.md): the paper's Table 1 (valid 120.7 / test 114.5) and a
 same-machine PyTorch run of the same config (valid after epochs 1-4: 187.0, 147.1, 135.3,
@@ -39,8 +40,36 @@ def wall_minutes(prov) -> float:
   return total / 60
 
 
-def main(paths):
+def plot(runs, out: str) -> None:
+  """Per-epoch validation perplexity of each run beside the PyTorch reference."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for name, (ev, _, _) in runs.items():
+    v = [(e["epoch"], e["perplexity"]) for e in ev if e["split"] == "valid"]
+    ax.plot(*zip(*v), marker="o", ms=3, label=f"rnnlm_jax {name}")
+  known = [ep for ep in TORCH_VALID if ep <= 4]  # epochs 5-12 were not recorded
+  ax.plot(known, [TORCH_VALID[ep] for ep in known], "ks--", ms=4,
+          label="PyTorch, same machine (epochs 1-4)")
+  ax.plot([13], [TORCH_VALID[13]], "k*", ms=9, label="PyTorch, same machine, epoch 13")
+  ax.axhline(PAPER["valid"], color="gray", lw=0.8, label="paper final valid 120.7")
+  ax.set(xlabel="epoch", ylabel="valid perplexity", ylim=(110, 200),
+         title="Zaremba et al. 2014 small LSTM on PTB")
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(out, dpi=110)
+
+
+def main(argv):
+  out = None
+  if "--plot" in argv:
+    i = argv.index("--plot")
+    out, argv = argv[i + 1], argv[:i] + argv[i + 2:]
+  paths = argv
   runs = {p.name: read(p) for p in map(pathlib.Path, paths)}
+  if out:
+    plot(runs, out)
   epochs = sorted({round(e["epoch"]) for ev, _, _ in runs.values() for e in ev
                    if e["split"] == "valid"})
   names = list(runs)
