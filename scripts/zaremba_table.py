@@ -51,8 +51,8 @@ def plot(runs, out: str) -> None:
     ax.plot(*zip(*v), marker="o", ms=3, label=f"rnnlm_jax {name}")
   known = [ep for ep in TORCH_VALID if ep <= 4]  # epochs 5-12 were not recorded
   ax.plot(known, [TORCH_VALID[ep] for ep in known], "ks--", ms=4,
-          label="PyTorch, same machine (epochs 1-4)")
-  ax.plot([13], [TORCH_VALID[13]], "k*", ms=9, label="PyTorch, same machine, epoch 13")
+          label="PyTorch reference (epochs 1-4)")
+  ax.plot([13], [TORCH_VALID[13]], "k*", ms=9, label="PyTorch reference, epoch 13")
   ax.axhline(PAPER["valid"], color="gray", lw=0.8, label="paper final valid 120.7")
   ax.set(xlabel="epoch", ylabel="valid perplexity", ylim=(110, 200),
          title="Zaremba et al. 2014 small LSTM on PTB")
@@ -96,7 +96,7 @@ def main(argv):
     print(f"| {n} | {min(valid):.2f} | {tp:.2f} | {status['state']} | {wall_minutes(prov):.1f} | "
           f"{statistics.median(rates):,.0f} |")
   print(f"| paper (Zaremba 2014, Table 1) | {PAPER['valid']} | {PAPER['test']} | | | |")
-  print(f"| PyTorch, same machine | {TORCH_VALID[13]} | {TORCH_TEST} | | 21.5 | ~9.5k |")
+  print(f"| PyTorch reference (papers.md, a Xeon 2-vCPU machine) | {TORCH_VALID[13]} | {TORCH_TEST} | | 21.5 | ~9.5k |")
   print()
   for n, (v, t) in zip(names, finals):
     ok = v <= PAPER["valid"] * TOLERANCE and t <= PAPER["test"] * TOLERANCE
