@@ -17,7 +17,6 @@ cross-entropy in nats.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import signal
@@ -30,6 +29,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax.training import train_state
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rnnlm_jax import checkpoint as ckpt_lib
 from rnnlm_jax import data as data_lib
@@ -113,7 +114,7 @@ def evaluate(eval_step, params, spec: lm.LMSpec, ids: np.ndarray, batch_size: in
   """
   batched = data_lib.batchify(ids, batch_size)
   carry = lm.init_carry(spec, batch_size)
-  total, count = 0.0, 0
+  count = 0
   sums = []
   for x, y in data_lib.eval_windows(batched, eval_window(bptt, batch_size)):
     carry, s = eval_step(params, carry, jnp.asarray(x), jnp.asarray(y))
@@ -316,12 +317,10 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
     save(step_now)
     wd.write_status("running", step_now, step_now / spe)
 
-  from tqdm import tqdm
   bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True,
              disable=not t_cfg.get("progress_bar", True), file=sys.stderr,
              mininterval=1.0 if sys.stderr.isatty() else 30.0)
   log_every, ckpt_every = int(t_cfg.log_every), int(t_cfg.checkpoint_every_steps)
-  from tqdm.contrib.logging import logging_redirect_tqdm
   try:
     with _StopFlag() as stop, logging_redirect_tqdm():
       for step in range(start, total_steps):
@@ -382,10 +381,8 @@ def _fmt_metric(level: str, loss: float) -> str:
 
 
 def _log_line(split: str, step: int, spe: int, loss: float, level: str) -> None:
-  extra = _metric_names(level, loss)
-  name, value = next(iter(extra.items()))
-  msg = f"step {step} epoch {step / spe:.2f} {split}: loss {loss:.4f} {name} {value:.3f}"
-  log.info(msg)
+  log.info("step %d epoch %.2f %s: loss %.4f %s", step, step / spe, split, loss,
+           _fmt_metric(level, loss))
 
 
 def evaluate_workdir(workdir: str, split: str = "test", text_file: str | None = None,

@@ -4,7 +4,7 @@
         [--plot experiments/zaremba2014/valid_curve.png]   # the plot needs matplotlib
 
 References (../shared/notes/papers.md): the paper's Table 1 (valid 120.7 / test 114.5) and a
-same-machine PyTorch run of the same config (valid after epochs 1-4: 187.0, 147.1, 135.3,
+PyTorch run of the same config (on a 2-vCPU Xeon, not necessarily the machine of our runs) (valid after epochs 1-4: 187.0, 147.1, 135.3,
 131.6; after 13 epochs valid 117.69 / test 113.03, 21.5 minutes).
 """
 
@@ -70,16 +70,15 @@ def main(argv):
   runs = {p.name: read(p) for p in map(pathlib.Path, paths)}
   if out:
     plot(runs, out)
-  epochs = sorted({round(e["epoch"]) for ev, _, _ in runs.values() for e in ev
-                   if e["split"] == "valid"})
+  # Per run, epoch -> valid perplexity (the last evaluation of that epoch).
+  curves = {n: {round(e["epoch"]): e["perplexity"] for e in ev if e["split"] == "valid"}
+            for n, (ev, _, _) in runs.items()}
+  epochs = sorted(set().union(*curves.values()))
   names = list(runs)
   print("| epoch | " + " | ".join(f"{n} valid ppl" for n in names) + " | PyTorch reference |")
   print("|---|" + "---|" * (len(names) + 1))
   for ep in epochs:
-    cells = []
-    for n in names:
-      v = [e["perplexity"] for e in runs[n][0] if e["split"] == "valid" and round(e["epoch"]) == ep]
-      cells.append(f"{v[-1]:.2f}" if v else "")
+    cells = [f"{curves[n][ep]:.2f}" if ep in curves[n] else "" for n in names]
     ref = TORCH_VALID.get(ep)
     print(f"| {ep} | " + " | ".join(cells) + f" | {ref if ref else ''} |")
   print()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import ast
 import importlib.util
 import pathlib
 
 import pytest
 
 from rnnlm_jax import train
-from rnnlm_jax.config_base import base_config
 from rnnlm_jax.models import lm
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
