@@ -61,6 +61,10 @@ class Cell(NamedTuple):
   step: Callable[[Params, Carry, jax.Array], tuple[Carry, jax.Array]]
   apply: Callable[[Params, Carry, jax.Array], tuple[Carry, jax.Array]]
   carry_output: Callable[[Carry], jax.Array]
+  # The step after its one recurrent matmul: step_hw(params, carry, gx_t, hw_t) with
+  # hw_t = carry_output(carry) @ w_hh [B, G*H]; it may read params["b_hh"] only, which lets
+  # rnnlm_jax.rnn.recurrence compute W_hh's gradient as one GEMM after the backward scan.
+  step_hw: Callable[..., tuple[Carry, jax.Array]] = None
 
 
 # ----------------------------------------------------------------------------- initialisers
@@ -128,16 +132,21 @@ def _make_rnn(name: str, activation: Callable[[jax.Array], jax.Array]) -> Cell:
     """``xs [..., input] -> [..., H]`` = x W_ih + b_ih + b_hh."""
     return _project(params, xs, with_hh_bias=True)
 
+  def step_hw(params, h, gx_t, hw_t):
+    """``h [B, H], gx_t [B, H], hw_t = h W_hh [B, H] -> (h', h')``."""
+    del params, h
+    h = activation(gx_t + hw_t)
+    return h, h
+
   def step(params, h, gx_t):
     """``h [B, H], gx_t [B, H] -> (h', h')``."""
-    h = activation(gx_t + h @ params["w_hh"])
-    return h, h
+    return step_hw(params, h, gx_t, h @ params["w_hh"])
 
   def apply(params, carry, x_t):
     """One step on the raw input ``x_t [B, input]``."""
     return step(params, carry, project_inputs(params, x_t))
 
-  return Cell(name, 1, init, _zeros_carry, project_inputs, step, apply, lambda h: h)
+  return Cell(name, 1, init, _zeros_carry, project_inputs, step, apply, lambda h: h, step_hw)
 
 
 rnn_tanh = _make_rnn("rnn_tanh", jnp.tanh)
@@ -169,12 +178,18 @@ def _lstm_project(params, xs):
 
 def _lstm_step(params, carry, gx_t):
   """``(h, c) [B, H] each, gx_t [B, 4H] -> ((h', c'), h')``."""
+  return _lstm_step_hw(params, carry, gx_t, carry[0] @ params["w_hh"])
+
+
+def _lstm_step_hw(params, carry, gx_t, hw_t):
+  """As :func:`_lstm_step` given ``hw_t = h W_hh [B, 4H]``."""
+  del params
   h, c = carry
   hidden = h.shape[-1]
-  gates = gx_t + h @ params["w_hh"]
-  ifo = jax.nn.sigmoid(gates[:, :3 * hidden])
-  g = jnp.tanh(gates[:, 3 * hidden:])
-  i, f, o = ifo[:, :hidden], ifo[:, hidden:2 * hidden], ifo[:, 2 * hidden:]
+  gates = gx_t + hw_t
+  ifo = jax.nn.sigmoid(gates[..., :3 * hidden])
+  g = jnp.tanh(gates[..., 3 * hidden:])
+  i, f, o = ifo[..., :hidden], ifo[..., hidden:2 * hidden], ifo[..., 2 * hidden:]
   c = f * c + i * g
   h = o * jnp.tanh(c)
   return (h, c), h
@@ -186,7 +201,7 @@ def _lstm_apply(params, carry, x_t):
 
 
 lstm = Cell("lstm", 4, _lstm_init, _lstm_init_carry, _lstm_project, _lstm_step, _lstm_apply,
-            lambda carry: carry[0])
+            lambda carry: carry[0], _lstm_step_hw)
 
 # ----------------------------------------------------------------------------- GRU
 
@@ -205,11 +220,16 @@ def _gru_project(params, xs):
 
 def _gru_step(params, h, gx_t):
   """``h [B, H], gx_t [B, 3H] -> (h', h')``; the reset gate multiplies ``h W_hn + b_hn``."""
+  return _gru_step_hw(params, h, gx_t, h @ params["w_hh"])
+
+
+def _gru_step_hw(params, h, gx_t, hw_t):
+  """As :func:`_gru_step` given ``hw_t = h W_hh [B, 3H]`` (adds ``b_hh`` itself)."""
   hidden = h.shape[-1]
-  gh = h @ params["w_hh"] + params["b_hh"]
-  rz = jax.nn.sigmoid(gx_t[:, :2 * hidden] + gh[:, :2 * hidden])
-  r, z = rz[:, :hidden], rz[:, hidden:]
-  n = jnp.tanh(gx_t[:, 2 * hidden:] + r * gh[:, 2 * hidden:])
+  gh = hw_t + params["b_hh"]
+  rz = jax.nn.sigmoid(gx_t[..., :2 * hidden] + gh[..., :2 * hidden])
+  r, z = rz[..., :hidden], rz[..., hidden:]
+  n = jnp.tanh(gx_t[..., 2 * hidden:] + r * gh[..., 2 * hidden:])
   h = (1.0 - z) * n + z * h
   return h, h
 
@@ -219,7 +239,8 @@ def _gru_apply(params, carry, x_t):
   return _gru_step(params, carry, _gru_project(params, x_t))
 
 
-gru = Cell("gru", 3, _gru_init, _zeros_carry, _gru_project, _gru_step, _gru_apply, lambda h: h)
+gru = Cell("gru", 3, _gru_init, _zeros_carry, _gru_project, _gru_step, _gru_apply, lambda h: h,
+           _gru_step_hw)
 
 # ----------------------------------------------------------------------------- registry
 

@@ -45,8 +45,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.lr_decay = 0.5  # zaremba: factor per epoch after the hold
   c.optim.plateau_factor = 4.0  # plateau: divide the rate by this when valid does not improve
   c.optim.loss_reduction = "sum_time"  # sum_time (Zaremba, TF tutorial) | mean (per token)
-  c.optim.clip_mode = "global_norm"  # none | global_norm | value
-  c.optim.clip_value = 5.0  # the clipping threshold (norm or element value)
+  c.optim.clip_mode = "global_norm"  # none | global_norm | value | per_layer_norm | agc (optim.py)
+  c.optim.clip_value = 5.0  # threshold: a norm (global, per layer), element value, or agc ratio
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 20  # sequences per batch (columns of the token stream)
@@ -56,5 +56,47 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.log_every = 100  # steps between train events in metrics.jsonl
   c.train.checkpoint_every_steps = 1000  # steps between checkpoints (also at every epoch end)
   c.train.checkpoint_keep = 2  # latest checkpoints kept (the best-valid one is kept apart)
+  c.train.progress_bar = True  # tqdm progress bar on stderr
+  return c
+
+
+def synthetic_config() -> ml_collections.ConfigDict:
+  """Defaults for the synthetic long-range tasks (Pascanu et al. 2013's setup).
+
+  A config with a ``task`` field is a synthetic-task run (trained by
+  :mod:`rnnlm_jax.train_synthetic`); one without is a language-model run (:mod:`rnnlm_jax.train`).
+  """
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # initialisation and training-data RNG seed (the test set does not depend on it)
+
+  c.task = ml_collections.ConfigDict()
+  c.task.name = "temporal_order"  # see rnnlm_jax/synthetic/tasks.py: TASKS
+  c.task.length = 50  # the task's length parameter L (Pascanu: minimum sequence length)
+  c.task.test_size = 10000  # fixed test sequences (seeded by task and length, not by `seed`)
+  c.task.success_error_rate = 0.01  # success: fewer than 1 % of test sequences wrong
+
+  c.model = ml_collections.ConfigDict()
+  c.model.cell = "rnn_tanh"  # rnn_tanh | rnn_relu | lstm | gru
+  c.model.hidden_size = 50  # recurrent units (Pascanu et al. 2013: 50)
+  c.model.init = "smart_tanh"  # smart_tanh | basic_tanh | sigmoid | uniform | orthogonal | identity
+  c.model.init_scale = 0.1  # uniform/orthogonal/identity: input range; basic_tanh: weight std
+  c.model.forget_bias = 0.0  # added to the LSTM forget-gate bias at init
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "sgd"  # sgd | adam
+  c.optim.learning_rate = 0.01  # constant learning rate (Pascanu: 0.01)
+  c.optim.momentum = 0.0  # sgd only
+  c.optim.clip_mode = "none"  # none | global_norm | value | per_layer_norm | agc (optim.py)
+  c.optim.clip_value = 1.0  # threshold: norm, element value or agc ratio (Pascanu: 1)
+  c.optim.omega_weight = 0.0  # weight of Pascanu's vanishing-gradient regulariser (CR: 4)
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 20  # fresh sequences per update (Pascanu: 20)
+  c.train.max_steps = 20000  # update cap; training stops earlier at success
+  c.train.eval_every = 1000  # steps between test-set evaluations (success is checked then)
+  c.train.eval_batch_size = 1000  # test sequences per evaluation batch
+  c.train.log_every = 100  # steps between train events in metrics.jsonl
+  c.train.checkpoint_every_steps = 5000  # steps between checkpoints (resume points)
+  c.train.checkpoint_keep = 1  # latest checkpoints kept
   c.train.progress_bar = True  # tqdm progress bar on stderr
   return c

@@ -7,6 +7,22 @@ the pre-clip global norm and whether clipping fired. Modes (``optim.clip_mode``)
 * ``global_norm`` - rescale all gradients by ``min(1, clip_value / ||g||_2)`` (Pascanu et al.
   2013; Zaremba et al. 2014 with 5; pytorch/examples with 0.25).
 * ``value``       - clamp every element to ``[-clip_value, clip_value]`` (Mikolov's RNNLM).
+* ``per_layer_norm`` - rescale each parameter *group* on its own by
+  ``min(1, clip_value / ||g_group||_2)``, where ``||g_group||_2`` is the L2 norm over all the arrays
+  of the group. Groups: the array leaves of a dict whose values are all arrays (an "innermost
+  dict": one RNN layer's ``{w_ih, w_hh, b_ih, b_hh}``, the head ``{w, b}``) form one group; every
+  other array leaf (e.g. ``embed``, or an array inside a list) is a group of its own.
+* ``agc``         - adaptive gradient clipping (Brock, De, Smith & Simonyan 2021, eq. 3), unit-wise:
+  ``G_i <- lambda * max(||W_i||, eps) / ||G_i|| * G_i`` wherever
+  ``||G_i|| / max(||W_i||, eps) > lambda``, with ``lambda = clip_value``, ``eps = 1e-3`` and
+  ``W`` the current parameters. Units (weights are laid out ``[in, out]``): for an array of rank
+  >= 2 a unit is one output slice ``W[..., j]`` (norms reduce over all axes but the last); a
+  scalar or 1-D array (a bias) is a single unit, its whole-vector norm. This is the reference
+  ``unitwise_norm`` of the NFNets code and of ``optax.adaptive_grad_clip`` (which differ only
+  for arrays with size-1 axes, e.g. ``[1, N]``, that they treat as vectors).
+
+:func:`clip_gradients` also reports ``clip_fraction``: the fraction of groups (``per_layer_norm``)
+or units (``agc``) rescaled; for ``global_norm`` and ``value`` it equals ``clipped``.
 
 Learning-rate schedules (``optim.schedule``):
 
@@ -24,7 +40,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-CLIP_MODES = ("none", "global_norm", "value")
+CLIP_MODES = ("none", "global_norm", "value", "per_layer_norm", "agc")
+AGC_EPS = 1e-3  # floor on the unit parameter norm in agc (Brock et al. 2021)
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "zaremba", "plateau")
 LOSS_REDUCTIONS = ("sum_time", "mean")
@@ -45,16 +62,78 @@ def validate(optim_cfg) -> None:
     raise ValueError(f"optim.learning_rate must be > 0, got {optim_cfg.learning_rate}")
 
 
-def clip_gradients(grads, mode: str, clip_value: float):
-  """Clip ``grads`` (a pytree) and report what happened.
+def _sq_norm(x) -> jax.Array:
+  return jnp.sum(jnp.square(x.astype(jnp.float32)))
+
+
+def _layer_groups(grads) -> tuple[list, list[int], int]:
+  """Leaves of ``grads``, the group id of each, and the group count (see ``per_layer_norm``)."""
+  path_leaves, _ = jax.tree_util.tree_flatten_with_path(grads)
+  paths = [tuple(path) for path, _ in path_leaves]
+  not_innermost = {path[:k] for path in paths for k in range(len(path) - 1)}
+  ids: dict = {}
+  group_of = []
+  for path in paths:
+    parent = path[:-1]
+    in_dict = bool(path) and isinstance(path[-1], jax.tree_util.DictKey)
+    key = ("dict", parent) if in_dict and parent not in not_innermost else ("leaf", path)
+    group_of.append(ids.setdefault(key, len(ids)))
+  return [leaf for _, leaf in path_leaves], group_of, len(ids)
+
+
+def _clip_per_layer(grads, clip_value):
+  leaves, group_of, n_groups = _layer_groups(grads)
+  sq = [jnp.zeros((), jnp.float32) for _ in range(n_groups)]
+  for g, k in zip(leaves, group_of):
+    sq[k] = sq[k] + _sq_norm(g)
+  norms = jnp.sqrt(jnp.stack(sq)) if n_groups else jnp.zeros((0,), jnp.float32)
+  fired = norms > clip_value
+  scale = jnp.where(fired, clip_value / jnp.where(fired, norms, 1.0), 1.0)
+  treedef = jax.tree.structure(grads)
+  new = [g * scale[k].astype(g.dtype) for g, k in zip(leaves, group_of)]
+  return jax.tree.unflatten(treedef, new), fired
+
+
+def _unit_norm(x) -> jax.Array:
+  """L2 norm of each unit of ``x`` (see ``agc``), with ``x``'s rank (size-1 reduced axes)."""
+  axes = tuple(range(x.ndim - 1)) if x.ndim >= 2 else None
+  return jnp.sqrt(jnp.sum(jnp.square(x.astype(jnp.float32)), axis=axes, keepdims=True))
+
+
+def _clip_agc(grads, params, clip_value):
+  g_leaves, treedef = jax.tree.flatten(grads)
+  p_leaves = treedef.flatten_up_to(params)
+  out, fired = [], []
+  for g, p in zip(g_leaves, p_leaves):
+    g_norm = _unit_norm(g)
+    max_norm = clip_value * jnp.maximum(_unit_norm(p), AGC_EPS)
+    hit = g_norm > max_norm
+    scale = jnp.where(hit, max_norm / jnp.where(hit, g_norm, 1.0), 1.0)
+    out.append(g * scale.astype(g.dtype))
+    fired.append(hit)
+  return jax.tree.unflatten(treedef, out), fired
+
+
+def clip_gradients(grads, mode: str, clip_value: float, params=None):
+  """Clip ``grads`` (a pytree) and report what happened; modes as in the module docstring.
+
+  Args:
+    grads: the gradient pytree.
+    mode: one of :data:`CLIP_MODES`.
+    clip_value: the threshold (a norm, an element value, or agc's ratio ``lambda``).
+    params: the parameters ``grads`` is the gradient of (same structure); required by ``agc``,
+      ignored by the other modes.
 
   Returns:
-    ``(clipped grads, stats)`` with ``stats = {"grad_norm": pre-clip global L2 norm,
-    "clipped": 1.0 if clipping changed the gradient else 0.0}`` (float32 scalars).
+    ``(clipped grads, stats)`` with float32 scalar ``stats``: ``grad_norm`` (pre-clip global L2
+    norm), ``clipped`` (1.0 if clipping changed the gradient - for ``per_layer_norm`` / ``agc``,
+    if any group / unit was rescaled - else 0.0) and ``clip_fraction`` (the fraction of groups /
+    units rescaled; equal to ``clipped`` for ``global_norm`` and ``value``, 0 for ``none``).
   """
   norm = optax.tree.norm(grads)
+  zero = jnp.zeros((), jnp.float32)
   if mode == "none":
-    return grads, {"grad_norm": norm, "clipped": jnp.zeros((), jnp.float32)}
+    return grads, {"grad_norm": norm, "clipped": zero, "clip_fraction": zero}
   if mode == "global_norm":
     fired = norm > clip_value
     scale = jnp.where(fired, clip_value / norm, 1.0)
@@ -63,9 +142,26 @@ def clip_gradients(grads, mode: str, clip_value: float):
     leaves = jax.tree.leaves(grads)
     fired = jnp.any(jnp.stack([jnp.any(jnp.abs(g) > clip_value) for g in leaves]))
     grads = jax.tree.map(lambda g: jnp.clip(g, -clip_value, clip_value), grads)
+  elif mode == "per_layer_norm":
+    grads, fired_groups = _clip_per_layer(grads, clip_value)
+    fired = jnp.any(fired_groups)
+    fraction = jnp.mean(fired_groups.astype(jnp.float32)) if fired_groups.size else zero
+    return grads, {"grad_norm": norm, "clipped": fired.astype(jnp.float32),
+                   "clip_fraction": fraction}
+  elif mode == "agc":
+    if params is None:
+      raise ValueError("optim.clip_mode='agc' needs the parameters: call "
+                       "clip_gradients(grads, 'agc', clip_value, params=params)")
+    grads, fired_units = _clip_agc(grads, params, clip_value)
+    n_fired = sum((jnp.sum(f.astype(jnp.float32)) for f in fired_units), zero)
+    n_units = sum(f.size for f in fired_units)
+    fraction = n_fired / n_units if n_units else zero
+    return grads, {"grad_norm": norm, "clipped": (n_fired > 0).astype(jnp.float32),
+                   "clip_fraction": fraction}
   else:
     raise ValueError(f"unknown optim.clip_mode {mode!r}; choose one of {', '.join(CLIP_MODES)}")
-  return grads, {"grad_norm": norm, "clipped": fired.astype(jnp.float32)}
+  fired = fired.astype(jnp.float32)
+  return grads, {"grad_norm": norm, "clipped": fired, "clip_fraction": fired}
 
 
 def learning_rate_schedule(optim_cfg, steps_per_epoch: int):

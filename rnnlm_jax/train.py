@@ -79,7 +79,7 @@ def make_train_step(spec: lm.LMSpec, optim_cfg):
       return _reduce(nll_sum, batch, time_steps, reduction), (carry, nll_sum)
 
     (_, (carry, nll_sum)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-    grads, stats = optim.clip_gradients(grads, clip_mode, clip_value)
+    grads, stats = optim.clip_gradients(grads, clip_mode, clip_value, state.params)
     state = state.apply_gradients(grads=grads)
     state = state.replace(carry=jax.lax.stop_gradient(carry), rng=rng)
     metrics = {"nll_sum": nll_sum, "lr": optim.get_learning_rate(state.opt_state), **stats}

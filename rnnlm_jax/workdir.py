@@ -184,10 +184,13 @@ class Workdir:
     prov["runs"][index].update(end_time=now(), **extra)
     _atomic_write_json(self.provenance_file, prov)
 
-  def write_status(self, state: str, step: int, epoch: float, reason: str = "") -> None:
+  def write_status(self, state: str, step: int, epoch: float, reason: str = "",
+                   **extra) -> None:
+    """Write status.json; ``extra`` adds task-specific fields (e.g. ``success`` for the
+    synthetic tasks)."""
     _atomic_write_json(self.status_file, {"state": state, "step": int(step),
                                           "epoch": float(epoch), "reason": reason,
-                                          "time": now()})
+                                          "time": now(), **extra})
 
   def read_status(self) -> dict | None:
     return json.loads(self.status_file.read_text()) if self.status_file.exists() else None

@@ -1,0 +1,69 @@
+"""Command line: ``rnnlm-report`` (also ``python -m rnnlm_jax.report_main``).
+
+    rnnlm-report DIR [--rows KEY] [--cols KEY] [--metric NAME] [--noplots]
+
+Reads the sweep directory DIR (sweep.json and one workdir per point, or just run
+subdirectories) and writes DIR/results.csv, results_cells.csv, results.md, results.tex and
+DIR/plots/*.png (see :mod:`rnnlm_jax.report`). Bad input ends with one ``error:`` line on
+stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("rows", None, "Config key (dotted) for the table rows; default model.cell "
+                    "if it varies, else the first varying key.")
+flags.DEFINE_string("cols", None, "Config key for the table columns; default all remaining "
+                    "varying keys except seed, combined. Other varying keys join the label.")
+flags.DEFINE_string("metric", None, "Metric to tabulate (a results.csv column, e.g. "
+                    "test_perplexity, best_valid_bpc, error_rate, success_step); default LM: "
+                    "test perplexity|bpc and best valid, synthetic: error_rate.")
+flags.DEFINE_boolean("plots", True, "Write the PNGs under DIR/plots/ (--noplots to skip).")
+
+EXIT_BAD_INPUT = 2
+USAGE = "usage: rnnlm-report DIR [--rows KEY] [--cols KEY] [--metric NAME] [--noplots]"
+
+
+def _fail(msg: str, code: int = EXIT_BAD_INPUT):
+  print(f"error: {msg}", file=sys.stderr)
+  sys.exit(code)
+
+
+def _main(argv) -> None:
+  if len(argv) != 2:
+    _fail(f"expected one sweep directory, got {len(argv) - 1} arguments; {USAGE}")
+  from rnnlm_jax import report
+  try:
+    paths = report.write_report(argv[1], rows=FLAGS.rows, cols=FLAGS.cols, metric=FLAGS.metric,
+                                plots=FLAGS.plots)
+  except (report.ReportError, OSError) as e:
+    _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+  lines = paths["md"].read_text().splitlines()
+  start = next(i for i, l in enumerate(lines) if l.startswith("| "))  # the main table
+  end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+  print("\n".join(lines[start:end]))
+  for key in ("md", "tex", "csv", "cells_csv"):
+    print(f"wrote {paths[key]}")
+  if paths["plots"]:
+    print(f"wrote {len(paths['plots'])} plots in {paths['plots'][0].parent}")
+
+
+def _parse_flags(argv):
+  """absl flag parsing, with errors turned into one line."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _fail(f"{e}; {USAGE}")
+
+
+def main() -> None:
+  """Entry point of ``rnnlm-report``."""
+  app.run(_main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  main()

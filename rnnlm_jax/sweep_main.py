@@ -1,0 +1,181 @@
+"""Command line: ``rnnlm-sweep`` (also ``python -m rnnlm_jax.sweep_main``).
+
+    rnnlm-sweep --config configs/sweeps/tiny_lm.py --workdir runs/tiny_lm
+        [--task_index=I --num_tasks=N] [--no_vmap] [--dry_run] [--config.KEY=VALUE ...]
+
+Expands the sweep file (``get_config()`` and ``get_sweep()``, see :mod:`rnnlm_jax.sweep`),
+writes ``WORKDIR/sweep.json`` and trains this task's points, each in ``WORKDIR/<name>/``.
+``--config.KEY=VALUE`` overrides the base config of every point (a swept key may not be
+overridden). Re-running resumes: finished and diverged points are skipped.
+
+``--task_index=I --num_tasks=N`` runs the I-th of N shares (a SLURM array job:
+``--task_index=$SLURM_ARRAY_TASK_ID --num_tasks=4`` with ``--array=0-3``). ``--dry_run`` lists
+the points (name, execution unit, shard) and exits without writing anything.
+
+Exit status: 0 every point of this task finished or diverged, 1 some point failed, 2 bad input
+(one ``error:`` line on stderr, nothing written), 130 interrupted (re-run to resume).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import signal
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file(
+    "config", None, "Path to a sweep file (configs/sweeps/*.py) defining get_config() and "
+    "get_sweep().", lock_config=True)
+flags.DEFINE_string("workdir", None, "Sweep directory (created; re-use it to resume).")
+flags.DEFINE_integer("task_index", 0, "This task's share of the sweep, 0 <= i < num_tasks.")
+flags.DEFINE_integer("num_tasks", 1, "How many tasks share the sweep (array job size).")
+flags.DEFINE_bool("no_vmap", False, "Train every synthetic point alone, not in vmapped groups.")
+flags.DEFINE_bool("dry_run", False, "List the points, their units and shards; train nothing.")
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
+
+
+def _fail(msg: str, code: int = EXIT_BAD_INPUT):
+  print(f"error: {msg}", file=sys.stderr, flush=True)
+  sys.exit(code)
+
+
+def _one_line(e: BaseException) -> str:
+  return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+def _setup_logging() -> None:
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
+                      stream=sys.stdout, force=True)
+  for noisy in ("absl", "jax", "orbax", "tensorflow_datasets", "etils"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _raise_keyboard_interrupt(signum, frame):
+  raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _validate_points(points) -> None:
+  """Each point's config passes its trainer's validation (before anything is written)."""
+  from rnnlm_jax import sweep as sweep_lib
+  lm = [p for p in points if not sweep_lib.is_synthetic(p.config)]
+  syn = [p for p in points if sweep_lib.is_synthetic(p.config)]
+  checks = []
+  if lm:
+    from rnnlm_jax import train
+    checks.append((lm, train.validate_config))
+  if syn:
+    validate = getattr(sweep_lib.synthetic_module(), "validate_config", None)
+    if validate is not None:
+      checks.append((syn, validate))
+  for pts, validate in checks:
+    for p in pts:
+      try:
+        validate(p.config)
+      except (ValueError, KeyError, TypeError) as e:
+        raise sweep_lib.SweepError(f"point {p.name}: {_one_line(e)}") from None
+
+
+def _main(argv) -> None:
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --task_index, "
+          "--num_tasks, --no_vmap, --dry_run, --config.KEY=VALUE")
+  if FLAGS.config is None:
+    _fail("--config is required, e.g. --config configs/sweeps/tiny_lm.py")
+  if not FLAGS.workdir:
+    _fail("--workdir is required (the sweep directory; re-use it to resume)")
+  from rnnlm_jax import sweep as sweep_lib
+  from rnnlm_jax.workdir import WorkdirError
+
+  n, i, vmap = FLAGS.num_tasks, FLAGS.task_index, not FLAGS.no_vmap
+  path = config_flags.get_config_filename(FLAGS["config"])
+  try:
+    if n < 1 or not 0 <= i < n:
+      raise sweep_lib.SweepError(f"need 0 <= --task_index < --num_tasks, got --task_index={i} "
+                                 f"--num_tasks={n}")
+    module = sweep_lib.load_sweep_module(path)
+    try:
+      overrides = module.get_sweep()
+    except sweep_lib.SweepError:
+      raise
+    except Exception as e:
+      raise sweep_lib.SweepError(f"{path}: get_sweep() failed: {type(e).__name__}: "
+                                 f"{_one_line(e)}") from None
+    points = sweep_lib.expand(FLAGS.config, overrides)
+    cli = set(config_flags.get_override_values(FLAGS["config"]))
+    clash = [k for k in sweep_lib.swept_keys(overrides) if k in cli]
+    if clash:
+      raise sweep_lib.SweepError(f"--config.{clash[0]} sets a key the sweep varies; change the "
+                                 "sweep file instead")
+    _validate_points(points)
+    units = sweep_lib.plan(points, n, vmap)
+    mine = sweep_lib.shard(units, i, n)
+    record = sweep_lib.sweep_record(path, points)
+    sweep_lib.check_workdir(FLAGS.workdir, record, points)
+  except (sweep_lib.SweepError, WorkdirError, ValueError) as e:
+    _fail(_one_line(e))
+  except ImportError as e:  # a synthetic sweep before rnnlm_jax.train_synthetic exists
+    _fail(f"cannot import what this sweep needs: {_one_line(e)}")
+
+  n_mine = sum(len(u) for u in mine)
+  print(f"sweep {path}: {len(points)} points in {len(units)} units; task {i} of {n} runs "
+        f"{n_mine} points in {len(mine)} units (swept: {', '.join(record['keys']) or 'nothing'})",
+        flush=True)
+  if FLAGS.dry_run:
+    width = max(len(p.name) for p in points)
+    for p in points:
+      # The vmap group key is long (the config less what may vary in a group): a short hash.
+      group = (f"  vmap_group={hashlib.sha1(p.group_key.encode()).hexdigest()[:8]}"
+               if p.group_key else "")
+      mark = "*" if p.shard == i else " "
+      print(f"{mark} {p.name:<{width}}  unit={p.unit} shard={p.shard}{group}", flush=True)
+    print(f"(dry run: nothing written; * = run by --task_index={i})", flush=True)
+    return
+
+  sweep_lib.write_sweep_json(FLAGS.workdir, record)
+  _setup_logging()
+  # SIGTERM (a cluster's time limit, scancel) between points stops the sweep like Ctrl-C;
+  # inside a point the trainer catches it, saves a checkpoint and raises Interrupted.
+  signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+  try:
+    result = sweep_lib.run_sweep(mine, FLAGS.workdir, vmap=vmap)
+  except sweep_lib.SweepInterrupted as e:
+    print(f"sweep summary (task {i} of {n}, interrupted): {e.result.summary()}", flush=True)
+    _fail(str(e), EXIT_INTERRUPTED)
+  except KeyboardInterrupt:
+    _fail("interrupted between points; re-run the same command to resume the sweep",
+          EXIT_INTERRUPTED)
+  print(f"sweep summary (task {i} of {n}): {result.summary()}", flush=True)
+  if result.exit_code:
+    failed = [name for name, s in result.states.items() if s == "failed"]
+    print(f"error: {len(failed)} point(s) failed: {', '.join(failed[:5])}"
+          + (" ..." if len(failed) > 5 else "") + "; see their status.json, fix, and re-run "
+          "to retry them", file=sys.stderr, flush=True)
+  sys.exit(result.exit_code)
+
+
+def _parse_flags(argv):
+  """absl flag parsing, with config-file and override errors turned into one line."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    _fail(f"{e}")
+  except (AttributeError, KeyError) as e:
+    key = str(e).strip("\"'")
+    _fail(f"unknown config key {key!r} in a --config.* override; the keys, with comments, are "
+          "in rnnlm_jax/config_base.py")
+  except Exception as e:  # a config file that fails to load, a value of the wrong type
+    _fail(f"could not load the config: {type(e).__name__}: {_one_line(e)}")
+
+
+def main() -> None:
+  """Entry point of ``rnnlm-sweep``."""
+  app.run(_main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,506 @@
+"""Training on the synthetic long-range tasks, several runs at once in one vmapped program.
+
+``train_group(configs, workdirs)`` trains K runs ("members") that differ only in numeric
+values (:data:`VMAP_KEYS`: seed, learning rate, clip threshold, init scale, Omega weight) as one
+compiled program: parameters and optimizer states are stacked along a leading member axis and
+the update is ``jax.vmap``-ed over it. Every member keeps its own workdir (the single-run
+contract of :mod:`rnnlm_jax.workdir`), its own data stream and its own early stop; the numbers
+of a member are those of its sequential run (``vmap=False``, or K = 1) up to float rounding
+(checked in ``tests/test_synthetic.py``).
+
+Per member, per update ``s`` (counted from 0):
+
+    batch   = task.generate(fold_in(PRNGKey(seed) ->1, s), batch_size, length)   (fresh data)
+    grads   = d loss / d params  (+ omega_weight * dOmega/dW_hh for SGD-CR)
+    grads   = clip(grads)        (optim.clip_mode, threshold optim.clip_value)
+    params  = optimizer update
+
+Parameters start from ``init_params(fold_in(PRNGKey(seed) -> 0))``. Every ``train.eval_every``
+updates the fixed test set (``task.test_size`` sequences, the same for all seeds) is scored;
+a member whose error rate is below ``task.success_error_rate`` has succeeded and stops (its
+status: finished, ``success: true``). A member whose loss or gradient becomes NaN/inf stops
+with status ``diverged`` (the update is not applied, so the others are unaffected); at the
+update cap the rest finish with ``success: false``.
+
+Updates run ``train.log_every`` at a time inside one jitted ``lax.scan`` (one dispatch and one
+host sync per interval), then one train event per member goes to its ``metrics.jsonl``:
+``loss`` (mean), ``grad_norm`` (mean pre-clip global norm), ``grad_norm_p50/_p90/_max``,
+``clip_rate`` (fraction of updates where clipping fired), ``omega`` (if used). Test events
+carry ``loss``, ``error_rate`` and, for real-valued tasks, ``mse``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+import time
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from rnnlm_jax import cells
+from rnnlm_jax import checkpoint as ckpt_lib
+from rnnlm_jax import optim
+from rnnlm_jax.models import synthetic as model
+from rnnlm_jax.synthetic import tasks as tasks_lib
+from rnnlm_jax.workdir import MetricWriter, Workdir
+
+log = logging.getLogger("rnnlm_jax")
+
+# Keys that may differ between the members of one vmapped group (numeric, shape-free).
+VMAP_KEYS = ("seed", "optim.learning_rate", "optim.clip_value", "model.init_scale",
+             "optim.omega_weight")
+# Keys that never change what is computed (logging, checkpointing, where the run stops).
+_RUN_KEYS = ("train.max_steps", "train.log_every", "train.checkpoint_every_steps",
+             "train.checkpoint_keep", "train.progress_bar")
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def is_synthetic(config) -> bool:
+  """A config with a ``task`` field is a synthetic-task run."""
+  return "task" in config
+
+
+def validate_config(config) -> None:
+  """Raise ``ValueError`` with a fix for anything wrong in a synthetic-task config."""
+  tasks_lib.get_task(config.task.name, int(config.task.length))
+  model.validate(config.model, float(config.optim.omega_weight))
+  if config.optim.name not in ("sgd", "adam"):
+    raise ValueError(f"unknown optim.name {config.optim.name!r}; choose one of sgd, adam")
+  if config.optim.clip_mode not in optim.CLIP_MODES:
+    raise ValueError(f"unknown optim.clip_mode {config.optim.clip_mode!r}; choose one of "
+                     f"{', '.join(optim.CLIP_MODES)}")
+  if config.optim.clip_mode != "none" and not config.optim.clip_value > 0:
+    raise ValueError(f"optim.clip_value must be > 0, got {config.optim.clip_value}")
+  if not config.optim.learning_rate > 0:
+    raise ValueError(f"optim.learning_rate must be > 0, got {config.optim.learning_rate}")
+  if config.optim.omega_weight < 0:
+    raise ValueError(f"optim.omega_weight must be >= 0, got {config.optim.omega_weight}")
+  t = config.train
+  for key in ("batch_size", "max_steps", "eval_every", "log_every", "checkpoint_every_steps"):
+    if int(t[key]) <= 0:
+      raise ValueError(f"train.{key} must be positive, got {t[key]}")
+  size = int(config.task.test_size)
+  if size <= 0 or size % tasks_lib.TEST_CHUNK:
+    raise ValueError(f"task.test_size must be a positive multiple of {tasks_lib.TEST_CHUNK}, "
+                     f"got {size}")
+
+
+def _flat(config) -> dict:
+  out = {}
+
+  def walk(d, prefix):
+    for k, v in d.items():
+      if isinstance(v, dict):
+        walk(v, f"{prefix}{k}.")
+      else:
+        out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+
+  walk(config.to_dict() if hasattr(config, "to_dict") else config, "")
+  return out
+
+
+def vmap_group_key(config) -> str:
+  """Runs with equal keys can be trained together in one vmapped program.
+
+  Everything but :data:`VMAP_KEYS` must agree (and whether Omega is used at all, since that
+  changes the program).
+  """
+  flat = {k: v for k, v in _flat(config).items() if k not in VMAP_KEYS}
+  flat["uses_omega"] = float(config.optim.omega_weight) > 0
+  return json.dumps(flat, sort_keys=True, default=str)
+
+
+# ----------------------------------------------------------------------------- one member's step
+
+
+def _optimizer(optim_cfg, learning_rate):
+  if optim_cfg.name == "sgd":
+    return optax.sgd(learning_rate, momentum=float(optim_cfg.momentum) or None)
+  return optax.adam(learning_rate)
+
+
+def make_group_step(config, members: bool):
+  """``step(states, hypers, active) -> (states, metrics)`` for K members (leading axis K).
+
+  ``states = {"params", "opt_state", "step", "bad_step", "data_key"}`` stacked over members;
+  ``hypers`` holds each member's numeric settings ``{"lr", "clip_value", "omega_weight"}``;
+  ``active [K]`` is False for members that have stopped (their state is returned unchanged).
+
+  The forward and backward pass run for all members at once with an explicit member axis
+  (``members=True``): the loss is the sum of the members' losses, whose gradient w.r.t. the
+  stacked parameters is each member's own gradient (their parameters are disjoint). Clipping
+  and the optimizer update are ``jax.vmap``-ed per member. With ``members=False`` (K = 1) it is
+  the plain single-model program.
+  """
+  task = tasks_lib.get_task(config.task.name)
+  cell = cells.get_cell(config.model.cell)
+  batch_size, length = int(config.train.batch_size), int(config.task.length)
+  use_omega = float(config.optim.omega_weight) > 0
+  clip_mode, optim_cfg = config.optim.clip_mode, config.optim
+
+  def losses_fn(params, batch, eps=None):
+    hs = model.hidden_states(cell, params, batch.x, eps, members=members)
+    out = model.readout(params, hs, batch.t_out, members=members)
+    losses = (jax.vmap(functools.partial(model.task_loss, task))(out, batch.y) if members
+              else model.task_loss(task, out, batch.y))
+    return jnp.sum(losses), (losses, hs)
+
+  def omega_fn(w_hh, hs, g):
+    if members:
+      per = jax.vmap(functools.partial(model.omega, cell.name), (0, 1, 1))(w_hh, hs, g)
+      return jnp.sum(per), per
+    per = model.omega(cell.name, w_hh, hs, g)
+    return per, per
+
+  def update(state, grads, hyper, active, loss):
+    params = state["params"]
+    grads, stats = optim.clip_gradients(grads, clip_mode, hyper["clip_value"], params=params)
+    tx = _optimizer(optim_cfg, hyper["lr"])
+    updates, opt_state = tx.update(grads, state["opt_state"], params)
+    new_params = optax.apply_updates(params, updates)
+    finite = jnp.isfinite(loss) & jnp.isfinite(stats["grad_norm"])
+    live = active & (state["bad_step"] < 0)
+    go = live & finite
+    keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(go, a, b), new, old)
+    new_state = {
+        "params": keep(new_params, params),
+        "opt_state": keep(opt_state, state["opt_state"]),
+        "step": state["step"] + go.astype(jnp.int32),
+        "bad_step": jnp.where(live & ~finite, state["step"] + 1, state["bad_step"]),
+        "data_key": state["data_key"],
+    }
+    return new_state, {"grad_norm": stats["grad_norm"], "clipped": stats["clipped"]}
+
+  def step(states, hypers, active):
+    if not members:
+      states, hypers, active = _unstack(states, 0), _unstack(hypers, 0), active[0]
+    gen = lambda k, s: task.generate(jax.random.fold_in(k, s), batch_size, length)
+    batch = (jax.vmap(gen)(states["data_key"], states["step"]) if members
+             else gen(states["data_key"], states["step"]))
+    params = states["params"]
+    if use_omega:
+      T, H = batch.x.shape[-2], params["cell"]["w_hh"].shape[-2]
+      members_axis = (batch.x.shape[0],) if members else ()
+      eps = jnp.zeros((T,) + members_axis + (batch_size, H), jnp.float32)
+      (_, (losses, hs)), (grads, g) = jax.value_and_grad(
+          losses_fn, argnums=(0, 2), has_aux=True)(params, batch, eps)
+      hs, g = jax.lax.stop_gradient(hs), jax.lax.stop_gradient(g)
+      (_, om), om_grad = jax.value_and_grad(omega_fn, has_aux=True)(
+          params["cell"]["w_hh"], hs, g)
+      weight = hypers["omega_weight"][:, None, None] if members else hypers["omega_weight"]
+      grads["cell"]["w_hh"] = grads["cell"]["w_hh"] + weight * om_grad
+    else:
+      (_, (losses, _)), grads = jax.value_and_grad(losses_fn, has_aux=True)(params, batch)
+      om = jnp.zeros_like(losses)
+    if members:
+      states, stats = jax.vmap(update)(states, grads, hypers, active, losses)
+    else:
+      states, stats = update(states, grads, hypers, active, losses)
+    metrics = {"loss": losses, "omega": om, **stats}
+    if not members:
+      states, metrics = jax.tree.map(lambda x: x[None], (states, metrics))
+    return states, metrics
+
+  return step
+
+
+def init_member_state(config) -> dict:
+  """A member's initial state (host-side init; see :func:`make_group_step`)."""
+  task = tasks_lib.get_task(config.task.name)
+  root = jax.random.PRNGKey(int(config.seed))
+  params = model.init_params(jax.random.fold_in(root, 0), task, config.model)
+  tx = _optimizer(config.optim, float(config.optim.learning_rate))
+  return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32),
+          "bad_step": jnp.full((), -1, jnp.int32), "data_key": jax.random.fold_in(root, 1)}
+
+
+def _hyper(config) -> dict:
+  return {"lr": jnp.float32(config.optim.learning_rate),
+          "clip_value": jnp.float32(config.optim.clip_value),
+          "omega_weight": jnp.float32(config.optim.omega_weight)}
+
+
+def _stack(trees):
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _unstack(tree, k: int):
+  return jax.tree.map(lambda x: x[k], tree)
+
+
+def make_train_chunk(config, vmapped: bool):
+  """``chunk(states, hypers, active, n) -> (states, metrics [n, K])``: ``n`` updates, jitted.
+
+  ``states``/``hypers`` are stacked over members (leading axis K). With ``vmapped=False``
+  (K must be 1) it is the plain sequential program.
+  """
+  stepper = make_group_step(config, members=vmapped)
+
+  @functools.partial(jax.jit, static_argnums=3, donate_argnums=0)
+  def chunk(states, hypers, active, n):
+    return jax.lax.scan(lambda s, _: stepper(s, hypers, active), states, None, length=n)
+
+  return chunk
+
+
+def make_evaluate(config, vmapped: bool):
+  """``evaluate(params [K, ...]) -> {"loss", "error_rate", "mse"} [K]`` on the fixed test set."""
+  task = tasks_lib.get_task(config.task.name)
+  cell = cells.get_cell(config.model.cell)
+  length = int(config.task.length)
+  n_chunks = int(config.task.test_size) // tasks_lib.TEST_CHUNK
+  key = tasks_lib.test_key(task.name, length)
+
+  def member_eval(params, batch):
+    hs = model.hidden_states(cell, params, batch.x)
+    out = model.readout(params, hs, batch.t_out)
+    mse = jnp.mean((out[..., 0] - batch.y) ** 2) if task.kind == "real" else jnp.float32(0)
+    return model.task_loss(task, out, batch.y), jnp.mean(task.errors(out, batch.y)), mse
+
+  batched = jax.vmap(member_eval, in_axes=(0, None)) if vmapped else (
+      lambda p, b: jax.tree.map(lambda x: x[None], member_eval(_unstack(p, 0), b)))
+
+  @jax.jit
+  def evaluate(params):
+    def body(acc, i):
+      batch = task.generate(jax.random.fold_in(key, i), tasks_lib.TEST_CHUNK, length)
+      return jax.tree.map(jnp.add, acc, batched(params, batch)), None
+    k = jax.tree.leaves(params)[0].shape[0]
+    zeros = (jnp.zeros(k), jnp.zeros(k), jnp.zeros(k))
+    (loss, err, mse), _ = jax.lax.scan(body, zeros, jnp.arange(n_chunks))
+    return {"loss": loss / n_chunks, "error_rate": err / n_chunks, "mse": mse / n_chunks}
+
+  return evaluate
+
+
+# ----------------------------------------------------------------------------- the group loop
+
+
+class _Member:
+  """Host-side bookkeeping of one member: workdir, writer, checkpointer, status."""
+
+  def __init__(self, config, workdir: str):
+    self.config = config
+    self.wd = Workdir(workdir)
+    self.ckpt = None
+    self.writer = None
+    self.prov = None
+    self.success_step = None
+    self.last_error = None
+
+  def open(self, state_template) -> dict:
+    wd, t = self.wd, self.config.train
+    wd.write_config(self.config.to_dict())
+    self.prov = wd.start_provenance()
+    self.ckpt = ckpt_lib.Checkpointer(wd.checkpoint_dir, keep=int(t.checkpoint_keep))
+    restored = self.ckpt.restore_latest(state_template)
+    if restored is not None:
+      state, meta = restored
+      wd.truncate_metrics(int(meta["metrics_lines"]))
+      self.success_step = meta.get("success_step")
+      self.last_error = meta.get("error_rate")
+    else:
+      state = state_template
+      wd.truncate_metrics(0)
+    self.writer = MetricWriter(wd)
+    wd.write_status("running", int(state["step"]), 0.0)
+    return state
+
+  def save(self, state) -> None:
+    self.ckpt.save_latest(int(state["step"]), state, {
+        "metrics_lines": self.writer.lines, "success_step": self.success_step,
+        "error_rate": self.last_error})
+
+  def finish(self, state_name: str, step: int, reason: str = "", outcome: str | None = None):
+    self.wd.write_status(state_name, step, 0.0, reason, success=self.success_step is not None,
+                         success_step=self.success_step, error_rate=self.last_error)
+    self.close(outcome or state_name)
+
+  def close(self, outcome: str) -> None:
+    if self.ckpt is not None:
+      self.ckpt.close()
+      self.ckpt = None
+    if self.writer is not None:
+      self.writer.close()
+      self.writer = None
+    if self.prov is not None:
+      self.wd.end_provenance(self.prov, outcome=outcome)
+      self.prov = None
+
+
+def _train_event(step: int, m: dict, k: int, n: int, use_omega: bool) -> dict:
+  norms = np.asarray(m["grad_norm"][:n, k], np.float64)
+  loss = np.asarray(m["loss"][:n, k], np.float64)
+  event = {"step": step, "split": "train", "loss": float(loss.mean()),
+           "grad_norm": float(norms.mean()), "grad_norm_p50": float(np.median(norms)),
+           "grad_norm_p90": float(np.percentile(norms, 90)), "grad_norm_max": float(norms.max()),
+           "clip_rate": float(np.mean(m["clipped"][:n, k]))}
+  if use_omega:
+    event["omega"] = float(np.mean(m["omega"][:n, k]))
+  return event
+
+
+def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str],
+                vmap: bool = True) -> list[dict]:
+  """Train the runs ``configs[i]`` in ``workdirs[i]`` together; returns their status dicts.
+
+  The configs must share :func:`vmap_group_key`. With ``vmap=False`` they are trained one
+  after the other, each as its own (non-vmapped) program. Runs whose status is already
+  finished or diverged are not touched. Raises :class:`rnnlm_jax.train.Interrupted` on
+  SIGINT/SIGTERM after saving every member.
+  """
+  from rnnlm_jax.train import Interrupted, _StopFlag  # shared with the LM trainer
+
+  if len(configs) != len(workdirs):
+    raise ValueError(f"{len(configs)} configs but {len(workdirs)} workdirs")
+  for c in configs:
+    validate_config(c)
+  keys = {vmap_group_key(c) for c in configs}
+  if len(keys) > 1:
+    raise ValueError("these runs differ in more than the vmappable keys "
+                     f"({', '.join(VMAP_KEYS)}); train them in separate groups")
+  for c, w in zip(configs, workdirs):
+    Workdir(w).check_config(c.to_dict())
+  if not vmap and len(configs) > 1:
+    return [train_group([c], [w], vmap=False)[0] for c, w in zip(configs, workdirs)]
+
+  results: list[dict | None] = [None] * len(configs)
+  todo = []
+  for i, (c, w) in enumerate(zip(configs, workdirs)):
+    status = Workdir(w).read_status()
+    if status and status["state"] in ("finished", "diverged"):
+      results[i] = status
+    else:
+      todo.append(i)
+  if not todo:
+    return results
+
+  members = [_Member(configs[i], workdirs[i]) for i in todo]
+  states = [m.open(init_member_state(m.config)) for m in members]
+  steps = {int(s["step"]) for s in states}
+  if len(steps) > 1:  # members restored at different steps: run each on its own
+    for m in members:
+      m.close("regrouped")
+    for i in todo:
+      results[i] = train_group([configs[i]], [workdirs[i]], vmap=False)[0]
+    return results
+  out = _run_group(members, states, vmapped=vmap and len(members) > 1,
+                   interrupted_cls=Interrupted, stop_flag_cls=_StopFlag)
+  for i, status in zip(todo, out):
+    results[i] = status
+  return results
+
+
+def _run_group(members: list[_Member], states: list[dict], vmapped: bool, interrupted_cls,
+               stop_flag_cls) -> list[dict]:
+  config = members[0].config
+  t = config.train
+  K = len(members)
+  use_omega = float(config.optim.omega_weight) > 0
+  max_steps, log_every = int(t.max_steps), int(t.log_every)
+  eval_every, ckpt_every = int(t.eval_every), int(t.checkpoint_every_steps)
+  chunk = make_train_chunk(config, vmapped)
+  evaluate = make_evaluate(config, vmapped)
+  stacked = _stack(states)
+  hypers = _stack([_hyper(m.config) for m in members])
+  active = np.array([True] * K)
+  step = int(states[0]["step"])
+  label = f"{config.task.name} L={config.task.length} {config.model.cell}"
+  log.info("%s: %d run(s)%s, %d/%d updates done", label, K, " vmapped" if vmapped else "",
+           step, max_steps)
+
+  def do_eval(step_now):
+    res = jax.device_get(evaluate(stacked["params"]))
+    for k, m in enumerate(members):
+      if not active[k]:
+        continue
+      event = {"step": step_now, "split": "test", "loss": float(res["loss"][k]),
+               "error_rate": float(res["error_rate"][k])}
+      if tasks_lib.get_task(config.task.name).kind == "real":
+        event["mse"] = float(res["mse"][k])
+      m.writer.write(event)
+      m.last_error = event["error_rate"]
+      if m.last_error < float(m.config.task.success_error_rate):
+        m.success_step = step_now
+        m.save(_unstack(stacked, k))
+        m.finish("finished", step_now, f"solved: test error {m.last_error:.4f} at step {step_now}")
+        active[k] = False
+    errs = " ".join(f"{float(e):.3f}" for e in res["error_rate"])
+    log.info("%s step %d test error: %s (%d running)", label, step_now, errs, int(active.sum()))
+
+  bar = tqdm(total=max_steps, initial=step, unit="step", dynamic_ncols=True, desc=label,
+             disable=not t.get("progress_bar", True), file=sys.stderr,
+             mininterval=1.0 if sys.stderr.isatty() else 30.0)
+  t0, steps0 = time.perf_counter(), step
+  try:
+    with stop_flag_cls() as stop:
+      while step < max_steps and active.any():
+        n = min(log_every - step % log_every, max_steps - step)
+        stacked, metrics = chunk(stacked, hypers, jnp.asarray(active), n)
+        metrics = jax.device_get(metrics)
+        bad = np.asarray(jax.device_get(stacked["bad_step"]))
+        step += n
+        bar.update(n)
+        for k, m in enumerate(members):
+          if not active[k]:
+            continue
+          m.writer.write(_train_event(step, metrics, k, n, use_omega))
+          if bad[k] >= 0:
+            reason = f"non-finite loss or gradient at step {int(bad[k])}"
+            m.save(_unstack(stacked, k))
+            m.finish("diverged", int(bad[k]), reason)
+            active[k] = False
+            log.info("%s member %d diverged: %s", label, k, reason)
+        rate = (step - steps0) * K / max(time.perf_counter() - t0, 1e-9)
+        bar.set_postfix_str(f"{int(active.sum())}/{K} running, {rate:,.0f} run-updates/s")
+        if step % eval_every == 0 or step == max_steps:
+          do_eval(step)
+        if step % ckpt_every == 0 or step == max_steps:
+          for k, m in enumerate(members):
+            if active[k]:
+              m.save(_unstack(stacked, k))
+              m.wd.write_status("running", step, 0.0, success=False, success_step=None,
+                                error_rate=m.last_error)
+        if stop.signum is not None and step < max_steps and active.any():
+          reason = (f"interrupted by signal {stop.signum} at step {step}; re-run the same "
+                    "command to resume")
+          for k, m in enumerate(members):
+            if active[k]:
+              m.save(_unstack(stacked, k))
+              m.finish("failed", step, reason, outcome="interrupted")
+          raise interrupted_cls(reason)
+  except interrupted_cls:
+    raise
+  except BaseException as e:
+    reason = f"{type(e).__name__}: {e}".splitlines()[0]
+    for k, m in enumerate(members):
+      if active[k]:
+        m.finish("failed", step, reason)
+    raise
+  finally:
+    bar.close()
+  for k, m in enumerate(members):
+    if active[k]:
+      m.finish("finished", step, f"update cap {max_steps} reached without success")
+  log.info("%s done: %.1f s for %d run-updates", label, time.perf_counter() - t0,
+           (step - steps0) * K)
+  return [m.wd.read_status() for m in members]
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Single-run entry (``rnnlm-train`` with a synthetic config): a group of one."""
+  status = train_group([config], [workdir], vmap=False)[0]
+  if status["state"] == "diverged":
+    from rnnlm_jax.train import Diverged
+    raise Diverged(status["reason"])
+  return status
