@@ -19,6 +19,7 @@ Exit status: 0 every point of this task finished or diverged, 1 some point faile
 from __future__ import annotations
 
 import hashlib
+import os
 import logging
 import signal
 import sys
@@ -35,6 +36,9 @@ flags.DEFINE_integer("task_index", 0, "This task's share of the sweep, 0 <= i < 
 flags.DEFINE_integer("num_tasks", 1, "How many tasks share the sweep (array job size).")
 flags.DEFINE_bool("no_vmap", False, "Train every synthetic point alone, not in vmapped groups.")
 flags.DEFINE_bool("dry_run", False, "List the points, their units and shards; train nothing.")
+flags.DEFINE_integer("cpu_devices", 1, "On a CPU host, split each vmapped group across this many "
+                     "XLA CPU devices (one thread each; sets --xla_force_host_platform_device_count)."
+                     " Use 1 when running one sweep shard per core.")
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -88,6 +92,11 @@ def _main(argv) -> None:
     _fail("--config is required, e.g. --config configs/sweeps/tiny_lm.py")
   if not FLAGS.workdir:
     _fail("--workdir is required (the sweep directory; re-use it to resume)")
+  if FLAGS.cpu_devices < 1:
+    _fail(f"--cpu_devices must be >= 1, got {FLAGS.cpu_devices}")
+  if FLAGS.cpu_devices > 1:  # before JAX creates its backend
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_force_host_platform_device_count={FLAGS.cpu_devices}")
   from rnnlm_jax import sweep as sweep_lib
   from rnnlm_jax.workdir import WorkdirError
 

@@ -401,6 +401,44 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence
   return results
 
 
+_PROGRAMS: dict = {}
+
+
+def _programs(group_key: str, vmapped: bool, config):
+  """The jitted train chunk and evaluation of a group, built once per (group key, layout).
+
+  Everything a group's members may differ in is an input of these programs (see
+  :data:`VMAP_KEYS`), so one compiled program serves every point of a sweep that shares the
+  key: a sequential sweep compiles once, not once per point.
+  """
+  key = (group_key, vmapped)
+  if key not in _PROGRAMS:
+    _PROGRAMS[key] = (make_train_chunk(config, vmapped), make_evaluate(config, vmapped))
+  return _PROGRAMS[key]
+
+
+def _place_members(states: list[dict], hypers: list[dict], vmapped: bool):
+  """Stack the members; with several JAX devices, split the member axis across them.
+
+  On a CPU host, ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (``rnnlm-sweep
+  --cpu_devices=N``) makes N devices that XLA runs on separate threads, so a vmapped group uses
+  N cores. The member axis is padded with copies of member 0 that never train (inactive) to a
+  multiple of the device count. Returns ``(stacked states, stacked hypers, active [K+pad],
+  place)`` where ``place(x)`` puts a member-axis array where the states are.
+  """
+  n_dev = jax.device_count()
+  pad = (-len(states)) % n_dev if vmapped and n_dev > 1 else 0
+  stacked = _stack(states + [states[0]] * pad)
+  hyper = _stack(hypers + [hypers[0]] * pad)
+  active = np.array([True] * len(states) + [False] * pad)
+  if not vmapped or n_dev == 1:
+    return stacked, hyper, active, lambda x: x
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec
+  sharding = NamedSharding(Mesh(np.array(jax.devices()), ("members",)), PartitionSpec("members"))
+  place = lambda tree: jax.device_put(tree, sharding)
+  return place(stacked), place(hyper), active, place
+
+
 def _run_group(members: list[_Member], states: list[dict], vmapped: bool, interrupted_cls,
                stop_flag_cls) -> list[dict]:
   config = members[0].config
@@ -409,11 +447,9 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool, interr
   use_omega = float(config.optim.omega_weight) > 0
   max_steps, log_every = int(t.max_steps), int(t.log_every)
   eval_every, ckpt_every = int(t.eval_every), int(t.checkpoint_every_steps)
-  chunk = make_train_chunk(config, vmapped)
-  evaluate = make_evaluate(config, vmapped)
-  stacked = _stack(states)
-  hypers = _stack([_hyper(m.config) for m in members])
-  active = np.array([True] * K)
+  chunk, evaluate = _programs(vmap_group_key(config), vmapped, config)
+  stacked, hypers, active, place = _place_members(
+      states, [_hyper(m.config) for m in members], vmapped)
   step = int(states[0]["step"])
   label = f"{config.task.name} L={config.task.length} {config.model.cell}"
   log.info("%s: %d run(s)%s, %d/%d updates done", label, K, " vmapped" if vmapped else "",
@@ -435,7 +471,7 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool, interr
         m.save(_unstack(stacked, k))
         m.finish("finished", step_now, f"solved: test error {m.last_error:.4f} at step {step_now}")
         active[k] = False
-    errs = " ".join(f"{float(e):.3f}" for e in res["error_rate"])
+    errs = " ".join(f"{float(e):.3f}" for e in res["error_rate"][:K])
     log.info("%s step %d test error: %s (%d running)", label, step_now, errs, int(active.sum()))
 
   bar = tqdm(total=max_steps, initial=step, unit="step", dynamic_ncols=True, desc=label,
@@ -446,7 +482,7 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool, interr
     with stop_flag_cls() as stop:
       while step < max_steps and active.any():
         n = min(log_every - step % log_every, max_steps - step)
-        stacked, metrics = chunk(stacked, hypers, jnp.asarray(active), n)
+        stacked, metrics = chunk(stacked, hypers, place(jnp.asarray(active)), n)
         metrics = jax.device_get(metrics)
         bad = np.asarray(jax.device_get(stacked["bad_step"]))
         step += n

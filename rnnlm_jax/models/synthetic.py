@@ -117,17 +117,11 @@ def hidden_states(cell: cells.Cell, params: dict, x: jax.Array, eps: jax.Array |
   hidden = p["w_hh"].shape[-2]
   carry = jax.tree.map(lambda c: jnp.broadcast_to(c, lead + (hidden,)),
                        cell.init_carry(1, hidden))
-  if eps is None:
-    return rnn.recurrence(cell, p, carry, gx)[1]  # hand-written backward pass (rnn.py)
-
-  def body(h, inp):
-    g_t, e_t = inp
-    h, _ = cell.step(p, h, g_t)
-    h = h + e_t
-    return h, h
-
-  _, hs = jax.lax.scan(body, carry, (gx, eps))
-  return hs
+  if cell.name in ("rnn_tanh", "rnn_relu"):  # lean hand-written backward pass (rnn.py)
+    return rnn.elman_recurrence(cell.name[4:], p["w_hh"], carry, gx, eps)
+  if eps is not None:
+    raise ValueError("eps (Omega) is defined for the Elman cells only")
+  return rnn.recurrence(cell, p, carry, gx)[1]  # hand-written backward pass (rnn.py)
 
 
 def readout(params: dict, hs: jax.Array, t_out: jax.Array, members: bool = False) -> jax.Array:
