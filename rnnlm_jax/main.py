@@ -17,6 +17,8 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from rnnlm_jax import cli
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
                                 lock_config=True)
@@ -26,27 +28,13 @@ flags.DEFINE_string("split", "test", "rnnlm-eval: split to evaluate (train, vali
 flags.DEFINE_string("text", None, "rnnlm-eval: evaluate on this UTF-8 text file instead.")
 flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "rnnlm-eval: which checkpoint.")
 
-EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
-
-
-def _fail(msg: str, code: int = EXIT_BAD_INPUT):
-  print(f"error: {msg}", file=sys.stderr)
-  sys.exit(code)
-
-
-def _setup_logging() -> None:
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
-                      stream=sys.stdout, force=True)
-  for noisy in ("absl", "jax", "orbax", "tensorflow_datasets", "etils"):
-    logging.getLogger(noisy).setLevel(logging.WARNING)
-
 
 def _main(argv) -> None:
   if len(argv) > 1:
-    _fail(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --config.KEY=VALUE")
-  _setup_logging()
+    cli.fail(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --config.KEY=VALUE")
+  cli.setup_logging()
   if not FLAGS.workdir:
-    _fail("--workdir is required (the run directory; re-use it to resume)")
+    cli.fail("--workdir is required (the run directory; re-use it to resume)")
   from rnnlm_jax import train  # heavy imports after flag checks
   from rnnlm_jax.data import DataError
   from rnnlm_jax.workdir import WorkdirError
@@ -56,39 +44,30 @@ def _main(argv) -> None:
                                               FLAGS.checkpoint)))
       return
     if FLAGS.config is None:
-      _fail("--config is required, e.g. --config configs/ptb_small.py")
+      cli.fail("--config is required, e.g. --config configs/ptb_small.py")
+    if "task" in FLAGS.config:  # a synthetic long-range task (configs/synthetic.py)
+      from rnnlm_jax import train_synthetic
+      status = train_synthetic.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+      print(json.dumps(status))
+      return
     train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   except (DataError, WorkdirError, ValueError, FileNotFoundError) as e:
-    _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
   except train.Diverged as e:
-    _fail(f"training diverged: {e}", EXIT_DIVERGED)
+    cli.fail(f"training diverged: {e}", cli.EXIT_DIVERGED)
   except train.Interrupted as e:
-    _fail(str(e), EXIT_INTERRUPTED)
-
-
-def _parse_flags(argv):
-  """absl flag parsing, with config-file and override errors turned into one line."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    _fail(f"{e}")
-  except (AttributeError, KeyError) as e:
-    key = str(e).strip("\"'")
-    _fail(f"unknown config key {key!r} in a --config.* override; the keys, with comments, are "
-          "in rnnlm_jax/config_base.py")
-  except Exception as e:  # a config file that fails to load, a value of the wrong type
-    _fail(f"could not load the config: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    cli.fail(str(e), cli.EXIT_INTERRUPTED)
 
 
 def train_cli() -> None:
   """Entry point of ``rnnlm-train``."""
-  app.run(_main, flags_parser=_parse_flags)
+  app.run(_main, flags_parser=cli.parse_flags)
 
 
 def eval_cli() -> None:
   """Entry point of ``rnnlm-eval``."""
   sys.argv.insert(1, "--mode=eval")
-  app.run(_main, flags_parser=_parse_flags)
+  app.run(_main, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Command line: ``rnnlm-report`` (also ``python -m rnnlm_jax.report_main``).
 
-    rnnlm-report DIR [--rows KEY] [--cols KEY] [--metric NAME] [--noplots]
+    rnnlm-report DIR [--tables K1[,K2]] [--rows K1[,K2..]] [--cols K1[,K2..]] [--metric NAME]
+                     [--noplots]
 
 Reads the sweep directory DIR (sweep.json and one workdir per point, or just run
 subdirectories) and writes DIR/results.csv, results_cells.csv, results.md, results.tex and
-DIR/plots/*.png (see :mod:`rnnlm_jax.report`). Bad input ends with one ``error:`` line on
-stderr and exit status 2.
+DIR/plots/*.png (see :mod:`rnnlm_jax.report`); prints the tables of the first metric. Bad
+input ends with one ``error:`` line on stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -15,17 +16,25 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("rows", None, "Config key (dotted) for the table rows; default model.cell "
-                    "if it varies, else the first varying key.")
-flags.DEFINE_string("cols", None, "Config key for the table columns; default all remaining "
-                    "varying keys except seed, combined. Other varying keys join the label.")
+flags.DEFINE_string("tables", None, "Config key(s), comma-separated: one table per value "
+                    "combination. Default task.name if it varies and is not a row/column key; "
+                    "--tables= for one table.")
+flags.DEFINE_string("rows", None, "Config key(s), comma-separated, for the table rows (a row "
+                    "per value combination); default model.cell if it varies, else the first "
+                    "varying key.")
+flags.DEFINE_string("cols", None, "Config key(s), comma-separated, for the table columns; "
+                    "default task.length if it varies. Any other varying key joins the labels "
+                    "only if it varies within a cell; keys fixed within each cell are listed "
+                    "under the table.")
 flags.DEFINE_string("metric", None, "Metric to tabulate (a results.csv column, e.g. "
-                    "test_perplexity, best_valid_bpc, error_rate, success_step); default LM: "
+                    "test_perplexity, best_valid_bpc, error_rate, success_step; or success: "
+                    "k/n successful of ended runs and the median success step); default LM: "
                     "test perplexity|bpc and best valid, synthetic: error_rate.")
 flags.DEFINE_boolean("plots", True, "Write the PNGs under DIR/plots/ (--noplots to skip).")
 
 EXIT_BAD_INPUT = 2
-USAGE = "usage: rnnlm-report DIR [--rows KEY] [--cols KEY] [--metric NAME] [--noplots]"
+USAGE = ("usage: rnnlm-report DIR [--tables KEYS] [--rows KEYS] [--cols KEYS] [--metric NAME] "
+         "[--noplots]")
 
 
 def _fail(msg: str, code: int = EXIT_BAD_INPUT):
@@ -39,13 +48,11 @@ def _main(argv) -> None:
   from rnnlm_jax import report
   try:
     paths = report.write_report(argv[1], rows=FLAGS.rows, cols=FLAGS.cols, metric=FLAGS.metric,
-                                plots=FLAGS.plots)
+                                plots=FLAGS.plots, tables=FLAGS.tables)
   except (report.ReportError, OSError) as e:
     _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-  lines = paths["md"].read_text().splitlines()
-  start = next(i for i, l in enumerate(lines) if l.startswith("| "))  # the main table
-  end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
-  print("\n".join(lines[start:end]))
+  print(paths["summary"])
+  print()
   for key in ("md", "tex", "csv", "cells_csv"):
     print(f"wrote {paths[key]}")
   if paths["plots"]:

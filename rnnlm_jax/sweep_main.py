@@ -19,13 +19,15 @@ Exit status: 0 every point of this task finished or diverged, 1 some point faile
 from __future__ import annotations
 
 import hashlib
-import os
 import logging
+import os
 import signal
 import sys
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from rnnlm_jax import cli
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -39,24 +41,6 @@ flags.DEFINE_bool("dry_run", False, "List the points, their units and shards; tr
 flags.DEFINE_integer("cpu_devices", 1, "On a CPU host, split each vmapped group across this many "
                      "XLA CPU devices (one thread each; sets --xla_force_host_platform_device_count)."
                      " Use 1 when running one sweep shard per core.")
-
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
-
-
-def _fail(msg: str, code: int = EXIT_BAD_INPUT):
-  print(f"error: {msg}", file=sys.stderr, flush=True)
-  sys.exit(code)
-
-
-def _one_line(e: BaseException) -> str:
-  return str(e).splitlines()[0] if str(e) else type(e).__name__
-
-
-def _setup_logging() -> None:
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
-                      stream=sys.stdout, force=True)
-  for noisy in ("absl", "jax", "orbax", "tensorflow_datasets", "etils"):
-    logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -81,19 +65,19 @@ def _validate_points(points) -> None:
       try:
         validate(p.config)
       except (ValueError, KeyError, TypeError) as e:
-        raise sweep_lib.SweepError(f"point {p.name}: {_one_line(e)}") from None
+        raise sweep_lib.SweepError(f"point {p.name}: {cli.one_line(e)}") from None
 
 
 def _main(argv) -> None:
   if len(argv) > 1:
-    _fail(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --task_index, "
+    cli.fail(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --task_index, "
           "--num_tasks, --no_vmap, --dry_run, --config.KEY=VALUE")
   if FLAGS.config is None:
-    _fail("--config is required, e.g. --config configs/sweeps/tiny_lm.py")
+    cli.fail("--config is required, e.g. --config configs/sweeps/tiny_lm.py")
   if not FLAGS.workdir:
-    _fail("--workdir is required (the sweep directory; re-use it to resume)")
+    cli.fail("--workdir is required (the sweep directory; re-use it to resume)")
   if FLAGS.cpu_devices < 1:
-    _fail(f"--cpu_devices must be >= 1, got {FLAGS.cpu_devices}")
+    cli.fail(f"--cpu_devices must be >= 1, got {FLAGS.cpu_devices}")
   if FLAGS.cpu_devices > 1:  # before JAX creates its backend
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_force_host_platform_device_count={FLAGS.cpu_devices}")
@@ -113,10 +97,10 @@ def _main(argv) -> None:
       raise
     except Exception as e:
       raise sweep_lib.SweepError(f"{path}: get_sweep() failed: {type(e).__name__}: "
-                                 f"{_one_line(e)}") from None
+                                 f"{cli.one_line(e)}") from None
     points = sweep_lib.expand(FLAGS.config, overrides)
-    cli = set(config_flags.get_override_values(FLAGS["config"]))
-    clash = [k for k in sweep_lib.swept_keys(overrides) if k in cli]
+    overridden = set(config_flags.get_override_values(FLAGS["config"]))
+    clash = [k for k in sweep_lib.swept_keys(overrides) if k in overridden]
     if clash:
       raise sweep_lib.SweepError(f"--config.{clash[0]} sets a key the sweep varies; change the "
                                  "sweep file instead")
@@ -126,9 +110,9 @@ def _main(argv) -> None:
     record = sweep_lib.sweep_record(path, points)
     sweep_lib.check_workdir(FLAGS.workdir, record, points)
   except (sweep_lib.SweepError, WorkdirError, ValueError) as e:
-    _fail(_one_line(e))
+    cli.fail(cli.one_line(e))
   except ImportError as e:  # a synthetic sweep before rnnlm_jax.train_synthetic exists
-    _fail(f"cannot import what this sweep needs: {_one_line(e)}")
+    cli.fail(f"cannot import what this sweep needs: {cli.one_line(e)}")
 
   n_mine = sum(len(u) for u in mine)
   print(f"sweep {path}: {len(points)} points in {len(units)} units; task {i} of {n} runs "
@@ -146,7 +130,7 @@ def _main(argv) -> None:
     return
 
   sweep_lib.write_sweep_json(FLAGS.workdir, record)
-  _setup_logging()
+  cli.setup_logging()
   # SIGTERM (a cluster's time limit, scancel) between points stops the sweep like Ctrl-C;
   # inside a point the trainer catches it, saves a checkpoint and raises Interrupted.
   signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -154,10 +138,10 @@ def _main(argv) -> None:
     result = sweep_lib.run_sweep(mine, FLAGS.workdir, vmap=vmap)
   except sweep_lib.SweepInterrupted as e:
     print(f"sweep summary (task {i} of {n}, interrupted): {e.result.summary()}", flush=True)
-    _fail(str(e), EXIT_INTERRUPTED)
+    cli.fail(str(e), cli.EXIT_INTERRUPTED)
   except KeyboardInterrupt:
-    _fail("interrupted between points; re-run the same command to resume the sweep",
-          EXIT_INTERRUPTED)
+    cli.fail("interrupted between points; re-run the same command to resume the sweep",
+          cli.EXIT_INTERRUPTED)
   print(f"sweep summary (task {i} of {n}): {result.summary()}", flush=True)
   if result.exit_code:
     failed = [name for name, s in result.states.items() if s == "failed"]
@@ -167,23 +151,9 @@ def _main(argv) -> None:
   sys.exit(result.exit_code)
 
 
-def _parse_flags(argv):
-  """absl flag parsing, with config-file and override errors turned into one line."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    _fail(f"{e}")
-  except (AttributeError, KeyError) as e:
-    key = str(e).strip("\"'")
-    _fail(f"unknown config key {key!r} in a --config.* override; the keys, with comments, are "
-          "in rnnlm_jax/config_base.py")
-  except Exception as e:  # a config file that fails to load, a value of the wrong type
-    _fail(f"could not load the config: {type(e).__name__}: {_one_line(e)}")
-
-
 def main() -> None:
   """Entry point of ``rnnlm-sweep``."""
-  app.run(_main, flags_parser=_parse_flags)
+  app.run(_main, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

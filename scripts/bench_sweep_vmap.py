@@ -129,6 +129,39 @@ def steady_state():
   return np.median(seq), np.median(grp), t_seq_compile, t_grp_compile, update_flops(configs[0])
 
 
+def recurrence_floor():
+  """Microseconds per time step of the bare forward recurrence ``h = tanh(x + h W)``.
+
+  Four shapes: one model (batch B); K models with a member axis; one model with batch K*B
+  (the same arithmetic as K models, one weight matrix); one model with H = 4 (nearly no
+  arithmetic: the fixed cost of a loop iteration, all that batching models can save).
+  """
+  T, B, H, K = 200, args.batch, args.hidden, args.members
+
+  def loop(h0, xs, w):
+    return jax.lax.scan(lambda h, x: (jnp.tanh(x + h @ w), None), h0, xs)[0]
+
+  f = jax.jit(loop)
+
+  def per_step(lead, hidden):
+    w = jnp.full(lead[:-1] + (hidden, hidden), 0.01)
+    h0, xs = jnp.zeros(lead + (hidden,)), jnp.ones((T,) + lead + (hidden,))
+    f(h0, xs, w).block_until_ready()
+    times = []
+    for _ in range(args.repeats):
+      t0 = time.perf_counter()
+      for _ in range(20):
+        out = f(h0, xs, w)
+      out.block_until_ready()
+      times.append((time.perf_counter() - t0) / 20 / T * 1e6)
+    return float(np.median(times))
+
+  return {f"1 model, batch {B}": per_step((B,), H),
+          f"{K} models (member axis), batch {B}": per_step((K, B), H),
+          f"1 model, batch {K * B}": per_step((K * B,), H),
+          f"1 model, batch {B}, H=4 (loop overhead)": per_step((B,), 4)}
+
+
 def whole_sweep(vmap: bool) -> float:
   configs = [make_config(s) for s in range(args.members)]
   for c in configs:
@@ -163,6 +196,10 @@ def main():
     gf = flops / t / 1e9
     print(f"| {name} | {t * 1e3:.3f} | {gf:.1f} | {100 * gf / peak:.0f}% | {c:.1f} |")
   print(f"\nsteady-state speed-up of the vmapped program: {seq / grp:.2f}x")
+  floor = recurrence_floor()
+  print(f"\nbare forward recurrence tanh(x + h W), H={args.hidden}, per time step:")
+  for name, us in floor.items():
+    print(f"  {name:45s} {us:7.2f} us")
   if args.sweep_steps > 0:
     t_seq = whole_sweep(vmap=False)
     t_grp = whole_sweep(vmap=True)

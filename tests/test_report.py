@@ -1,4 +1,6 @@
-"""rnnlm-report on hand-written sweep directories: aggregates, counts, escaping, plots, CLI."""
+"""rnnlm-report on hand-written sweep directories: aggregates, counts, layouts (tables, multi-key
+rows/columns, splitting only where needed), settings of unstarted points from the sweep file,
+success counts, escaping, plots, CLI."""
 
 from __future__ import annotations
 
@@ -137,13 +139,38 @@ def make_synthetic_sweep(root: pathlib.Path) -> pathlib.Path:
   return root
 
 
-def _md_cell(md: str, row: str, col: str, section: int = 0) -> str:
-  """The text of cell (row, col) of the ``section``-th rows x columns table of results.md."""
-  tables = [t for t in md.split("\n## ")[1:] if "\n| " in t][section]
-  lines = [l for l in tables.splitlines() if l.startswith("| ")]
-  head = [c.strip() for c in lines[0].strip("|").split(" | ")]
-  for line in lines[1:]:
-    cells = [c.strip() for c in line.strip("|").split(" | ")]
+def _md_table(md: str, section: int = 0, table: str | None = None) -> list[list[str]]:
+  """The cells (header first) of the first table, or of the ``### table`` one, of the
+  ``section``-th metric section of results.md."""
+  sec = [t for t in md.split("\n## ")[1:] if "\n| " in t][section]
+  if table is not None:
+    sec = next(p for p in sec.split("\n### ")[1:] if p.startswith(table + "\n"))
+  lines = []
+  for line in sec.splitlines():
+    if line.startswith("| "):
+      lines.append(line)
+    elif lines and not line.startswith("|---"):
+      break
+  return [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
+
+
+def _md_fixed(md: str, section: int = 0, table: str | None = None) -> list[str]:
+  """The "settings fixed within each cell" bullets under that table."""
+  sec = [t for t in md.split("\n## ")[1:] if "\n| " in t][section]
+  if table is not None:
+    sec = next(p for p in sec.split("\n### ")[1:] if p.startswith(table + "\n"))
+  sec = sec.split("\n### ")[0]
+  if "settings fixed within each cell:\n" not in sec:
+    return []
+  after = sec.split("settings fixed within each cell:\n", 1)[1].split("\n\n")[0]
+  return [l[2:] for l in after.splitlines() if l.startswith("- ")]
+
+
+def _md_cell(md: str, row: str, col: str, section: int = 0, table: str | None = None) -> str:
+  """The text of cell (row, col) of a rows x columns table of results.md (see _md_table)."""
+  rows = _md_table(md, section, table)
+  head, lines = rows[0], rows[1:]
+  for cells in lines:
     if cells[0] == row:
       return cells[head.index(col)]
   raise KeyError(row)
@@ -213,7 +240,11 @@ def test_keys_missing_from_sweep_json_are_added(lm_sweep):
 def test_lm_markdown_and_csv_match_hand_computation(lm_sweep):
   paths = report.write_report(lm_sweep, plots=False)
   md = paths["md"].read_text()
-  gn, val = "optim.clip_mode=global_norm,optim.clip_value=1", "optim.clip_mode=value,optim.clip_value=5"
+  # columns: optim.clip_mode; optim.clip_value follows it, so it is listed, not split
+  gn, val = "global_norm", "value"
+  assert _md_table(md)[0] == ["model.cell \\ optim.clip_mode", gn, val]
+  assert _md_fixed(md) == ["optim.clip_value: 1 where optim.clip_mode is global_norm; "
+                           "5 where optim.clip_mode is value"]
   assert _md_cell(md, "lstm", gn) == f"{_fmt([100.0, 110.0], '.2f')}; 0 diverged, 0 failed"
   assert _md_cell(md, "lstm", gn).startswith("105.00 ± 7.07 (2)")
   assert _md_cell(md, "lstm", val).startswith("122.00 ± 2.83 (2)")
@@ -234,6 +265,7 @@ def test_lm_markdown_and_csv_match_hand_computation(lm_sweep):
   with paths["cells_csv"].open() as f:
     cells = {(r["model.cell"], r["column"]): r for r in csv.DictReader(f)}
   c = cells[("lstm", gn)]
+  assert (c["optim.clip_mode"], c["optim.clip_value"]) == ("global_norm", "1")  # all settings
   assert float(c["test_perplexity_mean"]) == pytest.approx(105.0)
   assert float(c["test_perplexity_std"]) == pytest.approx(statistics.stdev([100.0, 110.0]))
   assert c["test_perplexity_n"] == "2"
@@ -252,37 +284,52 @@ def test_lm_markdown_and_csv_match_hand_computation(lm_sweep):
 def test_synthetic_counts_and_success(syn_sweep):
   paths = report.write_report(syn_sweep, plots=False)
   md = paths["md"].read_text()
-  col = lambda mode, L: f"optim.clip_mode={mode},task.length={L}"
-  assert _md_cell(md, "rnn_tanh", col("global_norm", 50)) == (
+  # default layout: rows model.cell plus what must be split (the clip mode), columns the length
+  assert _md_table(md)[0] == ["model.cell, optim.clip_mode \\ task.length", "50", "100"]
+  assert _md_cell(md, "rnn_tanh, global_norm", "50") == (
       f"{_fmt([0.0, 0.008], '.4f')}; success 2/2, 0 diverged")
-  assert _md_cell(md, "rnn_tanh", col("none", 100)) == "0.4500 (1); success 0/2, 1 diverged"
-  assert _md_cell(md, "rnn_tanh", col("global_norm", 100)).endswith("success 1/2, 0 diverged")
-  assert _md_cell(md, "lstm", col("none", 100)).endswith("success 1/2, 0 diverged")
+  assert _md_cell(md, "rnn_tanh, none", "100") == "0.4500 (1); success 0/2, 1 diverged"
+  assert _md_cell(md, "rnn_tanh, global_norm", "100").endswith("success 1/2, 0 diverged")
+  assert _md_cell(md, "lstm, none", "100").endswith("success 1/2, 0 diverged")
   # the running point is counted, not averaged, not in success k/n
-  assert _md_cell(md, "lstm", col("global_norm", 100)) == (
+  assert _md_cell(md, "lstm, global_norm", "100") == (
       "0.0060 (1); success 1/1, 0 diverged, 1 running")
   with paths["cells_csv"].open() as f:
-    cells = {(r["model.cell"], r["column"]): r for r in csv.DictReader(f)}
-  c = cells[("lstm", col("none", 50))]
+    cells = {(r["row"], r["column"]): r for r in csv.DictReader(f)}
+  c = cells[("lstm, none", "50")]
   assert (c["success"], c["ended"], c["optim.clip_mode"], c["task.length"]) == ("2", "2", "none", "50")
   assert float(c["error_rate_mean"]) == pytest.approx(0.001)
   assert float(c["grad_norm_p50_mean"]) == pytest.approx(np.mean([2.0, 4.0]))
   assert float(c["clip_rate_mean"]) == pytest.approx(0.2)
 
 
-def test_user_rows_cols_keep_other_varying_keys_in_label(lm_sweep):
-  paths = report.write_report(lm_sweep, rows="optim.clip_mode", cols="model.cell", plots=False)
-  md = paths["md"].read_text()
-  # optim.clip_value also varies: it stays in the column label, so nothing is merged
-  assert _md_cell(md, "global_norm", "model.cell=lstm,optim.clip_value=1").startswith("105.00")
-  assert _md_cell(md, "value", "model.cell=lstm,optim.clip_value=5").startswith("122.00")
-  assert _md_cell(md, "value", "model.cell=lstm,optim.clip_value=1") == report.NOT_RUN
+def test_key_constant_per_row_is_listed_not_split(lm_sweep):
+  md = report.write_report(lm_sweep, rows="optim.clip_mode", cols="model.cell",
+                           plots=False)["md"].read_text()
+  # optim.clip_value varies, but is constant within each row: not in the labels, listed
+  assert _md_table(md)[0] == ["optim.clip_mode \\ model.cell", "lstm", "gru"]
+  assert _md_cell(md, "global_norm", "lstm").startswith("105.00")
+  assert _md_cell(md, "value", "lstm").startswith("122.00")
+  assert _md_fixed(md) == ["optim.clip_value: 1 where optim.clip_mode is global_norm; "
+                           "5 where optim.clip_mode is value"]
+  assert "optim.clip_value" not in "".join(sum(_md_table(md), []))
+
+
+def test_key_varying_within_a_cell_joins_the_column_label(syn_sweep):
+  md = report.write_report(syn_sweep, rows="model.cell", cols="task.length",
+                           plots=False)["md"].read_text()
+  # optim.clip_mode takes two values within (model.cell, task.length): it must split
+  head = _md_table(md)[0]
+  assert head == ["model.cell \\ task.length", "50, clip_mode=none", "100, clip_mode=none",
+                  "50, clip_mode=global_norm", "100, clip_mode=global_norm"]
+  assert _md_cell(md, "lstm", "100, clip_mode=none").endswith("success 1/2, 0 diverged")
+  assert _md_fixed(md) == []
 
 
 def test_metric_option(lm_sweep):
   md = report.write_report(lm_sweep, metric="test_loss", plots=False)["md"].read_text()
   assert "`best_valid_perplexity`" not in md
-  cell = _md_cell(md, "lstm", "optim.clip_mode=value,optim.clip_value=5")
+  cell = _md_cell(md, "lstm", "value")
   assert cell.startswith(_fmt([math.log(120.0), math.log(124.0)], ".4f"))
   alias = report.write_report(lm_sweep, metric="perplexity", plots=False)["md"].read_text()
   assert "`test_perplexity`" in alias
@@ -299,7 +346,8 @@ def test_latex_escaping(lm_sweep):
       r"a\_b \& 50\% \$x \#1 \{y\} \textasciitilde{}\textasciicircum{}\textbackslash{} $\pm$ --")
   tex = report.write_report(lm_sweep, plots=False)["tex"].read_text()
   assert r"\begin{tabular}{l|ll}" in tex and r"\end{tabular}" in tex
-  assert r"optim.clip\_mode=global\_norm,optim.clip\_value=1" in tex
+  assert r"model.cell \textbackslash{} optim.clip\_mode & global\_norm & value \\" in tex
+  assert r"% fixed within each cell: optim.clip\_value: 1 where" in tex
   assert r"lstm & 105.00 $\pm$ 7.07 (2); 0 diverged, 0 failed & 122.00 $\pm$ 2.83 (2)" in tex
   body = [l for l in tex.splitlines() if l.endswith(r"\\")]
   assert len(body) == 3 and all(l.count(" & ") == 2 for l in body)
@@ -315,8 +363,238 @@ def test_discovery_without_sweep_json(tmp_path):
   assert list(recs[0]["settings"]) == ["model.cell", "optim.clip_mode", "optim.clip_value", "seed"]
   assert len(recs) == 7 and {r["state"] for r in recs} == {"finished", "diverged"}
   md = report.write_report(root, plots=False)["md"].read_text()
-  assert _md_cell(md, "lstm", "optim.clip_mode=global_norm,optim.clip_value=1").startswith(
-      "105.00 ± 7.07 (2)")
+  assert _md_cell(md, "lstm", "global_norm").startswith("105.00 ± 7.07 (2)")
+
+
+# ---------------------------------------------------------------- two tasks, a real sweep file
+# A small Pascanu-like sweep: tanh x (clip mode, omega) x length x 2 tasks, and LSTM points with
+# their own init / forget bias. Only some temporal_order points (and one addition point) have
+# started; every other point has no workdir, so its settings must come from the sweep file.
+MINI_KEYS = ["task.name", "task.length", "optim.clip_mode", "optim.omega_weight", "seed",
+             "model.cell", "model.init", "model.forget_bias"]
+MINI_SWEEP_FILE = """
+import ml_collections
+
+
+def get_config():
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.task = ml_collections.ConfigDict(
+      {"name": "temporal_order", "length": 50, "success_error_rate": 0.01})
+  c.model = ml_collections.ConfigDict(
+      {"cell": "rnn_tanh", "init": "smart_tanh", "forget_bias": 0.0, "hidden_size": 50})
+  c.optim = ml_collections.ConfigDict({"clip_mode": "none", "omega_weight": 0.0, "clip_value": 1.0})
+  return c
+
+
+def get_sweep():
+  return []
+"""
+MINI_BASE = {"seed": 0, "task": {"name": "temporal_order", "length": 50, "success_error_rate": 0.01},
+             "model": {"cell": "rnn_tanh", "init": "smart_tanh", "forget_bias": 0.0,
+                       "hidden_size": 50},
+             "optim": {"clip_mode": "none", "omega_weight": 0.0, "clip_value": 1.0}}
+# (task, length, clip_mode, omega, seed) -> ("finished", success_step or None) | ("diverged",) |
+# ("running",); tanh points not listed have not started.
+MINI_RUNS = {
+    ("temporal_order", 50, "none", 0.0, 0): ("finished", None),
+    ("temporal_order", 50, "none", 0.0, 1): ("finished", None),
+    ("temporal_order", 50, "global_norm", 0.0, 0): ("finished", 700),
+    ("temporal_order", 50, "global_norm", 0.0, 1): ("finished", None),
+    ("temporal_order", 50, "global_norm", 4.0, 0): ("finished", 300),
+    ("temporal_order", 50, "global_norm", 4.0, 1): ("finished", 500),
+    ("temporal_order", 100, "none", 0.0, 0): ("finished", None),
+    ("temporal_order", 100, "none", 0.0, 1): ("diverged",),
+    ("temporal_order", 100, "global_norm", 0.0, 0): ("finished", None),
+    ("temporal_order", 100, "global_norm", 0.0, 1): ("finished", None),
+    ("temporal_order", 100, "global_norm", 4.0, 0): ("finished", 900),
+    ("temporal_order", 100, "global_norm", 4.0, 1): ("running",),
+    ("addition", 50, "none", 0.0, 0): ("finished", None),
+}
+ACCEPT = dict(tables="task.name", rows="model.cell,optim.clip_mode,optim.omega_weight",
+              cols="task.length")
+
+
+def _mini_overrides() -> list[dict]:
+  out = []
+  for task in ("temporal_order", "addition"):
+    for length in (50, 100):
+      for mode, omega in (("none", 0.0), ("global_norm", 0.0), ("global_norm", 4.0)):
+        out += [{"task.name": task, "task.length": length, "optim.clip_mode": mode,
+                 "optim.omega_weight": omega, "seed": s} for s in (0, 1)]
+  for task in ("temporal_order", "addition"):
+    for mode in ("none", "global_norm"):
+      out += [{"task.name": task, "model.cell": "lstm", "model.init": "uniform",
+               "model.forget_bias": 1.0, "task.length": 100, "optim.clip_mode": mode, "seed": s}
+              for s in (0, 1)]
+  return out
+
+
+def make_two_task_sweep(tmp: pathlib.Path, sweep_file: str | None = MINI_SWEEP_FILE,
+                        config_path: str = "configs/mini.py") -> pathlib.Path:
+  """tmp/mini (the sweep directory) and tmp/configs/mini.py (its sweep file, found through
+  the sweep directory's parent)."""
+  if sweep_file is not None:
+    (tmp / "configs").mkdir(parents=True, exist_ok=True)
+    (tmp / config_path).write_text(sweep_file)
+  root = tmp / "mini"
+  root.mkdir()
+  points = []
+  for ov in _mini_overrides():
+    name = "_".join(str(v) for v in ov.values())
+    points.append({"name": name, "overrides": ov})
+    key = (ov["task.name"], ov["task.length"], ov["optim.clip_mode"],
+           ov.get("optim.omega_weight", 0.0), ov["seed"])
+    run = MINI_RUNS.get(key) if "model.cell" not in ov else None
+    if run is None:
+      continue
+    config = json.loads(json.dumps(MINI_BASE))
+    for k, v in ov.items():
+      *parents, leaf = k.split(".")
+      node = config
+      for part in parents:
+        node = node[part]
+      node[leaf] = v
+    ok = run[0] == "finished" and run[1] is not None
+    err = None if run[0] == "diverged" else (0.0 if ok else 0.4)
+    status = {"state": run[0], "step": 1000, "epoch": 0.0, "reason": "", "success": ok,
+              "success_step": run[1] if ok else None, "error_rate": err}
+    _write_run(root / name, config, status, _syn_events(err, run[0] == "diverged", ov["seed"]))
+  (root / "sweep.json").write_text(json.dumps(
+      {"config": config_path, "keys": MINI_KEYS, "points": points}))
+  return root
+
+
+@pytest.fixture
+def two_task_sweep(tmp_path):
+  return make_two_task_sweep(tmp_path)
+
+
+def test_missing_points_resolved_from_sweep_file(two_task_sweep):
+  recs = report.collect(two_task_sweep)  # run from the repo: found through DIR's parent
+  by = {r["name"]: r for r in recs}
+  lstm = by["addition_lstm_uniform_1.0_100_global_norm_1"]
+  assert lstm["state"] == "missing" and lstm["kind"] == "synthetic"
+  assert lstm["settings"]["optim.omega_weight"] == 0.0  # not in its overrides: the sweep file's
+  tanh = by["addition_100_global_norm_4.0_1"]
+  assert (tanh["settings"]["model.cell"], tanh["settings"]["model.init"],
+          tanh["settings"]["model.forget_bias"]) == ("rnn_tanh", "smart_tanh", 0.0)
+  md = report.write_report(two_task_sweep, plots=False)["md"].read_text()
+  assert "(unset)" not in md
+  assert "resolved from the sweep file configs/mini.py" in md
+
+
+@pytest.mark.parametrize("case", ["not_found", "broken"])
+def test_missing_points_fall_back_to_unset(tmp_path, case):
+  if case == "not_found":
+    root = make_two_task_sweep(tmp_path, sweep_file=None)
+  else:
+    root = make_two_task_sweep(tmp_path, sweep_file="raise RuntimeError('boom')\n")
+  recs = {r["name"]: r for r in report.collect(root)}
+  assert recs["addition_100_global_norm_4.0_1"]["settings"]["model.cell"] is None
+  assert recs["addition_lstm_uniform_1.0_100_global_norm_1"]["settings"]["model.cell"] == "lstm"
+  md = report.write_report(root, **ACCEPT, plots=False)["md"].read_text()
+  assert _md_cell(md, "(unset), global_norm, 4", "100", table="task.name=addition") == "2 missing"
+  assert ("not found" if case == "not_found" else "RuntimeError: boom") in md
+
+
+def test_tables_and_multi_key_rows_cols_success(two_task_sweep):
+  paths = report.write_report(two_task_sweep, **ACCEPT, metric="success", plots=False)
+  md = paths["md"].read_text()
+  to, add = "task.name=temporal_order", "task.name=addition"
+  assert f"### {to}" in md and f"### {add}" in md
+  rows = ["rnn_tanh, none, 0", "rnn_tanh, global_norm, 0", "rnn_tanh, global_norm, 4",
+          "lstm, none, 0", "lstm, global_norm, 0"]
+  for table in (to, add):
+    cells = _md_table(md, table=table)
+    assert cells[0] == ["model.cell, optim.clip_mode, optim.omega_weight \\ task.length",
+                        "50", "100"]
+    assert [r[0] for r in cells[1:]] == rows
+    assert _md_fixed(md, table=table) == [
+        "model.init: smart_tanh where model.cell is rnn_tanh; uniform where model.cell is lstm",
+        "model.forget_bias: 0 where model.cell is rnn_tanh; 1 where model.cell is lstm"]
+  cell = lambda r, c, t=to: _md_cell(md, r, c, table=t)
+  assert cell("rnn_tanh, none, 0", "50") == "0/2"
+  assert cell("rnn_tanh, none, 0", "100") == "0/2 (1 diverged)"
+  assert cell("rnn_tanh, global_norm, 0", "50") == "1/2, median step 700"
+  assert cell("rnn_tanh, global_norm, 4", "50") == "2/2, median step 400"
+  assert cell("rnn_tanh, global_norm, 4", "100") == "1/1, median step 900 (1 running)"
+  assert cell("lstm, none, 0", "50") == report.NOT_RUN  # not in the sweep
+  assert cell("lstm, none, 0", "100") == "0/0 (2 missing)"
+  assert cell("rnn_tanh, none, 0", "50", add) == "0/1 (1 missing)"
+  # the default layout is the same one
+  recs = report.collect(two_task_sweep)
+  lay = report.choose_layout(recs)
+  assert (lay["tables"], lay["rows"], lay["cols"], lay["split"], lay["fixed"]) == (
+      ["task.name"], ["model.cell", "optim.clip_mode", "optim.omega_weight"], ["task.length"],
+      [], ["model.init", "model.forget_bias"])
+  assert report.choose_layout(recs, **ACCEPT) == lay
+  assert report.choose_layout(recs, rows=["model.cell", "optim.clip_mode",
+                                          "optim.omega_weight"], cols=["task.length"]) == lay
+  # one CSV row per cell (with every setting) and per point
+  with paths["cells_csv"].open() as f:
+    cells = list(csv.DictReader(f))
+  assert len(cells) == 2 * (3 * 2 + 2)
+  c = next(r for r in cells if r["table"] == to and r["row"] == "rnn_tanh, global_norm, 4"
+           and r["column"] == "50")
+  assert (c["model.init"], c["model.forget_bias"], c["optim.omega_weight"]) == (
+      "smart_tanh", "0.0", "4.0")
+  assert (c["success"], c["ended"], float(c["success_step_median"]), float(c["success_mean"])) == (
+      "2", "2", 400.0, 1.0)
+  with paths["csv"].open() as f:
+    assert len(list(csv.DictReader(f))) == len(_mini_overrides())
+
+
+def test_only_split_what_must_be_split(two_task_sweep):
+  md = report.write_report(two_task_sweep, rows="model.cell", cols="task.length",
+                           plots=False)["md"].read_text()
+  # clip mode and omega vary within a (task, cell, length) cell: in the column labels;
+  # init and forget bias follow the cell: listed, not split
+  head = _md_table(md, table="task.name=temporal_order")[0]
+  assert head[1:] == [f"{length}, clip_mode={mode}, omega_weight={omega}" for length in (50, 100)
+                      for mode, omega in (("none", 0), ("global_norm", 0), ("global_norm", 4))]
+  assert not any("init" in h or "forget" in h for h in head)
+  assert [f.split(":")[0] for f in _md_fixed(md, table="task.name=addition")] == [
+      "model.init", "model.forget_bias"]
+  # no two settings merged: within every cell of any layout, points differ only in the seed
+  recs = report.collect(two_task_sweep)
+  for kw in ({}, ACCEPT, {"rows": "model.cell", "cols": "optim.clip_mode"},
+             {"tables": "", "rows": "task.length", "cols": "model.init"}):
+    for t in report.build_tables(recs, report.choose_layout(recs, **kw), ["error_rate"])["tables"]:
+      for pts in t["cells"].values():
+        assert len({json.dumps({k: report.fmt_value(v) for k, v in p["settings"].items()
+                                if k != "seed"}) for p in pts}) == 1, kw
+
+
+def test_layout_errors(two_task_sweep):
+  with pytest.raises(report.ReportError, match="picked twice"):
+    report.write_report(two_task_sweep, tables="task.name", rows="model.cell,task.name",
+                        plots=False)
+  with pytest.raises(report.ReportError, match="seeds are always aggregated"):
+    report.write_report(two_task_sweep, tables="seed", plots=False)
+  with pytest.raises(report.ReportError, match="not a config key"):
+    report.write_report(two_task_sweep, rows="model.cell,model.nope", plots=False)
+
+
+def test_success_metric_text(syn_sweep, lm_sweep):
+  def stats(*states, steps=()):
+    pts = [{"state": s, "success": False} for s in states]
+    pts += [{"state": "finished", "success": True, "success_step": st} for st in steps]
+    return report.cell_stats(pts, "success")
+  text = lambda s: report.cell_text(s, "success", "synthetic")
+  assert text(stats("finished", "finished", "running", "running", "running",
+                    steps=(1000, 3000))) == "2/4, median step 2000 (3 running)"
+  assert text(stats("finished", "diverged", "failed", "missing")) == (
+      "0/3 (1 diverged, 1 failed, 1 missing)")
+  assert text(stats("missing", "missing")) == "0/0 (2 missing)"
+  assert text(None) == report.NOT_RUN
+  assert stats("finished", steps=(1000,))["mean"] == 0.5
+  md = report.write_report(syn_sweep, metric="success", plots=False)["md"].read_text()
+  assert _md_cell(md, "rnn_tanh, global_norm", "50") == "2/2, median step 300"
+  assert _md_cell(md, "rnn_tanh, none", "100") == "0/2 (1 diverged)"
+  assert _md_cell(md, "lstm, global_norm", "100") == "1/1, median step 300 (1 running)"
+  with pytest.raises(report.ReportError, match="synthetic"):
+    report.write_report(lm_sweep, metric="success", plots=False)
 
 
 # ---------------------------------------------------------------- plots
@@ -344,6 +622,24 @@ def test_plots_synthetic_success_vs_length(syn_sweep):
   assert "success_vs_length.png" in names
   assert len([n for n in names if n.startswith("gradnorm_")]) == 8
   _assert_pngs(plots)
+
+
+def test_success_vs_length_lines_per_task(two_task_sweep, tmp_path):
+  recs = report.collect(two_task_sweep)
+  panels = report.success_lines(recs, report.choose_layout(recs, **ACCEPT))
+  # a panel per task, a line per row (the column is the length), ended runs only
+  assert list(panels) == ["task.name=temporal_order", "task.name=addition"]
+  to = panels["task.name=temporal_order"]
+  assert list(to) == ["rnn_tanh, none, 0", "rnn_tanh, global_norm, 0", "rnn_tanh, global_norm, 4"]
+  assert to["rnn_tanh, global_norm, 4"] == {50.0: [True, True], 100.0: [True]}
+  assert to["rnn_tanh, none, 0"] == {50.0: [False, False], 100.0: [False, False]}
+  assert panels["task.name=addition"] == {"rnn_tanh, none, 0": {50.0: [False]}}
+  # another layout: the line label is the row and the column without the length
+  lay = report.choose_layout(recs, rows="model.cell", cols="optim.clip_mode")
+  assert list(report.success_lines(recs, lay)["task.name=temporal_order"]) == [
+      "rnn_tanh, none, omega_weight=0", "rnn_tanh, global_norm, omega_weight=0",
+      "rnn_tanh, global_norm, omega_weight=4"]
+  _assert_pngs([report.plot_success_vs_length(recs, lay, tmp_path / "s.png")])
 
 
 # ---------------------------------------------------------------- CLI
@@ -379,6 +675,20 @@ def test_cli_writes_report(lm_sweep):
   assert (lm_sweep / "results.md").exists() and (lm_sweep / "results.tex").exists()
   bad = _cli(lm_sweep, "--metric", "accuracy", "--noplots")
   assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "accuracy" in bad.stderr
+
+
+def test_cli_tables_rows_cols_success(two_task_sweep):
+  res = _cli(two_task_sweep, "--tables", "task.name", "--rows",
+             "model.cell,optim.clip_mode,optim.omega_weight", "--cols", "task.length",
+             "--metric", "success", "--noplots")
+  assert res.returncode == 0, res.stderr
+  out = res.stdout
+  assert out.index("### task.name=temporal_order") < out.index("### task.name=addition")
+  assert "| rnn_tanh, global_norm, 4 | 2/2, median step 400 | 1/1, median step 900 (1 running) |" in out
+  assert "| lstm, global_norm, 0 | — | 0/0 (2 missing) |" in out
+  assert out.count("settings fixed within each cell:") == 2
+  bad = _cli(two_task_sweep, "--rows", "seed", "--noplots")
+  assert bad.returncode == 2 and "seeds are always aggregated" in bad.stderr
 
 
 def test_char_runs_report_bpc_and_unstarted_points_show_as_missing(tmp_path):

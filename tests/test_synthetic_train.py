@@ -1,0 +1,248 @@
+"""The synthetic-task trainer: hand-written backward passes, vmapped groups, divergence, resume."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rnnlm_jax import cells, config_base, rnn
+from rnnlm_jax import train_synthetic as ts
+from rnnlm_jax.models import synthetic as model
+from rnnlm_jax.synthetic import tasks as tasks_lib
+
+
+def small_config(seed=0, **kw):
+  c = config_base.synthetic_config()
+  c.seed = seed
+  c.task.name = kw.get("task", "temporal_order")
+  c.task.length = kw.get("length", 20)
+  c.task.test_size = 500
+  c.model.cell = kw.get("cell", "rnn_tanh")
+  c.model.hidden_size = 8
+  c.model.init = kw.get("init", "smart_tanh" if c.model.cell == "rnn_tanh" else "uniform")
+  c.optim.clip_mode = kw.get("clip_mode", "global_norm")
+  c.optim.clip_value = kw.get("clip_value", 1.0)
+  c.optim.omega_weight = kw.get("omega_weight", 0.0)
+  c.optim.learning_rate = kw.get("learning_rate", 0.05)
+  c.train.batch_size = 8
+  c.train.max_steps = kw.get("max_steps", 60)
+  c.train.eval_every = kw.get("eval_every", 30)
+  c.train.log_every = 10
+  c.train.checkpoint_every_steps = kw.get("checkpoint_every_steps", 30)
+  c.train.progress_bar = False
+  return c
+
+
+def events(workdir, split):
+  lines = (workdir / "metrics.jsonl").read_text().splitlines()
+  return [e for e in map(json.loads, lines) if e["split"] == split]
+
+
+def status(workdir):
+  return json.loads((workdir / "status.json").read_text())
+
+
+def max_abs_diff(a, b):
+  return max(float(jnp.max(jnp.abs(u - v))) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+# ----------------------------------------------------------------------------- backward passes
+
+
+@pytest.mark.parametrize("name", ["rnn_tanh", "rnn_relu", "lstm", "gru"])
+@pytest.mark.parametrize("members", [False, True])
+def test_recurrence_matches_autodiff(name, members):
+  """rnn.recurrence (and elman_recurrence) give lax.scan's values and gradients."""
+  cell = cells.get_cell(name)
+  K, T, B, I, H = 3, 6, 4, 3, 5
+  keys = jax.random.split(jax.random.PRNGKey(0), K)
+  ps = [cell.init(k, I, H, init_scale=0.5) for k in keys]
+  x = jax.random.normal(jax.random.PRNGKey(1), (T, K, B, I) if members else (T, B, I))
+
+  def run(params, fast):
+    if members:
+      gx = jax.vmap(cell.project_inputs, (0, 1), 1)(params, x)
+      p = {k: (v[:, None, :] if k.startswith("b_") else v) for k, v in params.items()}
+      lead = (K, B)
+    else:
+      gx, p, lead = cell.project_inputs(params, x), params, (B,)
+    c0 = jax.tree.map(lambda c: jnp.broadcast_to(c + 0.1, lead + (H,)), cell.init_carry(1, H))
+    if fast == "elman":
+      return rnn.elman_recurrence(name[4:], p["w_hh"], c0, gx)
+    if fast:
+      return rnn.recurrence(cell, p, c0, gx)[1]
+    return jax.lax.scan(lambda c, g: cell.step(p, c, g), c0, gx)[1]
+
+  params = jax.tree.map(lambda *a: jnp.stack(a), *ps) if members else ps[0]
+  loss = lambda p, fast: jnp.sum(jnp.sin(run(p, fast)) * jnp.arange(H))
+  value_and_grad = jax.jit(jax.value_and_grad(loss), static_argnums=1)
+  want_v, want_g = value_and_grad(params, False)
+  variants = [True] + (["elman"] if name.startswith("rnn_") else [])
+  for fast in variants:
+    got_v, got_g = value_and_grad(params, fast)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-5)
+    assert max_abs_diff(got_g, want_g) < 1e-4, fast
+
+
+def test_elman_eps_gradient_is_total_hidden_gradient():
+  """d loss / d eps_t == d loss / d h_t through all later steps (what Omega needs)."""
+  cell = cells.rnn_tanh
+  T, B, H = 5, 2, 4
+  p = cell.init(jax.random.PRNGKey(2), 3, H, init_scale=0.8)
+  gx = cell.project_inputs(p, jax.random.normal(jax.random.PRNGKey(3), (T, B, 3)))
+  h0 = jnp.zeros((B, H))
+  loss = lambda hs: jnp.sum(hs[-1] ** 2) + jnp.sum(jnp.cos(hs[2]))
+  g = jax.grad(lambda e: loss(rnn.elman_recurrence("tanh", p["w_hh"], h0, gx, e)))(
+      jnp.zeros((T, B, H)))
+  # Reference: perturb h_2 directly and differentiate the rest of the sequence.
+  hs = rnn.elman_recurrence("tanh", p["w_hh"], h0, gx)
+
+  def from_h2(h2):
+    rest = rnn.elman_recurrence("tanh", p["w_hh"], h2, gx[3:])
+    return jnp.sum(rest[-1] ** 2) + jnp.sum(jnp.cos(h2))
+
+  np.testing.assert_allclose(g[2], jax.grad(from_h2)(hs[2]), rtol=1e-5, atol=1e-6)
+
+
+def test_omega_uses_one_step_jacobian():
+  """Omega's v_t equals the vector-Jacobian product of one step, g_t dh_t/dh_{t-1}."""
+  cell = cells.rnn_tanh
+  T, B, H = 4, 3, 5
+  p = cell.init(jax.random.PRNGKey(4), 2, H, init_scale=0.9)
+  gx = cell.project_inputs(p, jax.random.normal(jax.random.PRNGKey(5), (T, B, 2)))
+  h0 = jnp.zeros((B, H))
+  hs = rnn.elman_recurrence("tanh", p["w_hh"], h0, gx)
+  g = jax.random.normal(jax.random.PRNGKey(6), (T, B, H))
+  h_prev = jnp.concatenate([h0[None], hs[:-1]])
+  ratios = []
+  for t in range(T):
+    _, pull = jax.vjp(lambda h: cell.step(p, h, gx[t])[0], h_prev[t])
+    (v,) = pull(g[t])
+    ratios.append(jnp.sum(v * v, -1) / jnp.sum(g[t] * g[t], -1))
+  want = jnp.mean((jnp.stack(ratios) - 1.0) ** 2)  # every step counts (g is nowhere 0)
+  np.testing.assert_allclose(model.omega("rnn_tanh", p["w_hh"], hs, g), want, rtol=1e-5)
+
+
+def test_smart_tanh_init():
+  c = small_config()
+  c.model.hidden_size = 40
+  params = model.init_params(jax.random.PRNGKey(0), tasks_lib.get_task("addition"), c.model)
+  w = np.asarray(params["cell"]["w_hh"])
+  assert (np.count_nonzero(w, axis=1) == 15).all()
+  np.testing.assert_allclose(np.max(np.abs(np.linalg.eigvals(w))), 0.95, rtol=1e-4)
+  assert not np.any(params["cell"]["b_ih"]) and not np.any(params["out"]["b"])
+
+
+# ----------------------------------------------------------------------------- groups
+
+
+def test_group_key():
+  base = small_config()
+  same = [small_config(seed=3), small_config(learning_rate=0.2), small_config(clip_value=5.0)]
+  assert all(ts.vmap_group_key(c) == ts.vmap_group_key(base) for c in same)
+  other = [small_config(cell="gru"), small_config(length=30), small_config(omega_weight=4.0),
+           small_config(clip_mode="none")]
+  assert all(ts.vmap_group_key(c) != ts.vmap_group_key(base) for c in other)
+  assert ts.vmap_group_key(small_config(omega_weight=4.0)) == ts.vmap_group_key(
+      small_config(omega_weight=2.0))
+
+
+@pytest.mark.parametrize("kw", [dict(omega_weight=2.0, clip_mode="none"),
+                                dict(cell="lstm", clip_mode="agc", clip_value=0.5,
+                                     task="addition")])
+def test_vmapped_group_equals_sequential_runs(tmp_path, kw):
+  configs = [small_config(seed=s, learning_rate=lr, **kw) for s, lr in ((0, 0.05), (1, 0.1), (2, 0.05))]
+  ts.train_group(configs, [tmp_path / f"v{i}" for i in range(3)], vmap=True)
+  ts.train_group(configs, [tmp_path / f"s{i}" for i in range(3)], vmap=False)
+  for i in range(3):
+    v, s = tmp_path / f"v{i}", tmp_path / f"s{i}"
+    for split in ("train", "test"):
+      ev, es = events(v, split), events(s, split)
+      assert [e["step"] for e in ev] == [e["step"] for e in es]
+      for a, b in zip(ev, es):
+        np.testing.assert_allclose(a["loss"], b["loss"], rtol=2e-4, atol=1e-6)
+        if split == "train":
+          np.testing.assert_allclose(a["grad_norm"], b["grad_norm"], rtol=2e-4, atol=1e-6)
+    assert status(v)["state"] == status(s)["state"] == "finished"
+  # The members really differ (different seeds and learning rates).
+  assert events(tmp_path / "v0", "train")[-1]["loss"] != events(tmp_path / "v1", "train")[-1]["loss"]
+
+
+def test_diverging_member_is_recorded_and_others_unaffected(tmp_path):
+  kw = dict(cell="rnn_relu", init="identity", clip_mode="none", task="addition")
+  configs = [small_config(seed=0, **kw), small_config(seed=1, learning_rate=1e6, **kw),
+             small_config(seed=2, **kw)]
+  ts.train_group(configs, [tmp_path / f"v{i}" for i in range(3)])
+  bad = status(tmp_path / "v1")
+  assert bad["state"] == "diverged" and "non-finite" in bad["reason"] and bad["step"] >= 1
+  for i in (0, 2):
+    ts.train_group([configs[i]], [tmp_path / f"alone{i}"], vmap=False)
+    assert status(tmp_path / f"v{i}")["state"] == "finished"
+    a, b = events(tmp_path / f"v{i}", "test"), events(tmp_path / f"alone{i}", "test")
+    np.testing.assert_allclose([e["loss"] for e in a], [e["loss"] for e in b], rtol=2e-4)
+  # Re-running skips finished and diverged members.
+  out = ts.train_group(configs, [tmp_path / f"v{i}" for i in range(3)])
+  assert [o["state"] for o in out] == ["finished", "diverged", "finished"]
+
+
+def test_success_stops_training(tmp_path):
+  c = small_config(max_steps=90, eval_every=30)
+  c.task.success_error_rate = 1.01  # any error rate counts as solved: stop at the first check
+  (out,) = ts.train_group([c], [tmp_path / "r"])
+  assert out["state"] == "finished" and out["success"] and out["success_step"] == 30
+  assert max(e["step"] for e in events(tmp_path / "r", "train")) == 30
+  assert events(tmp_path / "r", "test")[-1]["error_rate"] == out["error_rate"]
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+  configs = [small_config(seed=s, max_steps=60, checkpoint_every_steps=20) for s in (0, 1)]
+  ts.train_group(configs, [tmp_path / f"full{i}" for i in range(2)])
+  # Crash after the checkpoint at step 20 (the 3rd train event of each member is step 30).
+  real_write = ts.MetricWriter.write
+  calls = {"n": 0}
+
+  def crashing_write(self, event):
+    if event.get("split") == "train" and event["step"] == 30:
+      raise RuntimeError("simulated crash")
+    return real_write(self, event)
+
+  monkeypatch.setattr(ts.MetricWriter, "write", crashing_write)
+  dirs = [tmp_path / f"crash{i}" for i in range(2)]
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    ts.train_group(configs, dirs)
+  assert status(dirs[0])["state"] == "failed"
+  monkeypatch.setattr(ts.MetricWriter, "write", real_write)
+  ts.train_group(configs, dirs)
+  for i in range(2):
+    assert status(dirs[i])["state"] == "finished"
+    a = (tmp_path / f"full{i}" / "metrics.jsonl").read_text().splitlines()
+    b = dirs[i].joinpath("metrics.jsonl").read_text().splitlines()
+    assert len(a) == len(b)
+    for x, y in zip(map(json.loads, a), map(json.loads, b)):
+      assert x["step"] == y["step"] and x["split"] == y["split"]
+      np.testing.assert_allclose(x["loss"], y["loss"], rtol=1e-6)
+  del calls
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(cell="lstm", omega_weight=4.0), "rnn_tanh and rnn_relu only"),
+    (dict(cell="gru", init="smart_tanh"), "for the tanh RNN"),
+    (dict(task="nope"), "unknown task.name"),
+    (dict(length=5), "task.length must be >= 10"),
+    (dict(clip_mode="sometimes"), "unknown optim.clip_mode"),
+])
+def test_bad_configs(change, match):
+  with pytest.raises(ValueError, match=match):
+    ts.validate_config(small_config(**change))
+
+
+def test_bad_test_size_and_mixed_group(tmp_path):
+  c = small_config()
+  c.task.test_size = 700
+  with pytest.raises(ValueError, match="multiple of 500"):
+    ts.validate_config(c)
+  with pytest.raises(ValueError, match="separate groups"):
+    ts.train_group([small_config(), small_config(cell="gru")], [tmp_path / "a", tmp_path / "b"])
+  assert not (tmp_path / "a").exists()
