@@ -10,16 +10,23 @@ point::
 Without ``sweep.json`` the points are the subdirectories holding a ``config.json`` and the
 varying keys are those whose values differ between their configs.
 
-:func:`collect` reads one record per point; :func:`write_report` writes::
+:func:`collect` reads one record per point; a point that has not started (no config.json)
+gets its settings from the sweep file named in sweep.json (its ``get_config()`` with the point's
+overrides; "(unset)" only if that file cannot be loaded). :func:`write_report` writes::
 
-    DIR/results.csv        one row per point (swept keys, state, step, final metrics)
-    DIR/results_cells.csv  one row per table cell (seed aggregates)
-    DIR/results.md         rows x columns tables, "mean ± std (n)" over seeds, counts
-    DIR/results.tex        the main table as a LaTeX tabular
+    DIR/results.csv        one row per point (every varying key, state, step, final metrics)
+    DIR/results_cells.csv  one row per table cell (every varying key, seed aggregates)
+    DIR/results.md         per metric, one rows x columns table per value combination of the
+                           table keys: "mean ± std (n)" over seeds and counts, or for
+                           ``--metric success`` "k/n" successes and the median success step
+    DIR/results.tex        the main tables as LaTeX tabulars
     DIR/plots/*.png        learning curves, pre-clip gradient norms, success vs task.length
 
-Seeds (key ``seed``) are always aggregated; every other varying key is a row, a column or part
-of the column label, so no two settings are merged.
+Rows, columns and tables are each a combination of one or more keys (:func:`choose_layout`).
+Seeds (key ``seed``) are always aggregated. Every other varying key is split only where it must
+be: it joins the column labels if it takes several values within one (table, row, column)
+cell; otherwise it is constant within every cell and listed under the table ("settings fixed
+within each cell"), so no two settings are merged silently.
 """
 
 from __future__ import annotations
@@ -498,10 +505,6 @@ def cell_labels(rec: dict, layout: dict) -> tuple[str, str, str]:
                   + [f"{layout['short'][k]}={v}"
                      for k, v in zip(layout["split"], _values(rec, layout["split"]))]) or "all"
   return table, row, col
-
-
-def _axis_title(keys: Sequence[str], split: Sequence[str] = ()) -> str:
-  return ", ".join(list(keys) + [f"({k})" for k in split])
 
 
 def describe_fixed(records: list[dict], layout: dict, key: str) -> str:
@@ -1026,7 +1029,7 @@ def write_plots(sweep_dir: pathlib.Path, records: list[dict], tables: dict,
       if not any(p["events"] for p in pts):
         continue
       parts = [t["label"], f"{', '.join(lay['rows'])}: {r}" if lay["rows"] else "",
-               f"{_axis_title(lay['cols'])}: {c}" if lay["cols"] else c if c != "all" else ""]
+               f"{', '.join(lay['cols'])}: {c}" if lay["cols"] else c if c != "all" else ""]
       title = "; ".join(p for p in parts if p) or sweep_dir.name
       slug = _slug(i, "_".join(p for p in (t["label"], r, c) if p))
       i += 1

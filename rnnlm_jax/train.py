@@ -280,6 +280,7 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
              **_metric_names(level, loss), "grad_norm": float(norms.mean()),
              "grad_norm_max": float(norms.max()),
              "clipped": float(np.mean([m["clipped"] for m in got])),
+             "clip_fraction": float(np.mean([m["clip_fraction"] for m in got])),
              "lr": float(got[-1]["lr"]),
              "tokens_per_sec": timed * batch * bptt / elapsed if timed and elapsed > 0 else None}
     if not np.all(np.isfinite(nll)) or not np.all(np.isfinite(norms)):

@@ -25,7 +25,8 @@ update cap the rest finish with ``success: false``.
 Updates run ``train.log_every`` at a time inside one jitted ``lax.scan`` (one dispatch and one
 host sync per interval), then one train event per member goes to its ``metrics.jsonl``:
 ``loss`` (mean), ``grad_norm`` (mean pre-clip global norm), ``grad_norm_p50/_p90/_max``,
-``clip_rate`` (fraction of updates where clipping fired), ``omega`` (if used). Test events
+``clip_rate`` (fraction of updates where clipping fired), ``clip_fraction`` (mean fraction of
+parameter groups or units rescaled: per_layer_norm / agc), ``omega`` (if used). Test events
 carry ``loss``, ``error_rate`` and, for real-valued tasks, ``mse``.
 """
 
@@ -179,7 +180,7 @@ def make_group_step(config, members: bool):
         "bad_step": jnp.where(live & ~finite, state["step"] + 1, state["bad_step"]),
         "data_key": state["data_key"],
     }
-    return new_state, {"grad_norm": stats["grad_norm"], "clipped": stats["clipped"]}
+    return new_state, {k: stats[k] for k in ("grad_norm", "clipped", "clip_fraction")}
 
   def step(states, hypers, active):
     if not members:
@@ -344,7 +345,8 @@ def _train_event(step: int, m: dict, k: int, n: int, use_omega: bool) -> dict:
   event = {"step": step, "split": "train", "loss": float(loss.mean()),
            "grad_norm": float(norms.mean()), "grad_norm_p50": float(np.median(norms)),
            "grad_norm_p90": float(np.percentile(norms, 90)), "grad_norm_max": float(norms.max()),
-           "clip_rate": float(np.mean(m["clipped"][:n, k]))}
+           "clip_rate": float(np.mean(m["clipped"][:n, k])),
+           "clip_fraction": float(np.mean(m["clip_fraction"][:n, k]))}
   if use_omega:
     event["omega"] = float(np.mean(m["omega"][:n, k]))
   return event

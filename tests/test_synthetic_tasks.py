@@ -6,21 +6,26 @@ tests decode the generated inputs and check properties of the data (layout, rang
 recomputed from the decoded inputs), determinism under jit/vmap, distributional sanity, the
 error criteria and the fixed test sets. They do not mirror the generators' code.
 
-XLA compilation dominates the cost here (a loaded 2-core host takes seconds per compile), so
-each task is compiled few times: eagerly at (TEST_CHUNK, L_SMALL) through ``test_chunk`` (4
-chunks, 2000 sequences), and once under ``jit`` for a function that returns ``generate`` at
-(TEST_CHUNK, L_SMALL), ``vmap(generate)`` over the chunk keys, ``generate`` at (2000, L_BIG) and
-at the minimum length. That compile has LLVM optimisation off (``compiler_options``, per call,
-no global flag): it is several times faster, and "jit == eager" then also checks that the data
-do not depend on the compiler's optimisation level.
+XLA compilation dominates the cost here (about 0.1-1 s of CPU per compiled function, more on
+a loaded host), so each task is compiled at few shapes: eagerly at (TEST_CHUNK, L_SMALL)
+through ``test_chunk`` (4 chunks, 2000 sequences), and once under ``jit`` for a function that
+returns ``vmap(generate)`` over the 4 chunk keys and ``generate`` at (2000, L_BIG) (and, for two
+tasks, at the minimum length). ``jit(vmap(generate))`` equal to eager ``generate`` for each key
+checks both transformations at once (a separate ``jit`` compile would cost several seconds
+more). The jit compile uses XLA debug options (``FAST_COMPILE``: LLVM optimisation off, per
+compile, no global flag) that make it several times faster; the equality with the eager batches
+then also shows that the data do not depend on how XLA optimises the generator.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import inspect
 import json
 import os
 import pathlib
+import random
 import subprocess
 import sys
 
@@ -37,7 +42,9 @@ L_SMALL, L_BIG = 30, 100
 CHUNKS = 4  # chunks of the fixed test set read at L_SMALL: 4 x 500 = 2000 sequences
 N = CHUNKS * T.TEST_CHUNK  # sequences per generated batch (both lengths)
 KEY = jax.random.PRNGKey(0)
-FAST_COMPILE = {"xla_backend_optimization_level": 0}
+# XLA debug options for the jit compiles (LLVM optimisation off, the older loop emitters):
+# several times faster to compile these small programs; dropped if this XLA lacks them
+FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_cpu_use_fusion_emitters": False}
 # tasks also generated at their minimum length (where the integer position arithmetic is
 # tightest); each extra shape costs a compile, so not every task
 MIN_LENGTH_TASKS = ("addition", "adding_hs97")
@@ -64,14 +71,20 @@ def jitted(name: str) -> dict[str, T.Batch]:
 
   def run(keys, key):
     return {
-        "single": task.generate(keys[1], T.TEST_CHUNK, L_SMALL),
         "vmap": jax.vmap(lambda k: task.generate(k, T.TEST_CHUNK, L_SMALL))(keys),
         "big": task.generate(key, N, L_BIG),
         **({"min": task.generate(key, 256, task.min_length)} if name in MIN_LENGTH_TASKS else {}),
     }
 
-  out = jax.jit(run, compiler_options=FAST_COMPILE)(_chunk_keys(name), KEY)
-  return {k: _np(v) for k, v in out.items()}
+  args = (_chunk_keys(name), KEY)
+  lowered = jax.jit(run).lower(*args)
+  try:
+    compiled = lowered.compile(FAST_COMPILE)
+  except Exception as e:  # noqa: BLE001  an XLA without these options: compile as usual
+    if "compile option" not in str(e):
+      raise
+    compiled = lowered.compile()
+  return {k: _np(v) for k, v in compiled(*args).items()}
 
 
 def big(name: str) -> T.Batch:
@@ -372,18 +385,15 @@ def test_determinism_same_and_different_keys(name):
   _assert_batches_equal(chunks[1], task.generate(keys[1], T.TEST_CHUNK, L_SMALL))  # same key
   for i in range(1, CHUNKS):  # other keys, other batches
     assert not np.array_equal(chunks[0].x, chunks[i].x)
-    if name != "memorization":  # (memorization's targets are a copy of its inputs)
-      assert not np.array_equal(chunks[0].y, chunks[i].y)
+    assert not np.array_equal(chunks[0].y, chunks[i].y)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_jit_and_vmap_match_eager(name):
-  """generate under jit, and under vmap over keys, gives each key's eager batch."""
-  eager = small_chunks(name)
-  _assert_batches_equal(jitted(name)["single"], eager[1])
+  """jit(vmap(generate)) over keys gives, for each key, the eager batch of that key alone."""
   stacked = jitted(name)["vmap"]
-  for i in range(CHUNKS):
-    _assert_batches_equal(T.Batch(*(a[i] for a in stacked)), eager[i])
+  for i, eager in enumerate(small_chunks(name)):
+    _assert_batches_equal(T.Batch(*(a[i] for a in stacked)), eager)
 
 
 @pytest.mark.parametrize("name", MIN_LENGTH_TASKS)
@@ -410,8 +420,9 @@ def test_min_length_generates(name):
 
 def test_errors_class_single_readout():
   task = T.TASKS["temporal_order"]
-  logits = jnp.array([[[0.1, 2.0, 0.0, 0.0]], [[3.0, 1.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 5.0]]])
-  y = jnp.array([[1], [1], [3]], jnp.int32)
+  logits = np.array([[[0.1, 2.0, 0.0, 0.0]], [[3.0, 1.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 5.0]]],
+                    np.float32)
+  y = np.array([[1], [1], [3]], np.int32)
   err = task.errors(logits, y)
   assert err.dtype == jnp.float32 and err.shape == (3,)
   np.testing.assert_array_equal(err, [0.0, 1.0, 0.0])
@@ -419,30 +430,31 @@ def test_errors_class_single_readout():
 
 def test_errors_any_readout_wrong():
   task = T.TASKS["memorization"]
-  y = jnp.array([[5, 5, 2], [5, 5, 2], [5, 5, 2]], jnp.int32)
-  logits = jax.nn.one_hot(y, 6) * 3.0  # all right
-  logits = logits.at[1, 2].set(jax.nn.one_hot(4, 6))  # the recalled symbol wrong
-  logits = logits.at[2, 0].set(jax.nn.one_hot(0, 6))  # a blank step wrong
-  np.testing.assert_array_equal(task.errors(logits, y), [0.0, 1.0, 1.0])
-  # every readout wrong still counts as one wrong sequence
-  np.testing.assert_array_equal(task.errors(jnp.zeros((1, 3, 6)).at[..., 0].set(1.0), y[:1]),
-                                [1.0])
+  y = np.array([[5, 5, 2], [5, 5, 2], [5, 5, 2], [5, 5, 2]], np.int32)
+  logits = np.eye(6, dtype=np.float32)[y] * 3.0  # all right
+  logits[1, 2] = np.eye(6)[4]  # the recalled symbol wrong
+  logits[2, 0] = np.eye(6)[0]  # a blank step wrong
+  logits[3] = np.eye(6)[0]  # every readout wrong: still one wrong sequence
+  err = task.errors(logits, y)
+  assert err.dtype == jnp.float32 and err.shape == (4,)
+  np.testing.assert_array_equal(err, [0.0, 1.0, 1.0, 1.0])
 
 
 @pytest.mark.parametrize("name", ["addition", "multiplication"])
 def test_errors_squared_error(name):
   task = T.TASKS[name]
-  y = jnp.array([[0.5], [0.5], [0.5], [0.2], [0.7]], jnp.float32)
-  out = jnp.array([0.5 + 0.19, 0.5 + 0.21, 0.5 - 0.21, 0.2 - 0.19, 0.7 + 0.1])[:, None, None]
-  err = task.errors(out, y)
+  y = np.array([[0.5], [0.5], [0.5], [0.2], [0.7]], np.float32)
+  out = np.array([0.5 + 0.19, 0.5 + 0.21, 0.5 - 0.21, 0.2 - 0.19, 0.7 + 0.1], np.float32)
+  err = task.errors(out[:, None, None], y)
   assert err.dtype == jnp.float32 and err.shape == (5,)
   np.testing.assert_array_equal(err, [0.0, 1.0, 1.0, 0.0, 0.0])  # 0.0361 right, 0.0441 wrong
 
 
 def test_errors_absolute_error():
   task = T.TASKS["adding_hs97"]
-  y = jnp.array([[0.5], [0.5], [0.5], [0.3], [0.7], [0.0]], jnp.float32)
-  out = jnp.array([0.5 + 0.039, 0.5 + 0.041, 0.5 - 0.041, 0.3 - 0.039, 0.7 + 0.1, 0.04])
+  y = np.array([[0.5], [0.5], [0.5], [0.3], [0.7], [0.0]], np.float32)
+  out = np.array([0.5 + 0.039, 0.5 + 0.041, 0.5 - 0.041, 0.3 - 0.039, 0.7 + 0.1, 0.04],
+                 np.float32)
   err = task.errors(out[:, None, None], y)
   assert err.dtype == jnp.float32 and err.shape == (6,)
   # 0.039 right, 0.041 wrong either way, 0.1 wrong, exactly 0.04 wrong ("right if < 0.04")
@@ -454,34 +466,57 @@ def test_errors_absolute_error():
 # ----------------------------------------------------------------------------- test sets / get_task
 
 
+def _digest(batch) -> str:
+  h = hashlib.sha256()
+  for a in batch:
+    a = np.asarray(a)
+    h.update(f"{a.dtype}{a.shape}".encode() + a.tobytes())
+  return h.hexdigest()
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_test_chunk_fixed(name):
   chunks = small_chunks(name)
   assert all(c.x.shape[0] == T.TEST_CHUNK == c.y.shape[0] for c in chunks)
+  # no seed enters: the signatures take none, and global random states do not matter
+  assert list(inspect.signature(T.test_chunk).parameters) == ["name", "length", "index"]
+  assert list(inspect.signature(T.test_key).parameters) == ["name", "length"]
+  random.seed(12345)
+  np.random.seed(12345)
   _assert_batches_equal(T.test_chunk(name, L_SMALL, 2), chunks[2])  # identical across calls
   for i in range(1, CHUNKS):  # chunks differ
     assert not np.array_equal(chunks[0].x, chunks[i].x)
-  # chunk i is generated from fold_in(test_key(name, L), i): nothing else (no seed) enters
+  # chunk i is generate(fold_in(test_key(name, L), i)), with a fixed number of sequences
   _assert_batches_equal(
       T.TASKS[name].generate(jax.random.fold_in(T.test_key(name, L_SMALL), 3), T.TEST_CHUNK,
                              L_SMALL), chunks[3])
 
 
-def test_test_keys_distinct_and_process_independent():
+def test_test_sets_process_independent():
+  """Another process (another PYTHONHASHSEED) gets the same test keys and test chunks."""
   lengths = (30, 31, 100)
   here = {f"{n}/{L}": np.asarray(jax.random.key_data(T.test_key(n, L))).tolist()
           for n in NAMES for L in lengths}
-  assert len({tuple(v) for v in here.values()}) == len(here)  # per task and length
+  assert len({tuple(v) for v in here.values()}) == len(here)  # one test set per task and length
   assert 10_000 % T.TEST_CHUNK == 0
-  code = ("import json, jax\n"
-          "from rnnlm_jax.synthetic import tasks as T\n"
-          f"print(json.dumps({{f'{{n}}/{{L}}': jax.random.key_data(T.test_key(n, L)).tolist()"
-          f" for n in T.TASKS for L in {lengths!r}}}))\n")
+  code = f"""
+import hashlib, json, jax, numpy as np
+from rnnlm_jax.synthetic import tasks as T
+keys = {{f"{{n}}/{{L}}": jax.random.key_data(T.test_key(n, L)).tolist()
+        for n in T.TASKS for L in {lengths!r}}}
+h = hashlib.sha256()
+for a in T.test_chunk("adding_hs97", {L_SMALL}, 0):
+  a = np.asarray(a)
+  h.update(f"{{a.dtype}}{{a.shape}}".encode() + a.tobytes())
+print(json.dumps({{"keys": keys, "chunk": h.hexdigest()}}))
+"""
   env = dict(os.environ, PYTHONHASHSEED="12345", JAX_PLATFORMS="cpu")
   out = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
                        text=True, timeout=120)
   assert out.returncode == 0, out.stderr[-2000:]
-  assert json.loads(out.stdout) == here
+  there = json.loads(out.stdout)
+  assert there["keys"] == here
+  assert there["chunk"] == _digest(small_chunks("adding_hs97")[0])
 
 
 def test_get_task_errors():

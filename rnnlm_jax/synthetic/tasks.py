@@ -196,7 +196,7 @@ def memorization(key, batch_size: int, length: int) -> Batch:
 
 def adding_hs97(key, batch_size: int, length: int) -> Batch:
   """Hochreiter & Schmidhuber's 1997 adding problem; see the module docstring."""
-  T = length + length // 10 + 1
+  T = length + length // 10  # the longest sequence
   half = length // 2 - 1  # the second marked pair is among the first int(L/2) - 1
   k_len, k0, k1, k_val = jax.random.split(key, 4)
   l = length + jax.random.randint(k_len, (batch_size,), 0, length // 10 + 1)
@@ -227,7 +227,7 @@ TASKS: dict[str, Task] = {
     "memorization": Task("memorization", MEM_VALUES + 2, MEM_VALUES + 1, "class", "argmax", 1,
                          lambda L: L + 2 * MEM_POSITIONS, memorization),
     "adding_hs97": Task("adding_hs97", 2, 1, "real", "abs_err>=0.04", 24,
-                        lambda L: L + L // 10 + 1, adding_hs97),
+                        lambda L: L + L // 10, adding_hs97),
 }
 
 
