@@ -11,7 +11,9 @@ from rnnlm_jax import train
 from rnnlm_jax.models import lm
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-CONFIGS = sorted(p for p in (REPO / "configs").glob("*.py"))
+ALL_CONFIGS = sorted(p for p in (REPO / "configs").glob("*.py"))
+SYNTHETIC = {"synthetic"}  # synthetic-task configs (a `task` field): tested below on their own
+CONFIGS = [p for p in ALL_CONFIGS if p.stem not in SYNTHETIC]
 STANDARD_KEYS = [
     "seed", "data.name", "data.dir", "data.bptt", "train.batch_size", "train.eval_batch_size",
     "train.num_epochs", "train.max_steps", "train.log_every", "train.checkpoint_every_steps",
@@ -74,3 +76,25 @@ def test_config_trains_a_few_steps(path, tmp_path):
   c.train.max_steps, c.train.progress_bar = 3, False
   out = train.train_and_evaluate(c, str(tmp_path / "run"))
   assert out["split"] == "test" and out["loss"] > 0
+
+
+@pytest.mark.parametrize("name", sorted(SYNTHETIC))
+def test_synthetic_config_validates_and_trains(name, tmp_path):
+  from rnnlm_jax import train_synthetic
+  c = load(REPO / "configs" / f"{name}.py")
+  train_synthetic.validate_config(c)
+  c.train.max_steps, c.train.eval_every, c.train.log_every = 20, 20, 10
+  c.task.test_size, c.train.progress_bar = 500, False
+  out = train_synthetic.train_and_evaluate(c, str(tmp_path / "run"))
+  assert out["state"] == "finished" and 0.0 <= out["error_rate"] <= 1.0
+
+
+def test_sweep_configs_expand_and_validate():
+  from rnnlm_jax import sweep, train_synthetic
+  for path in sorted((REPO / "configs" / "sweeps").glob("*.py")):
+    mod = sweep.load_sweep_module(path)
+    points = sweep.expand(mod.get_config(), mod.get_sweep())
+    assert points, path
+    for point in points:
+      (train_synthetic.validate_config if sweep.is_synthetic(point.config)
+       else train.validate_config)(point.config)
