@@ -5,10 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORKDIR="${1:-runs/pascanu2013}"
-# XLA:CPU's older (non-thunk) runtime runs these small recurrent programs faster here: a tanh-RNN
-# update at L=200 in 1.9 ms instead of 2.4-2.9 ms, LSTM about 5 % faster (scripts/bench_sweep_vmap.py
-# with and without this flag). It changes speed only, not the computation.
-export XLA_FLAGS="${XLA_FLAGS:---xla_cpu_use_thunk_runtime=false}"
 mkdir -p "$WORKDIR"
 pids=()
 for i in 0 1; do
