@@ -56,6 +56,10 @@ def recurrence(cell: Cell, params: Params, carry: Carry,
   ``gx_TBG [time, batch, G*H]`` are the projected inputs (``cell.project_inputs``); returns
   ``(final carry, hs [time, batch, H])`` exactly as ``lax.scan(cell.step)`` does.
 
+  The built-in cells take specialised paths (:func:`elman_recurrence`, :func:`lstm_recurrence`,
+  :func:`gru_recurrence`) that also save the gate activations, so the backward step recomputes
+  nothing; any other cell uses the generic path below (``cell.step_hw`` recomputed backward).
+
   Several independent models at once (a vmapped sweep): give every array a member axis after
   time, ``gx [time, K, batch, G*H]``, carry ``[K, batch, H]``, ``w_hh [K, H, G*H]`` and biases
   ``[K, 1, G*H]``; each step then does one batched matmul and no layout changes.
@@ -67,6 +71,13 @@ def recurrence(cell: Cell, params: Params, carry: Carry,
   ``[H, time*batch] x [time*batch, G*H]`` GEMM. On this project's 2-core CPU that halves the
   time of a small tanh-RNN update (see scripts/bench_sweep_vmap.py).
   """
+  if cell.name in ("rnn_tanh", "rnn_relu"):
+    hs = elman_recurrence(cell.name[4:], params["w_hh"], carry, gx_TBG)
+    return hs[-1], hs
+  if cell.name == "lstm":  # the gate activations are saved: nothing recomputed backward
+    return lstm_recurrence(params["w_hh"], carry, gx_TBG)
+  if cell.name == "gru":
+    return gru_recurrence(params["w_hh"], params["b_hh"], carry, gx_TBG)
   return _recurrence(cell, params, carry, gx_TBG)
 
 
@@ -114,6 +125,127 @@ def _recurrence_bwd(cell, res, cotangents):
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
+def lstm_recurrence(w_hh: jax.Array, carry: tuple[jax.Array, jax.Array],
+                    gx: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+  """The LSTM recurrence (``cells.lstm``, gates ``(i, f, o, g)``) with a lean backward pass.
+
+  Same values and gradients as scanning ``cells.lstm.step``; the forward saves the gate
+  activations, so the backward step is one matmul and a few multiplications (no sigmoid or
+  tanh recomputed), and ``dW_hh`` is one GEMM after the scan. Shapes as :func:`recurrence`:
+  ``w_hh [H, 4H]``, ``carry (h, c)`` each ``[batch, H]``, ``gx [time, batch, 4H]`` (or with a
+  member axis K after time); returns ``((h_T, c_T), hs [time, batch, H])``.
+  """
+  return _lstm(w_hh, carry, gx)
+
+
+@jax.custom_vjp
+def _lstm(w_hh, carry, gx):
+  return _lstm_fwd(w_hh, carry, gx)[0]
+
+
+def _lstm_fwd(w_hh, carry, gx):
+  hidden = w_hh.shape[-2]
+
+  def body(hc, gx_t):
+    h, c = hc
+    gates = gx_t + h @ w_hh
+    ifo = jax.nn.sigmoid(gates[..., :3 * hidden])
+    g = jnp.tanh(gates[..., 3 * hidden:])
+    i, f, o = ifo[..., :hidden], ifo[..., hidden:2 * hidden], ifo[..., 2 * hidden:]
+    c = f * c + i * g
+    tc = jnp.tanh(c)
+    h = o * tc
+    return (h, c), (h, c, ifo, g, tc)
+
+  final, (hs, cs, ifo, g, tc) = jax.lax.scan(body, carry, gx)
+  return (final, hs), (w_hh, carry, hs, cs, ifo, g, tc)
+
+
+def _lstm_bwd(res, cotangents):
+  w_hh, (h0, c0), hs, cs, ifo, g, tc = res
+  (dh_final, dc_final), d_hs = cotangents
+  hidden = w_hh.shape[-2]
+  w_t = jnp.swapaxes(w_hh, -1, -2)
+  c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
+
+  def body(acc, inp):
+    dh_next, dc_next = acc
+    dh_t, ifo_t, g_t, tc_t, cp_t = inp
+    i, f, o = ifo_t[..., :hidden], ifo_t[..., hidden:2 * hidden], ifo_t[..., 2 * hidden:]
+    dh = dh_t + dh_next
+    dc = dc_next + dh * o * (1.0 - tc_t * tc_t)
+    d_ifo = jnp.concatenate([dc * g_t, dc * cp_t, dh * tc_t], axis=-1) * ifo_t * (1.0 - ifo_t)
+    d_gates = jnp.concatenate([d_ifo, dc * i * (1.0 - g_t * g_t)], axis=-1)
+    return (d_gates @ w_t, dc * f), d_gates
+
+  (d_h0, d_c0), d_gates = jax.lax.scan(body, (dh_final, dc_final), (d_hs, ifo, g, tc, c_prev),
+                                       reverse=True)
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+  d_w = jnp.einsum("t...bh,t...bg->...hg", h_prev, d_gates)
+  return d_w, (d_h0, d_c0), d_gates
+
+
+_lstm.defvjp(_lstm_fwd, _lstm_bwd)
+
+
+def gru_recurrence(w_hh: jax.Array, b_hh: jax.Array, h0: jax.Array,
+                   gx: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The GRU recurrence (``cells.gru``, gates ``(r, z, n)``) with a lean backward pass.
+
+  Same values and gradients as scanning ``cells.gru.step``; the forward saves ``r, z, n`` and
+  ``h W_hn + b_hn``, so nothing is recomputed backward. ``b_hh [3H]`` (``[K, 1, 3H]`` with a
+  member axis); other shapes as :func:`recurrence`. Returns ``(h_T, hs [time, batch, H])``.
+  """
+  return _gru(w_hh, b_hh, h0, gx)
+
+
+@jax.custom_vjp
+def _gru(w_hh, b_hh, h0, gx):
+  return _gru_fwd(w_hh, b_hh, h0, gx)[0]
+
+
+def _gru_fwd(w_hh, b_hh, h0, gx):
+  hidden = w_hh.shape[-2]
+
+  def body(h, gx_t):
+    gh = h @ w_hh + b_hh
+    rz = jax.nn.sigmoid(gx_t[..., :2 * hidden] + gh[..., :2 * hidden])
+    r, z = rz[..., :hidden], rz[..., hidden:]
+    ghn = gh[..., 2 * hidden:]
+    n = jnp.tanh(gx_t[..., 2 * hidden:] + r * ghn)
+    h = (1.0 - z) * n + z * h
+    return h, (h, rz, n, ghn)
+
+  final, (hs, rz, n, ghn) = jax.lax.scan(body, h0, gx)
+  return (final, hs), (w_hh, b_hh, h0, hs, rz, n, ghn)
+
+
+def _gru_bwd(res, cotangents):
+  w_hh, b_hh, h0, hs, rz, n, ghn = res
+  dh_final, d_hs = cotangents
+  hidden = w_hh.shape[-2]
+  w_t = jnp.swapaxes(w_hh, -1, -2)
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+
+  def body(dh_next, inp):
+    dh_t, rz_t, n_t, ghn_t, hp_t = inp
+    r, z = rz_t[..., :hidden], rz_t[..., hidden:]
+    dh = dh_t + dh_next
+    dn_pre = dh * (1.0 - z) * (1.0 - n_t * n_t)
+    d_rz = jnp.concatenate([dn_pre * ghn_t, dh * (hp_t - n_t)], axis=-1) * rz_t * (1.0 - rz_t)
+    d_gx = jnp.concatenate([d_rz, dn_pre], axis=-1)
+    d_gh = jnp.concatenate([d_rz, dn_pre * r], axis=-1)
+    return dh * z + d_gh @ w_t, (d_gx, d_gh)
+
+  d_h0, (d_gx, d_gh) = jax.lax.scan(body, dh_final, (d_hs, rz, n, ghn, h_prev), reverse=True)
+  d_w = jnp.einsum("t...bh,t...bg->...hg", h_prev, d_gh)
+  d_b = jnp.sum(d_gh, axis=0).sum(axis=-2).reshape(b_hh.shape)
+  return d_w, d_b, d_h0, d_gx
+
+
+_gru.defvjp(_gru_fwd, _gru_bwd)
 
 
 def elman_recurrence(activation: str, w_hh: jax.Array, h0: jax.Array, gx: jax.Array,

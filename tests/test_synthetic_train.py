@@ -70,16 +70,23 @@ def test_recurrence_matches_autodiff(name, members):
       gx, p, lead = cell.project_inputs(params, x), params, (B,)
     c0 = jax.tree.map(lambda c: jnp.broadcast_to(c + 0.1, lead + (H,)), cell.init_carry(1, H))
     if fast == "elman":
-      return rnn.elman_recurrence(name[4:], p["w_hh"], c0, gx)
+      hs = rnn.elman_recurrence(name[4:], p["w_hh"], c0, gx)
+      return hs, hs[-1]
+    if fast == "generic":  # a cell without a specialised path: cell.step_hw recomputed backward
+      return rnn.recurrence(cell._replace(name="custom"), p, c0, gx)[::-1]
     if fast:
-      return rnn.recurrence(cell, p, c0, gx)[1]
-    return jax.lax.scan(lambda c, g: cell.step(p, c, g), c0, gx)[1]
+      return rnn.recurrence(cell, p, c0, gx)[::-1]
+    return jax.lax.scan(lambda c, g: cell.step(p, c, g), c0, gx)[::-1]
+
+  def loss(p, fast):  # through every h_t and the final carry (h_T, and c_T for the LSTM)
+    hs, final = run(p, fast)
+    return jnp.sum(jnp.sin(hs) * jnp.arange(H)) + sum(
+        jnp.sum(jnp.cos(x)) for x in jax.tree.leaves(final))
 
   params = jax.tree.map(lambda *a: jnp.stack(a), *ps) if members else ps[0]
-  loss = lambda p, fast: jnp.sum(jnp.sin(run(p, fast)) * jnp.arange(H))
   value_and_grad = jax.jit(jax.value_and_grad(loss), static_argnums=1)
   want_v, want_g = value_and_grad(params, False)
-  variants = [True] + (["elman"] if name.startswith("rnn_") else [])
+  variants = [True, "generic"] + (["elman"] if name.startswith("rnn_") else [])
   for fast in variants:
     got_v, got_g = value_and_grad(params, fast)
     np.testing.assert_allclose(got_v, want_v, rtol=1e-5)
