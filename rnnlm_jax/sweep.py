@@ -605,7 +605,7 @@ def run_sweep(units: Sequence[Sequence[Point]], workdir: str | os.PathLike, *,
 
     befores = [Workdir(root / p.name).read_status() for p in todo]
     for k, p in enumerate(todo):
-      group = f" (vmapped group of {len(todo)})" if synthetic and len(todo) > 1 else ""
+      group = f" (group of {len(todo)})" if synthetic and len(todo) > 1 else ""
       out(f"[sweep {done + k + 1}/{total}] start {p.name}{group}")
     t0 = time.perf_counter()
     error: BaseException | None = None
@@ -613,7 +613,8 @@ def run_sweep(units: Sequence[Sequence[Point]], workdir: str | os.PathLike, *,
     try:
       if synthetic:
         returned = list(mods[0].train_group([p.config for p in todo],
-                                            [str(root / p.name) for p in todo], vmap=vmap))
+                                            [str(root / p.name) for p in todo],
+                                            vmap="auto" if vmap else False))
         returned += [None] * (len(todo) - len(returned))
       else:
         mods[0].train_and_evaluate(todo[0].config, str(root / todo[0].name))

@@ -36,7 +36,10 @@ config_flags.DEFINE_config_file(
 flags.DEFINE_string("workdir", None, "Sweep directory (created; re-use it to resume).")
 flags.DEFINE_integer("task_index", 0, "This task's share of the sweep, 0 <= i < num_tasks.")
 flags.DEFINE_integer("num_tasks", 1, "How many tasks share the sweep (array job size).")
-flags.DEFINE_bool("no_vmap", False, "Train every synthetic point alone, not in vmapped groups.")
+flags.DEFINE_bool("no_vmap", False, "Train every synthetic point as its own unit. By default "
+                  "points that may share a program form groups, trained as one vmapped program "
+                  "where that is faster (several devices, e.g. --cpu_devices=2, or a GPU/TPU) "
+                  "and one after another (compiled once) on a single CPU device.")
 flags.DEFINE_bool("dry_run", False, "List the points, their units and shards; train nothing.")
 flags.DEFINE_integer("cpu_devices", 1, "On a CPU host, split each vmapped group across this many "
                      "XLA CPU devices (one thread each; sets --xla_force_host_platform_device_count)."

@@ -352,12 +352,24 @@ def _train_event(step: int, m: dict, k: int, n: int, use_omega: bool) -> dict:
   return event
 
 
+def vmap_pays() -> bool:
+  """Whether one program for a whole group is faster here than one run after another.
+
+  Measured (scripts/bench_sweep_vmap.py, experiments/pascanu2013/README.md): on a single CPU
+  device the group program costs 0.87-1.08x the plain one per run-update (the work is
+  arithmetic that batching cannot share), with the group split over 2 CPU devices it is
+  1.42-1.59x faster; on accelerators batching is what they are for.
+  """
+  return jax.device_count() > 1 or jax.default_backend() != "cpu"
+
+
 def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str],
-                vmap: bool = True) -> list[dict]:
+                vmap: bool | str = "auto") -> list[dict]:
   """Train the runs ``configs[i]`` in ``workdirs[i]`` together; returns their status dicts.
 
-  The configs must share :func:`vmap_group_key`. With ``vmap=False`` they are trained one
-  after the other, each as its own (non-vmapped) program. Runs whose status is already
+  The configs must share :func:`vmap_group_key`. ``vmap=True`` trains them in one program;
+  with ``vmap=False`` they are trained one after the other, each as its own (non-vmapped)
+  program compiled once for the group; ``"auto"`` picks by :func:`vmap_pays`. Runs whose status is already
   finished or diverged are not touched. Raises :class:`rnnlm_jax.train.Interrupted` on
   SIGINT/SIGTERM after saving every member.
   """
@@ -373,6 +385,8 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence
                      f"({', '.join(VMAP_KEYS)}); train them in separate groups")
   for c, w in zip(configs, workdirs):
     Workdir(w).check_config(c.to_dict())
+  if vmap == "auto":
+    vmap = vmap_pays()
   if not vmap and len(configs) > 1:
     return [train_group([c], [w], vmap=False)[0] for c, w in zip(configs, workdirs)]
 

@@ -293,9 +293,9 @@ def test_synthetic_groups_and_partial_resume(tmp_path, fake_synthetic):
   pts = S.expand(base, ov)
   res = S.run_sweep(S.plan(pts), tmp_path, out=lambda s: None)
   assert fake_synthetic.calls == [
-      ([0, 1], ["max_steps=100,seed=0", "max_steps=100,seed=1"], True),
-      ([0, 1], ["max_steps=1,seed=0", "max_steps=1,seed=1"], True),
-      ([0, 1], ["max_steps=2,seed=0", "max_steps=2,seed=1"], True)]
+      ([0, 1], ["max_steps=100,seed=0", "max_steps=100,seed=1"], "auto"),
+      ([0, 1], ["max_steps=1,seed=0", "max_steps=1,seed=1"], "auto"),
+      ([0, 1], ["max_steps=2,seed=0", "max_steps=2,seed=1"], "auto")]
   assert res.states == {"max_steps=100,seed=0": "finished", "max_steps=100,seed=1": "finished",
                         "max_steps=1,seed=0": "diverged", "max_steps=1,seed=1": "diverged",
                         "max_steps=2,seed=0": "failed", "max_steps=2,seed=1": "failed"}

@@ -181,7 +181,7 @@ def test_diverging_member_is_recorded_and_others_unaffected(tmp_path):
   kw = dict(cell="rnn_relu", init="identity", clip_mode="none", task="addition")
   configs = [small_config(seed=0, **kw), small_config(seed=1, learning_rate=1e6, **kw),
              small_config(seed=2, **kw)]
-  ts.train_group(configs, [tmp_path / f"v{i}" for i in range(3)])
+  ts.train_group(configs, [tmp_path / f"v{i}" for i in range(3)], vmap=True)
   bad = status(tmp_path / "v1")
   assert bad["state"] == "diverged" and "non-finite" in bad["reason"] and bad["step"] >= 1
   for i in (0, 2):
@@ -190,7 +190,7 @@ def test_diverging_member_is_recorded_and_others_unaffected(tmp_path):
     a, b = events(tmp_path / f"v{i}", "test"), events(tmp_path / f"alone{i}", "test")
     np.testing.assert_allclose([e["loss"] for e in a], [e["loss"] for e in b], rtol=2e-4)
   # Re-running skips finished and diverged members.
-  out = ts.train_group(configs, [tmp_path / f"v{i}" for i in range(3)])
+  out = ts.train_group(configs, [tmp_path / f"v{i}" for i in range(3)], vmap=True)
   assert [o["state"] for o in out] == ["finished", "diverged", "finished"]
 
 
@@ -205,7 +205,7 @@ def test_success_stops_training(tmp_path):
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatch):
   configs = [small_config(seed=s, max_steps=60, checkpoint_every_steps=20) for s in (0, 1)]
-  ts.train_group(configs, [tmp_path / f"full{i}" for i in range(2)])
+  ts.train_group(configs, [tmp_path / f"full{i}" for i in range(2)], vmap=True)
   # Crash after the checkpoint at step 20 (the 3rd train event of each member is step 30).
   real_write = ts.MetricWriter.write
   calls = {"n": 0}
@@ -218,10 +218,10 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatch)
   monkeypatch.setattr(ts.MetricWriter, "write", crashing_write)
   dirs = [tmp_path / f"crash{i}" for i in range(2)]
   with pytest.raises(RuntimeError, match="simulated crash"):
-    ts.train_group(configs, dirs)
+    ts.train_group(configs, dirs, vmap=True)
   assert status(dirs[0])["state"] == "failed"
   monkeypatch.setattr(ts.MetricWriter, "write", real_write)
-  ts.train_group(configs, dirs)
+  ts.train_group(configs, dirs, vmap=True)
   for i in range(2):
     assert status(dirs[i])["state"] == "finished"
     a = (tmp_path / f"full{i}" / "metrics.jsonl").read_text().splitlines()
@@ -253,3 +253,15 @@ def test_bad_test_size_and_mixed_group(tmp_path):
   with pytest.raises(ValueError, match="separate groups"):
     ts.train_group([small_config(), small_config(cell="gru")], [tmp_path / "a", tmp_path / "b"])
   assert not (tmp_path / "a").exists()
+
+
+def test_auto_vmap_on_one_cpu_device_trains_one_run_at_a_time(tmp_path, monkeypatch):
+  """vmap="auto": one program per group only where it pays (several devices, accelerators)."""
+  seen = []
+  real = ts._run_group
+  monkeypatch.setattr(ts, "_run_group", lambda members, states, vmapped, **kw: (
+      seen.append((len(members), vmapped)), real(members, states, vmapped, **kw))[1])
+  configs = [small_config(seed=s, max_steps=20, eval_every=20) for s in (0, 1)]
+  ts.train_group(configs, [tmp_path / "a", tmp_path / "b"])
+  assert ts.vmap_pays() == (jax.device_count() > 1 or jax.default_backend() != "cpu")
+  assert seen == ([(2, True)] if ts.vmap_pays() else [(1, False), (1, False)])
