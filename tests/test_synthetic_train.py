@@ -93,13 +93,18 @@ def test_recurrence_matches_autodiff(name, members):
     assert max_abs_diff(got_g, want_g) < 1e-4, fast
 
 
+def tanh_rnn_inputs(seed, T, B, I, H, scale):
+  """A tanh cell, its params, projected inputs ``gx [T, B, H]`` and a zero ``h0``."""
+  cell = cells.rnn_tanh
+  p = cell.init(jax.random.PRNGKey(seed), I, H, init_scale=scale)
+  gx = cell.project_inputs(p, jax.random.normal(jax.random.PRNGKey(seed + 1), (T, B, I)))
+  return cell, p, gx, jnp.zeros((B, H))
+
+
 def test_elman_eps_gradient_is_total_hidden_gradient():
   """d loss / d eps_t == d loss / d h_t through all later steps (what Omega needs)."""
-  cell = cells.rnn_tanh
   T, B, H = 5, 2, 4
-  p = cell.init(jax.random.PRNGKey(2), 3, H, init_scale=0.8)
-  gx = cell.project_inputs(p, jax.random.normal(jax.random.PRNGKey(3), (T, B, 3)))
-  h0 = jnp.zeros((B, H))
+  _, p, gx, h0 = tanh_rnn_inputs(2, T, B, 3, H, 0.8)
   loss = lambda hs: jnp.sum(hs[-1] ** 2) + jnp.sum(jnp.cos(hs[2]))
   g = jax.grad(lambda e: loss(rnn.elman_recurrence("tanh", p["w_hh"], h0, gx, e)))(
       jnp.zeros((T, B, H)))
@@ -115,11 +120,8 @@ def test_elman_eps_gradient_is_total_hidden_gradient():
 
 def test_omega_uses_one_step_jacobian():
   """Omega's v_t equals the vector-Jacobian product of one step, g_t dh_t/dh_{t-1}."""
-  cell = cells.rnn_tanh
   T, B, H = 4, 3, 5
-  p = cell.init(jax.random.PRNGKey(4), 2, H, init_scale=0.9)
-  gx = cell.project_inputs(p, jax.random.normal(jax.random.PRNGKey(5), (T, B, 2)))
-  h0 = jnp.zeros((B, H))
+  cell, p, gx, h0 = tanh_rnn_inputs(4, T, B, 2, H, 0.9)
   hs = rnn.elman_recurrence("tanh", p["w_hh"], h0, gx)
   g = jax.random.normal(jax.random.PRNGKey(6), (T, B, H))
   h_prev = jnp.concatenate([h0[None], hs[:-1]])
