@@ -198,9 +198,10 @@ def load_sweep(root: str | pathlib.Path) -> tuple[list[str], list[dict]]:
 def _train_stats(train: list[dict]) -> dict:
   """Clip rate and pre-clip gradient-norm summary of a run's train events.
 
-  Synthetic runs log per-interval p50/p90 of the pre-clip norm: the run's ``grad_norm_p50`` /
-  ``grad_norm_p90`` are the medians over intervals of those. LM runs log only the interval
-  mean: then they are the median / 90th percentile over intervals of the interval means.
+  Runs log per-interval p50/p90 of the pre-clip norm: the run's ``grad_norm_p50`` /
+  ``grad_norm_p90`` are the medians over intervals of those. LM runs made before those fields
+  existed log only the interval mean: then they are the median / 90th percentile over
+  intervals of the interval means.
   """
   out: dict[str, Any] = {}
   clip = [_num(e.get("clip_rate", e.get("clipped"))) for e in train]

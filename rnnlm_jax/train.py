@@ -278,7 +278,8 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
     loss = float(nll.sum() / (len(got) * batch * bptt))
     event = {"step": step_now, "epoch": step_now / spe, "split": "train", "loss": loss,
              **_metric_names(level, loss), "grad_norm": float(norms.mean()),
-             "grad_norm_max": float(norms.max()),
+             "grad_norm_p50": float(np.median(norms)),
+             "grad_norm_p90": float(np.percentile(norms, 90)), "grad_norm_max": float(norms.max()),
              "clipped": float(np.mean([m["clipped"] for m in got])),
              "clip_fraction": float(np.mean([m["clip_fraction"] for m in got])),
              "lr": float(got[-1]["lr"]),
