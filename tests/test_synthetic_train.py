@@ -267,3 +267,35 @@ def test_auto_vmap_on_one_cpu_device_trains_one_run_at_a_time(tmp_path, monkeypa
   ts.train_group(configs, [tmp_path / "a", tmp_path / "b"])
   assert ts.vmap_pays() == (jax.device_count() > 1 or jax.default_backend() != "cpu")
   assert seen == ([(2, True)] if ts.vmap_pays() else [(1, False), (1, False)])
+
+
+SPLIT_SCRIPT = """
+import json, sys
+import jax
+from tests.test_synthetic_train import small_config
+from rnnlm_jax import train_synthetic as ts
+assert jax.device_count() == 2
+configs = [small_config(seed=s, max_steps=20, eval_every=20) for s in range(3)]  # 3: padded to 4
+ts.train_group(configs, [sys.argv[1] + f"/m{i}" for i in range(3)], vmap=True)
+"""
+
+
+def test_group_split_over_two_cpu_devices_equals_runs_alone(tmp_path):
+  """--cpu_devices 2: the member axis (padded 3 -> 4) is split over two XLA CPU devices."""
+  import os
+  import pathlib
+  import subprocess
+  import sys
+  repo = pathlib.Path(__file__).resolve().parent.parent
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2",
+             PYTHONPATH=str(repo))
+  proc = subprocess.run([sys.executable, "-c", SPLIT_SCRIPT, str(tmp_path)], cwd=repo, env=env,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  configs = [small_config(seed=s, max_steps=20, eval_every=20) for s in range(3)]
+  for i, c in enumerate(configs):
+    ts.train_group([c], [tmp_path / f"alone{i}"], vmap=False)
+    a, b = events(tmp_path / f"m{i}", "test"), events(tmp_path / f"alone{i}", "test")
+    assert [e["step"] for e in a] == [e["step"] for e in b] == [20]
+    np.testing.assert_allclose(a[0]["loss"], b[0]["loss"], rtol=2e-4)
+    assert status(tmp_path / f"m{i}")["state"] == "finished"
