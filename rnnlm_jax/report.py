@@ -885,10 +885,11 @@ def _slug(i: int, label: str) -> str:
 def _new_figure(ncols: int, title: str):
   from matplotlib.backends.backend_agg import FigureCanvasAgg
   from matplotlib.figure import Figure
+  import textwrap
   fig = Figure(figsize=(5 * ncols, 3.6))
   FigureCanvasAgg(fig)
   axes = fig.subplots(1, ncols, squeeze=False)[0]
-  fig.suptitle(title, fontsize=9)
+  fig.suptitle("\n".join(textwrap.wrap(title, width=60 * ncols)), fontsize=9)  # long labels fit
   return fig, axes
 
 
@@ -910,7 +911,7 @@ def _save(fig, path: pathlib.Path, axes) -> pathlib.Path:
       ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=90)
+  fig.savefig(path, dpi=90, bbox_inches="tight")  # nothing cut off
   return path
 
 
