@@ -45,7 +45,8 @@ def _main(argv) -> None:
       return
     if FLAGS.config is None:
       cli.fail("--config is required, e.g. --config configs/ptb_small.py")
-    if "task" in FLAGS.config:  # a synthetic long-range task (configs/synthetic.py)
+    from rnnlm_jax import sweep
+    if sweep.is_synthetic(FLAGS.config):  # a synthetic long-range task (configs/synthetic.py)
       from rnnlm_jax import train_synthetic
       status = train_synthetic.train_and_evaluate(FLAGS.config, FLAGS.workdir)
       print(json.dumps(status))

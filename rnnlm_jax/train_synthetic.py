@@ -37,7 +37,7 @@ import json
 import logging
 import sys
 import time
-from typing import Any, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -51,7 +51,7 @@ from rnnlm_jax import checkpoint as ckpt_lib
 from rnnlm_jax import optim
 from rnnlm_jax.models import synthetic as model
 from rnnlm_jax.synthetic import tasks as tasks_lib
-from rnnlm_jax.workdir import MetricWriter, Workdir
+from rnnlm_jax.workdir import MetricWriter, Workdir, _flatten
 
 log = logging.getLogger("rnnlm_jax")
 
@@ -64,11 +64,6 @@ _RUN_KEYS = ("train.max_steps", "train.log_every", "train.checkpoint_every_steps
 
 
 # ----------------------------------------------------------------------------- config
-
-
-def is_synthetic(config) -> bool:
-  """A config with a ``task`` field is a synthetic-task run."""
-  return "task" in config
 
 
 def validate_config(config) -> None:
@@ -96,27 +91,13 @@ def validate_config(config) -> None:
                      f"got {size}")
 
 
-def _flat(config) -> dict:
-  out = {}
-
-  def walk(d, prefix):
-    for k, v in d.items():
-      if isinstance(v, dict):
-        walk(v, f"{prefix}{k}.")
-      else:
-        out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
-
-  walk(config.to_dict() if hasattr(config, "to_dict") else config, "")
-  return out
-
-
 def vmap_group_key(config) -> str:
   """Runs with equal keys can be trained together in one vmapped program.
 
   Everything but :data:`VMAP_KEYS` must agree (and whether Omega is used at all, since that
   changes the program).
   """
-  flat = {k: v for k, v in _flat(config).items() if k not in VMAP_KEYS}
+  flat = {k: v for k, v in _flatten(config.to_dict()).items() if k not in VMAP_KEYS}
   flat["uses_omega"] = float(config.optim.omega_weight) > 0
   return json.dumps(flat, sort_keys=True, default=str)
 
@@ -471,6 +452,8 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool, interr
   log.info("%s: %d run(s)%s, %d/%d updates done", label, K, " vmapped" if vmapped else "",
            step, max_steps)
 
+  real_valued = tasks_lib.get_task(config.task.name).kind == "real"
+
   def do_eval(step_now):
     res = jax.device_get(evaluate(stacked["params"]))
     for k, m in enumerate(members):
@@ -478,7 +461,7 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool, interr
         continue
       event = {"step": step_now, "split": "test", "loss": float(res["loss"][k]),
                "error_rate": float(res["error_rate"][k])}
-      if tasks_lib.get_task(config.task.name).kind == "real":
+      if real_valued:
         event["mse"] = float(res["mse"][k])
       m.writer.write(event)
       m.last_error = event["error_rate"]
