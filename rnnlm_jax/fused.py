@@ -1,0 +1,172 @@
+"""Hand-differentiated building blocks of the LM's hot path: dense layers and softmax loss.
+
+Two pure functions with custom VJPs, used by :mod:`rnnlm_jax.models.lm`:
+
+``dense(x [T, B, K], w [K, N], compute_dtype) -> [T, B, N] float32``
+    A matmul over time-major activations. With ``compute_dtype=bfloat16`` the operands are cast
+    to bfloat16 and the products accumulate in float32 (``preferred_element_type``), forward and
+    backward; the backward is written as the 3-D einsums ``tbn,kn->tbk`` and ``tbk,tbn->kn``
+    because XLA:CPU keeps exactly these forms on its fast bfloat16 path (with autodiff the
+    backward dots become 2-D transposed products that silently run in float32; see
+    ../shared/notes/performance.md). With ``float32`` it is a plain ``einsum``.
+
+``softmax_xent(h [T, B, H], w [H, V], b [V], targets [T, B], compute_dtype, vocab_chunk)
+-> nll [T, B]``
+    The output projection fused with the cross-entropy. The backward pass is one elementwise
+    pass ``(softmax - onehot) * g`` and two GEMMs, from the saved logits. ``vocab_chunk > 0``
+    caps memory: the vocabulary is processed in chunks of that many words with a running
+    log-sum-exp, nothing ``[T, B, V]``-sized is saved, and the backward recomputes each chunk's
+    logits (one extra GEMM). Values and gradients equal
+    ``optax.softmax_cross_entropy_with_integer_labels(h @ w + b, targets)`` to float rounding.
+
+Inputs and parameters are float32 in every mode (so are the gradients); only matmul inputs
+are rounded.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+F32 = jnp.float32
+
+
+def _cast(x: jax.Array, dtype) -> jax.Array:
+  return x if x.dtype == dtype else x.astype(dtype)
+
+
+def _mm(x_TBK, w_KN, dtype):
+  return jnp.einsum("tbk,kn->tbn", _cast(x_TBK, dtype), _cast(w_KN, dtype),
+                    preferred_element_type=F32)
+
+
+def _mm_dx(g_TBN, w_KN, dtype):
+  return jnp.einsum("tbn,kn->tbk", _cast(g_TBN, dtype), _cast(w_KN, dtype),
+                    preferred_element_type=F32)
+
+
+def _mm_dw(x_TBK, g_TBN, dtype):
+  return jnp.einsum("tbk,tbn->kn", _cast(x_TBK, dtype), _cast(g_TBN, dtype),
+                    preferred_element_type=F32)
+
+
+# ----------------------------------------------------------------------------- dense
+
+
+def dense(x_TBK: jax.Array, w_KN: jax.Array, compute_dtype=F32) -> jax.Array:
+  """``x [T, B, K] @ w [K, N] -> [T, B, N]`` float32; bfloat16 inputs if ``compute_dtype`` says so."""
+  compute_dtype = jnp.dtype(compute_dtype)
+  if compute_dtype == F32:
+    return _mm(x_TBK, w_KN, F32)
+  return _dense_lowp(x_TBK, w_KN, compute_dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _dense_lowp(x, w, dtype):
+  return _mm(x, w, dtype)
+
+
+def _dense_lowp_fwd(x, w, dtype):
+  x16, w16 = _cast(x, dtype), _cast(w, dtype)  # saved at half the size
+  return _mm(x16, w16, dtype), (x16, w16)
+
+
+def _dense_lowp_bwd(dtype, res, g):
+  x16, w16 = res
+  return _mm_dx(g, w16, dtype), _mm_dw(x16, g, dtype)
+
+
+_dense_lowp.defvjp(_dense_lowp_fwd, _dense_lowp_bwd)
+
+
+# ----------------------------------------------------------------------------- softmax loss
+
+
+def softmax_xent(h_TBH: jax.Array, w_HV: jax.Array, b_V: jax.Array, targets_TB: jax.Array,
+                 compute_dtype=F32, vocab_chunk: int = 0) -> jax.Array:
+  """Per-token ``-log softmax(h w + b)[target]`` in nats, ``[T, B]`` float32 (see module doc)."""
+  compute_dtype = jnp.dtype(compute_dtype)
+  vocab = w_HV.shape[-1]
+  if vocab_chunk < 0:
+    raise ValueError(f"vocab_chunk must be >= 0, got {vocab_chunk}")
+  if vocab_chunk and vocab_chunk < vocab:
+    return _xent_chunked(h_TBH, w_HV, b_V, targets_TB.astype(jnp.int32), compute_dtype,
+                         int(vocab_chunk))
+  return _xent(h_TBH, w_HV, b_V, targets_TB.astype(jnp.int32), compute_dtype)
+
+
+def _target_logit(logits_TBV, targets_TB):
+  return jnp.take_along_axis(logits_TBV, targets_TB[..., None], axis=-1)[..., 0]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _xent(h, w, b, targets, dtype):
+  return _xent_fwd(h, w, b, targets, dtype)[0]
+
+
+def _xent_fwd(h, w, b, targets, dtype):
+  logits = _mm(h, w, dtype) + b
+  lse = jax.nn.logsumexp(logits, axis=-1)
+  nll = lse - _target_logit(logits, targets)
+  return nll, (_cast(h, dtype), _cast(w, dtype), logits, lse, targets)
+
+
+def _xent_bwd(dtype, res, g_TB):
+  h16, w16, logits, lse, targets = res
+  d = _softmax_minus_onehot(logits, lse, targets, 0) * g_TB[..., None]
+  return _mm_dx(d, w16, dtype), _mm_dw(h16, d, dtype), d.sum(axis=(0, 1)), None
+
+
+_xent.defvjp(_xent_fwd, _xent_bwd)
+
+
+def _softmax_minus_onehot(logits_TBC, lse_TB, targets_TB, offset):
+  """``softmax - onehot`` over a vocabulary chunk starting at word ``offset``."""
+  p = jnp.exp(logits_TBC - lse_TB[..., None])
+  cols = offset + jnp.arange(logits_TBC.shape[-1], dtype=jnp.int32)
+  return p - (targets_TB[..., None] == cols).astype(p.dtype)
+
+
+def _chunks(vocab: int, chunk: int) -> list[tuple[int, int]]:
+  return [(s, min(s + chunk, vocab)) for s in range(0, vocab, chunk)]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def _xent_chunked(h, w, b, targets, dtype, chunk):
+  return _xent_chunked_fwd(h, w, b, targets, dtype, chunk)[0]
+
+
+def _xent_chunked_fwd(h, w, b, targets, dtype, chunk):
+  h16, w16 = _cast(h, dtype), _cast(w, dtype)
+  m = s = tgt = None
+  for lo, hi in _chunks(w.shape[-1], chunk):  # running log-sum-exp; nothing [T, B, V] kept
+    logits = _mm(h16, w16[:, lo:hi], dtype) + b[lo:hi]
+    m_c = logits.max(axis=-1)
+    in_c = (targets >= lo) & (targets < hi)
+    t_c = jnp.where(in_c, _target_logit(logits, jnp.clip(targets - lo, 0, hi - lo - 1)), 0.0)
+    if m is None:
+      m, s, tgt = m_c, jnp.exp(logits - m_c[..., None]).sum(-1), t_c
+    else:
+      m_new = jnp.maximum(m, m_c)
+      s = s * jnp.exp(m - m_new) + jnp.exp(logits - m_new[..., None]).sum(-1)
+      m, tgt = m_new, tgt + t_c
+  lse = m + jnp.log(s)
+  return lse - tgt, (h16, w16, b, lse, targets)
+
+
+def _xent_chunked_bwd(dtype, chunk, res, g_TB):
+  h16, w16, b, lse, targets = res
+  dh = jnp.zeros(h16.shape, F32)
+  dws, dbs = [], []
+  for lo, hi in _chunks(w16.shape[-1], chunk):
+    logits = _mm(h16, w16[:, lo:hi], dtype) + b[lo:hi]  # recomputed
+    d = _softmax_minus_onehot(logits, lse, targets, lo) * g_TB[..., None]
+    dh = dh + _mm_dx(d, w16[:, lo:hi], dtype)
+    dws.append(_mm_dw(h16, d, dtype))
+    dbs.append(d.sum(axis=(0, 1)))
+  return dh, jnp.concatenate(dws, axis=-1), jnp.concatenate(dbs), None
+
+
+_xent_chunked.defvjp(_xent_chunked_fwd, _xent_chunked_bwd)
