@@ -3,9 +3,13 @@
     rnnlm-train --config configs/ptb_small.py --workdir runs/ptb_small [--config.seed=1 ...]
     rnnlm-eval  --workdir runs/ptb_small [--split test | --text FILE] [--checkpoint best|latest]
 
-Re-running ``rnnlm-train`` with the same workdir resumes it. Bad input ends with one line on
-stderr saying what is wrong and how to fix it, and a non-zero exit status:
-2 bad input, 3 diverged (NaN/inf), 130 interrupted (resumable).
+Re-running ``rnnlm-train`` with the same workdir resumes it. Training uses every visible
+device (data parallel; ``--config.train.num_devices``); with ``RNNLM_DISTRIBUTED=1`` (or the
+``JAX_COORDINATOR_ADDRESS``/``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID`` variables) the process
+first joins a multi-host run (:func:`rnnlm_jax.parallel.maybe_initialize_distributed`).
+
+Bad input ends with one line on stderr saying what is wrong and how to fix it, and a non-zero
+exit status: 2 bad input, 3 diverged (NaN/inf), 130 interrupted (resumable).
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ def _main(argv) -> None:
   cli.setup_logging()
   if not FLAGS.workdir:
     cli.fail("--workdir is required (the run directory; re-use it to resume)")
+  from rnnlm_jax import parallel
+  try:  # multi-host runs: connect the processes before anything touches the devices
+    parallel.maybe_initialize_distributed()
+  except ValueError as e:
+    cli.fail(cli.one_line(e))
   from rnnlm_jax import train  # heavy imports after flag checks
   from rnnlm_jax.data import DataError
   from rnnlm_jax.workdir import WorkdirError

@@ -13,6 +13,11 @@ The loss that is differentiated is the cross-entropy summed over the window's ti
 averaged over the batch (``optim.loss_reduction="sum_time"``, Zaremba / TF tutorial) or the
 per-token mean (``"mean"``, pytorch/examples). Logged ``loss`` is always the mean per-token
 cross-entropy in nats.
+
+Data parallel (``train.num_devices``, :mod:`rnnlm_jax.parallel`): the state is placed on a 1-D
+device mesh (parameters and optimizer state replicated, recurrent carry split on the batch
+axis), each window's columns are split over the devices, and the jitted step follows those
+shardings; with one device this is the plain single-device loop.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from rnnlm_jax import checkpoint as ckpt_lib
 from rnnlm_jax import data as data_lib
 from rnnlm_jax import optim
+from rnnlm_jax import parallel
 from rnnlm_jax.models import lm
 from rnnlm_jax.workdir import MetricWriter, Workdir
 
@@ -63,8 +69,13 @@ def _reduce(nll_sum, batch, time_steps, reduction):
   return nll_sum / batch if reduction == "sum_time" else nll_sum / (batch * time_steps)
 
 
-def make_train_step(spec: lm.LMSpec, optim_cfg):
-  """A jitted ``(state, x [B, T], y [B, T]) -> (state, metrics)``; ``state`` is donated."""
+def make_train_step(spec: lm.LMSpec, optim_cfg, mesh=None, state_sharding=None):
+  """A jitted ``(state, x [B, T], y [B, T]) -> (state, metrics)``; ``state`` is donated.
+
+  With a ``mesh`` (and ``state_sharding``, :func:`parallel.state_shardings` of the state) the
+  outputs keep the inputs' layout: the new state sharded like the old one, metrics replicated.
+  The inputs must already be placed (:func:`parallel.place_state`, :func:`parallel.place_batch`).
+  """
   reduction, clip_mode, clip_value = optim_cfg.loss_reduction, optim_cfg.clip_mode, float(
       optim_cfg.clip_value)
 
@@ -85,7 +96,10 @@ def make_train_step(spec: lm.LMSpec, optim_cfg):
     metrics = {"nll_sum": nll_sum, "lr": optim.get_learning_rate(state.opt_state), **stats}
     return state, metrics
 
-  return jax.jit(train_step, donate_argnums=0)
+  if mesh is None:
+    return jax.jit(train_step, donate_argnums=0)
+  return jax.jit(train_step, donate_argnums=0,
+                 out_shardings=(state_sharding, parallel.replicated(mesh)))
 
 
 def make_eval_step(spec: lm.LMSpec):
@@ -106,18 +120,26 @@ def eval_window(bptt: int, batch_size: int) -> int:
 
 
 def evaluate(eval_step, params, spec: lm.LMSpec, ids: np.ndarray, batch_size: int,
-             bptt: int) -> tuple[float, int]:
+             bptt: int, mesh=None) -> tuple[float, int]:
   """Mean per-token NLL (nats) over a token stream ``ids [num_tokens]`` and the token count.
 
   The stream is cut into ``batch_size`` columns as in training; every target is scored once,
-  with the state carried from the start of its column.
+  with the state carried from the start of its column. With a ``mesh`` (``params`` replicated
+  on it) the columns are split over its devices when ``batch_size`` divides evenly, else every
+  device scores all of them (e.g. ``eval_batch_size`` 1).
   """
   batched = data_lib.batchify(ids, batch_size)
   carry = lm.init_carry(spec, batch_size)
+  put = jnp.asarray
+  if mesh is not None:
+    sharding = (parallel.batch_sharded(mesh) if batch_size % mesh.size == 0
+                else parallel.replicated(mesh))
+    carry = parallel.place_tree(carry, sharding)
+    put = lambda a: parallel.place_batch(a, mesh, sharding)
   count = 0
   sums = []
   for x, y in data_lib.eval_windows(batched, eval_window(bptt, batch_size)):
-    carry, s = eval_step(params, carry, jnp.asarray(x), jnp.asarray(y))
+    carry, s = eval_step(params, carry, put(x), put(y))
     sums.append(s)
     count += y.size
   total = float(np.sum(np.asarray(jax.device_get(sums), np.float64)))
@@ -145,17 +167,25 @@ def validate_config(config) -> None:
     raise ValueError(f"data.bptt must be >= 1, got {config.data.bptt}")
   if int(t.num_epochs) < 1 and int(t.max_steps) < 1:
     raise ValueError("set train.num_epochs or train.max_steps to a positive number")
+  requested = int(t.get("num_devices", 0))
+  parallel.check_divisible(int(t.batch_size), parallel.resolve_num_devices(requested), requested)
   lm.LMSpec.from_config(config.model, vocab_size=1)  # model fields (cell, init, sizes)
 
 
-def create_train_state(config, spec: lm.LMSpec, steps_per_epoch: int) -> TrainState:
-  """Fresh state from ``config.seed``: params, optimizer state, zero carry, dropout RNG."""
+def create_train_state(config, spec: lm.LMSpec, steps_per_epoch: int,
+                       mesh=None) -> TrainState:
+  """Fresh state from ``config.seed``: params, optimizer state, zero carry, dropout RNG.
+
+  With a ``mesh`` the state is placed on it (:func:`parallel.place_state`); the values do not
+  depend on the mesh.
+  """
   init_rng, dropout_rng = jax.random.split(jax.random.PRNGKey(int(config.seed)))
   params = lm.init_params(init_rng, spec)
   tx = optim.make_optimizer(config.optim, steps_per_epoch)
-  return TrainState.create(apply_fn=None, params=params, tx=tx,
-                           carry=lm.init_carry(spec, int(config.train.batch_size)),
-                           rng=dropout_rng)
+  state = TrainState.create(apply_fn=None, params=params, tx=tx,
+                            carry=lm.init_carry(spec, int(config.train.batch_size)),
+                            rng=dropout_rng)
+  return state if mesh is None else parallel.place_state(state, mesh)
 
 
 class _StopFlag:
@@ -231,23 +261,27 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
   if int(t_cfg.max_steps) > 0:
     total_steps = min(total_steps, int(t_cfg.max_steps)) if total_steps else int(t_cfg.max_steps)
 
-  state = create_train_state(config, spec, spe)
+  mesh = parallel.make_mesh(int(t_cfg.get("num_devices", 0)))
+  state = create_train_state(config, spec, spe, mesh)
+  state_sharding = parallel.state_shardings(state, mesh)
   n_params = sum(x.size for x in jax.tree.leaves(state.params))
   log.info("%s: %d tokens train, vocab %d, %s %dx%d, %.2fM params, %d steps/epoch, %d steps",
            config.data.name, corpus.train.size, len(corpus.vocab), spec.cell, spec.num_layers,
            spec.hidden_size, n_params / 1e6, spe, total_steps)
+  log.info("devices: %s; %d columns per device", parallel.describe(mesh), batch // mesh.size)
 
   ckpt = ckpt_lib.Checkpointer(wd.checkpoint_dir, keep=int(t_cfg.get("checkpoint_keep", 2)))
   meta = {"best_valid_loss": None, "best_step": None, "metrics_lines": 0}
-  restored = ckpt.restore_latest(state)
+  restored = ckpt.restore_latest(state)  # restored with the shardings of `state`
   if restored is not None:
     state, meta = restored
+    state = parallel.place_state(state, mesh)  # a no-op unless orbax placed a leaf otherwise
     wd.truncate_metrics(int(meta["metrics_lines"]))
     log.info("resumed from step %d (epoch %.2f)", int(state.step), int(state.step) / spe)
   else:
     wd.truncate_metrics(0)
   writer = MetricWriter(wd)
-  train_step = make_train_step(spec, config.optim)
+  train_step = make_train_step(spec, config.optim, mesh, state_sharding)
   eval_step = make_eval_step(spec)
   eval_bs = int(t_cfg.eval_batch_size)
   level = corpus.level
@@ -302,7 +336,7 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
   def valid_and_checkpoint(step_now):
     nonlocal state
     flush(step_now)
-    loss, _ = evaluate(eval_step, state.params, spec, corpus.valid, eval_bs, bptt)
+    loss, _ = evaluate(eval_step, state.params, spec, corpus.valid, eval_bs, bptt, mesh)
     best_before = meta["best_valid_loss"]
     is_best = best_before is None or loss < best_before
     writer.write({"step": step_now, "epoch": step_now / spe, "split": "valid", "loss": loss,
@@ -312,7 +346,8 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
       meta["best_valid_loss"], meta["best_step"] = loss, step_now
     if not is_best and config.optim.schedule == "plateau":
       lr = float(optim.get_learning_rate(state.opt_state)) / float(config.optim.plateau_factor)
-      state = state.replace(opt_state=optim.set_learning_rate(state.opt_state, lr))
+      state = parallel.place_state(
+          state.replace(opt_state=optim.set_learning_rate(state.opt_state, lr)), mesh)
       log.info("validation did not improve: learning rate -> %g", lr)
     if is_best:
       ckpt.save_best(step_now, state, dict(meta, metrics_lines=writer.lines))
@@ -328,10 +363,12 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
       for step in range(start, total_steps):
         epoch, window = divmod(step, spe)
         if window == 0:
-          state = state.replace(carry=lm.init_carry(spec, batch))
+          state = state.replace(carry=parallel.place_tree(lm.init_carry(spec, batch),
+                                                          parallel.batch_sharded(mesh)))
         x, y = data_lib.get_window(train_batched, window, bptt)
         first = step == start
-        state, metrics = train_step(state, x, y)
+        state, metrics = train_step(state, parallel.place_batch(x, mesh),
+                                    parallel.place_batch(y, mesh))
         pending.append(metrics)
         if first:  # exclude compilation from the throughput
           jax.block_until_ready(metrics)
@@ -363,7 +400,9 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
   # Test with the best-validation checkpoint (deterministic: re-running rewrites the same event).
   best = ckpt.restore_best(state)
   best_state, best_meta = best if best is not None else (state, meta)
-  test_loss, n_test = evaluate(eval_step, best_state.params, spec, corpus.test, eval_bs, bptt)
+  test_loss, n_test = evaluate(eval_step, parallel.place_tree(best_state.params,
+                                                              parallel.replicated(mesh)),
+                               spec, corpus.test, eval_bs, bptt, mesh)
   event = {"step": total_steps, "epoch": total_steps / spe, "split": "test", "loss": test_loss,
            **_metric_names(level, test_loss), "checkpoint": "best_valid",
            "checkpoint_step": int(best_state.step),

@@ -1,0 +1,201 @@
+"""Data-parallel training (rnnlm_jax/parallel.py): 4 simulated CPU devices train like 1.
+
+The multi-device run happens in a subprocess, because the number of CPU devices is fixed when
+JAX starts (``XLA_FLAGS=--xla_force_host_platform_device_count=4``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rnnlm_jax import parallel, train
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+from test_train import make_corpus, tiny_config  # noqa: E402
+
+# Runs in a fresh interpreter with 4 CPU devices: trains the tiny config with
+# train.num_devices=4 and with train.num_devices=1, each 6 steps and then resumed from its
+# checkpoint to 12, and prints one JSON line with the events and the shardings.
+_SCRIPT = r"""
+import json, pathlib, sys
+sys.path.insert(0, sys.argv[3])
+import jax, numpy as np
+from rnnlm_jax import checkpoint as ckpt_lib, cli, data as data_lib, parallel, train
+from rnnlm_jax.models import lm
+from rnnlm_jax.workdir import Workdir
+from test_train import tiny_config
+
+cli.setup_logging()  # INFO lines on stdout
+corpus, tmp = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+seen, current = {}, [None]
+real = train.make_train_step
+
+def recording(*args, **kw):
+  step_fn = real(*args, **kw)
+  def wrapped(state, x, y):
+    if current[0] not in seen:  # the shardings the first step of each run receives
+      seen[current[0]] = {"x": parallel.sharding_summary(x),
+                          "param": parallel.sharding_summary(state.params["embed"]),
+                          "carry": parallel.sharding_summary(jax.tree.leaves(state.carry)[0]),
+                          "opt": parallel.sharding_summary(jax.tree.leaves(state.opt_state)[0])}
+    return step_fn(state, x, y)
+  return wrapped
+
+train.make_train_step = recording
+over = {"train.log_every": 1, "train.checkpoint_every_steps": 100, "train.eval_batch_size": 4}
+out = {"devices": jax.device_count()}
+
+def config(n, steps):
+  return tiny_config(corpus, tmp / "tfds", **over, **{"train.num_devices": n,
+                                                     "train.max_steps": steps})
+
+for name, n in (("many", 4), ("one", 1)):
+  current[0] = name
+  train.train_and_evaluate(config(n, 6), str(tmp / name))
+  current[0] = name + "_resumed"
+  train.train_and_evaluate(config(n, 12), str(tmp / name))  # resumes from the step-6 checkpoint
+out["shardings"] = seen
+for name in ("many", "one"):
+  out[name] = [e for e in Workdir(tmp / name).read_metrics()]
+
+# A checkpoint comes back with the target's shardings, also across device counts: the
+# 1-device run's onto the 4-device mesh, the 4-device run's onto one device.
+c = config(4, 12)
+corp = data_lib.load_lm_corpus(c.data, None)
+spec = lm.LMSpec.from_config(c.model, len(corp.vocab))
+spe = data_lib.num_train_windows(data_lib.batchify(corp.train, 4), c.data.bptt)
+
+def restore(name, mesh):
+  ck = ckpt_lib.Checkpointer(tmp / name / "checkpoints")
+  state, _ = ck.restore_latest(train.create_train_state(c, spec, spe, mesh))
+  ck.close()
+  return state
+
+on4, on1 = restore("one", parallel.make_mesh(4)), restore("many", None)
+out["restored"] = {"step": int(on4.step),
+                   "param": parallel.sharding_summary(on4.params["embed"]),
+                   "carry": parallel.sharding_summary(jax.tree.leaves(on4.carry)[0]),
+                   "single": parallel.sharding_summary(on1.params["embed"])["devices"]}
+out["max_param_diff"] = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+                            for a, b in zip(jax.tree.leaves(on4.params),
+                                            jax.tree.leaves(on1.params)))
+# A pipeline that feeds each process its own rows builds the same array (one process here).
+mesh4, window = parallel.make_mesh(4), np.arange(40).reshape(4, 10)
+rows = parallel.process_local_rows(mesh4, 4)
+local = parallel.place_process_local_batch(window[rows], mesh4, 4)
+out["local_batch_ok"] = (rows == slice(0, 4) and local.sharding == parallel.batch_sharded(mesh4)
+                         and bool((np.asarray(local) == window).all()))
+try:
+  train.validate_config(tiny_config(corpus, tmp / "tfds", **{"train.batch_size": 6}))
+  out["indivisible_error"] = None
+except ValueError as e:
+  out["indivisible_error"] = str(e)
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_four_devices_train_like_one(tmp_path):
+  corpus = make_corpus(tmp_path / "corpus.txt")
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS=(os.environ.get("XLA_FLAGS", "")
+                        + " --xla_force_host_platform_device_count=4").strip())
+  env.pop("RNNLM_DISTRIBUTED", None)
+  # The resumed runs load their programs from this cache instead of compiling them again.
+  env.update(JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"),
+             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+  proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(corpus), str(tmp_path),
+                         str(REPO / "tests")], cwd=REPO, env=env, capture_output=True,
+                        text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]
+  out = json.loads(line[len("RESULT "):])
+  print(json.dumps(out["shardings"], indent=1))  # shown with pytest -s
+  assert out["devices"] == 4
+  assert "devices: 4 cpu device(s), mesh {'data': 4}" in proc.stdout  # the start-up log line
+
+  # Really sharded: each device holds 1 of the 4 columns of the window and of the carry; the
+  # parameters and optimizer state are whole on all 4 devices. Also after the resume.
+  for run in ("many", "many_resumed"):
+    s = out["shardings"][run]
+    assert s["x"] == {"spec": "P('data',)", "devices": 4, "shard_shape": [1, 10],
+                      "replicated": False}, s
+    assert s["carry"] == {"spec": "P('data',)", "devices": 4, "shard_shape": [1, 32],
+                          "replicated": False}, s
+    assert s["param"]["devices"] == 4 and s["param"]["replicated"], s
+    assert s["opt"]["devices"] == 4 and s["opt"]["replicated"], s
+  assert out["shardings"]["one"]["x"]["devices"] == 1
+  assert out["shardings"]["one_resumed"]["carry"]["devices"] == 1
+  assert out["restored"]["step"] == 12
+  assert out["restored"]["carry"]["devices"] == 4
+  assert out["restored"]["carry"]["shard_shape"] == [1, 32]
+  assert out["restored"]["param"]["replicated"] and out["restored"]["param"]["devices"] == 4
+  assert out["restored"]["single"] == 1
+
+  # The loss curve (every step), gradient norms, valid and test losses equal the single-device
+  # run's to float tolerance (4 devices sum the batch in a different order).
+  def split(events, name, key="loss"):
+    return np.array([e[key] for e in events if e["split"] == name], np.float64)
+
+  many, one = out["many"], out["one"]
+  assert [(e["split"], e["step"]) for e in many] == [(e["split"], e["step"]) for e in one]
+  assert split(one, "train", "step").tolist() == list(range(1, 13))
+  assert split(one, "valid", "step").tolist() == [6, 12]
+  for name in ("train", "valid", "test"):
+    np.testing.assert_allclose(split(many, name), split(one, name), rtol=1e-5, err_msg=name)
+  np.testing.assert_allclose(split(many, "train", "grad_norm"), split(one, "train", "grad_norm"),
+                             rtol=1e-4)
+  assert (split(many, "test", "checkpoint_step").tolist()
+          == split(one, "test", "checkpoint_step").tolist())
+  assert out["max_param_diff"] < 1e-5
+  assert out["local_batch_ok"]
+  assert out["indivisible_error"] == (
+      "train.batch_size=6 is not divisible by the 4 devices in use (all devices); set "
+      "train.batch_size to a multiple of 4 or --config.train.num_devices to a divisor of 6 "
+      "(1 = a single device)")
+
+
+def test_indivisible_batch_is_a_one_line_error():
+  with pytest.raises(ValueError) as e:
+    parallel.check_divisible(20, 3, 3)
+  msg = str(e.value)
+  assert "\n" not in msg
+  assert msg.startswith("train.batch_size=20 is not divisible by the 3 devices in use "
+                        "(train.num_devices=3)")
+  assert "--config.train.num_devices" in msg
+  parallel.check_divisible(20, 4, 0)  # divisible: fine
+
+
+def test_num_devices_out_of_range(tmp_path):
+  with pytest.raises(ValueError, match=r"train.num_devices must be >= 0"):
+    parallel.resolve_num_devices(-1, available=4)
+  with pytest.raises(ValueError, match=r"train.num_devices=8 but only 4 .* device"):
+    parallel.resolve_num_devices(8, available=4)
+  assert parallel.resolve_num_devices(0, available=4) == 4
+  assert parallel.resolve_num_devices(2, available=4) == 2
+  # Through the config validation (this process has one device).
+  config = tiny_config(tmp_path / "c.txt", tmp_path / "tfds", **{"train.num_devices": 2})
+  with pytest.raises(ValueError, match=r"train.num_devices=2 but only 1"):
+    train.validate_config(config)
+  train.validate_config(tiny_config(tmp_path / "c.txt", tmp_path / "tfds"))
+
+
+def test_distributed_only_when_asked():
+  ask = parallel.distributed_requested
+  assert not ask({})
+  assert not ask({"SLURM_JOB_ID": "1", "SLURM_NTASKS": "1", "SLURM_PROCID": "0"})
+  assert ask({"RNNLM_DISTRIBUTED": "1"}) and ask({"RNNLM_DISTRIBUTED": "True"})
+  manual = {"JAX_COORDINATOR_ADDRESS": "h:1234", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0"}
+  assert ask(manual) and not ask(dict(manual, RNNLM_DISTRIBUTED="0"))
+  assert not ask({"JAX_COORDINATOR_ADDRESS": "h:1234"})
+  with pytest.raises(ValueError, match="RNNLM_DISTRIBUTED"):
+    ask({"RNNLM_DISTRIBUTED": "maybe"})
+  assert parallel.maybe_initialize_distributed({}) is False
