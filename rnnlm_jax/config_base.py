@@ -34,7 +34,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.forget_bias = 0.0  # added to the LSTM forget-gate bias at init
   c.model.tie_embeddings = False  # share the softmax matrix with the embedding (E == H)
   c.model.scan_unroll = 1  # lax.scan unroll factor (speed only)
-  c.model.remat = False  # jax.checkpoint each time step: less memory, more compute
+  # Backward-pass rematerialisation (rnn.Remat): none (= False) keeps every step's activations;
+  # step (= True) recomputes each step; segment keeps only segment-boundary carries, O(T/S + S).
+  c.model.remat = ml_collections.FieldReference(False, field_type=object)  # none|step|segment
+  c.model.remat_segment = 0  # remat=segment: time steps per segment (0 = about sqrt(bptt))
+  c.model.remat_policy = "none"  # step only: none | dots (keep h W_hh: less recompute, more memory)
+  c.model.compute_dtype = "float32"  # float32 | bfloat16 matmul inputs (f32 accumulation & params)
+  c.model.vocab_chunk = 0  # softmax loss over vocabulary chunks of this size (0 = whole; memory)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "sgd"  # sgd | adam
@@ -51,6 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 20  # sequences per batch (columns of the token stream)
   c.train.eval_batch_size = 1  # columns when evaluating valid/test (1 = full context)
+  c.train.num_devices = 0  # data-parallel devices: 0 = all, 1 = one, n = the first n
   c.train.num_epochs = 13  # passes over the training stream
   c.train.max_steps = 0  # stop after this many updates (0 = no limit beyond num_epochs)
   c.train.log_every = 100  # steps between train events in metrics.jsonl

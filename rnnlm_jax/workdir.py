@@ -32,8 +32,12 @@ from typing import Any
 RESUMABLE_KEYS = (
     "train.num_epochs", "train.max_steps", "train.log_every", "train.checkpoint_every_steps",
     "train.checkpoint_keep", "train.eval_batch_size", "train.progress_bar", "data.dir",
-    "data.tfds_dir",
+    "data.tfds_dir", "train.num_devices",
+    # memory/speed trade-offs that change float rounding at most:
+    "model.remat", "model.remat_segment", "model.remat_policy", "model.vocab_chunk",
 )
+# Keys added after workdirs existed: a config without one had the value given here.
+ADDED_KEY_DEFAULTS = {"model.compute_dtype": "float32"}
 
 
 class WorkdirError(ValueError):
@@ -65,6 +69,9 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def config_conflicts(old: dict, new: dict) -> list[str]:
   """Keys (dotted) whose values differ between two config dicts, ignoring RESUMABLE_KEYS."""
   a, b = _flatten(old), _flatten(new)
+  for flat in (a, b):
+    for k, v in ADDED_KEY_DEFAULTS.items():
+      flat.setdefault(k, v)
   keys = sorted(set(a) | set(b))
   norm = lambda v: list(v) if isinstance(v, tuple) else v
   return [k for k in keys if k not in RESUMABLE_KEYS and norm(a.get(k)) != norm(b.get(k))]
