@@ -44,6 +44,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from rnnlm_jax import fused
+
 Params = dict[str, jax.Array]
 Carry = Any  # jax.Array [batch, H], or (h, c) for the LSTM
 
@@ -57,7 +59,7 @@ class Cell(NamedTuple):
   num_gates: int
   init: Callable[..., Params]
   init_carry: Callable[..., Carry]
-  project_inputs: Callable[[Params, jax.Array], jax.Array]
+  project_inputs: Callable[..., jax.Array]  # (params, xs, compute_dtype="float32")
   step: Callable[[Params, Carry, jax.Array], tuple[Carry, jax.Array]]
   apply: Callable[[Params, Carry, jax.Array], tuple[Carry, jax.Array]]
   carry_output: Callable[[Carry], jax.Array]
@@ -109,10 +111,18 @@ def _zeros_carry(batch_size, hidden_size, dtype=jnp.float32):
   return jnp.zeros((batch_size, hidden_size), dtype)
 
 
-def _project(params: Params, xs: jax.Array, with_hh_bias: bool) -> jax.Array:
-  """``xs [..., input] -> [..., G*H]``: one 2-D GEMM over all leading dims, plus biases."""
+def _project(params: Params, xs: jax.Array, with_hh_bias: bool,
+             compute_dtype: str = "float32") -> jax.Array:
+  """``xs [..., input] -> [..., G*H]`` float32: one GEMM over all leading dims, plus biases.
+
+  ``compute_dtype="bfloat16"``: the GEMM's inputs are rounded to bfloat16 and it accumulates in
+  float32 (forward and backward, :func:`rnnlm_jax.fused.dense`); parameters stay float32.
+  """
   lead = xs.shape[:-1]
-  flat = xs.reshape(-1, xs.shape[-1]) @ params["w_ih"]
+  if compute_dtype == "float32":
+    flat = xs.reshape(-1, xs.shape[-1]) @ params["w_ih"]
+  else:
+    flat = fused.dense(xs.reshape(1, -1, xs.shape[-1]), params["w_ih"], compute_dtype)[0]
   bias = params["b_ih"] + params["b_hh"] if with_hh_bias else params["b_ih"]
   return (flat + bias).reshape(*lead, -1)
 
@@ -128,9 +138,9 @@ def _make_rnn(name: str, activation: Callable[[jax.Array], jax.Array]) -> Cell:
     return _init_params(key, input_size, hidden_size, 1, init=init, init_scale=init_scale,
                         gain=gain)
 
-  def project_inputs(params, xs):
+  def project_inputs(params, xs, compute_dtype="float32"):
     """``xs [..., input] -> [..., H]`` = x W_ih + b_ih + b_hh."""
-    return _project(params, xs, with_hh_bias=True)
+    return _project(params, xs, True, compute_dtype)
 
   def step_hw(params, h, gx_t, hw_t):
     """``h [B, H], gx_t [B, H], hw_t = h W_hh [B, H] -> (h', h')``."""
@@ -171,9 +181,9 @@ def _lstm_init_carry(batch_size, hidden_size, dtype=jnp.float32):
   return (_zeros_carry(batch_size, hidden_size, dtype), _zeros_carry(batch_size, hidden_size, dtype))
 
 
-def _lstm_project(params, xs):
+def _lstm_project(params, xs, compute_dtype="float32"):
   """``xs [..., input] -> [..., 4H]`` = x W_ih + b_ih + b_hh."""
-  return _project(params, xs, with_hh_bias=True)
+  return _project(params, xs, True, compute_dtype)
 
 
 def _lstm_step(params, carry, gx_t):
@@ -213,9 +223,9 @@ def _gru_init(key, input_size, hidden_size, *, init="uniform", init_scale=0.1, f
   return _init_params(key, input_size, hidden_size, 3, init=init, init_scale=init_scale, gain=gain)
 
 
-def _gru_project(params, xs):
+def _gru_project(params, xs, compute_dtype="float32"):
   """``xs [..., input] -> [..., 3H]`` = x W_ih + b_ih (b_hh stays inside the step)."""
-  return _project(params, xs, with_hh_bias=False)
+  return _project(params, xs, False, compute_dtype)
 
 
 def _gru_step(params, h, gx_t):

@@ -12,7 +12,9 @@ output of the last layer.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 from typing import Sequence
 
 import jax
@@ -21,9 +23,126 @@ import jax.numpy as jnp
 from rnnlm_jax.cells import Carry, Cell, Params
 
 
+# Layers without remat run the hand-differentiated recurrences (:func:`recurrence`) rather than
+# autodiff of ``lax.scan``: same values and gradients, less work backward (scripts/bench.py).
+LEAN_BACKWARD = True
+
+REMAT_MODES = ("none", "step", "segment")
+REMAT_POLICIES = ("none", "dots")
+
+
+@dataclasses.dataclass(frozen=True)
+class Remat:
+  """How a scanned layer trades memory for recomputation in the backward pass.
+
+  ``mode``:
+
+  - ``"none"``: ``lax.scan`` keeps every step's residuals (gate pre-activations, activations,
+    carries) for the backward pass: memory O(T), nothing recomputed.
+  - ``"step"``: each step is ``jax.checkpoint``-ed: only its inputs (the carry and the projected
+    input ``gx_t``) are kept, the gate math is recomputed step by step backward. Memory still
+    O(T), with a smaller constant; about one extra forward step of compute.
+  - ``"segment"``: the time axis is cut into segments of ``segment`` steps (0 = about
+    ``sqrt(T)``); an outer ``lax.scan`` runs over segments, its body (input projection plus the
+    inner scan over the segment) is ``jax.checkpoint``-ed. Only the carries at segment
+    boundaries and the layer's inputs/outputs are kept; each segment's activations are
+    recomputed, one segment at a time, in the backward pass: recurrent residual memory
+    O(T/S + S) instead of O(T), for about one extra forward pass. A last shorter segment takes
+    ``T mod S`` steps, so values and gradients equal ``"none"``'s to float rounding for any T.
+
+  ``policy`` (``mode="step"`` only): ``"none"`` saves nothing inside the checkpointed step;
+  ``"dots"`` (``jax.checkpoint_policies.dots_with_no_batch_dims_saveable``) also saves the
+  step's recurrent matmul ``h W_hh`` (``[batch, G*H]`` per step), so backward recomputes only the
+  elementwise gate math, not the matmul: more memory than ``policy="none"``, less compute.
+  (With ``"segment"`` it would save every segment's matmuls, i.e. O(T) again, so it is refused.)
+
+  Truthiness: ``bool(Remat("none"))`` is False, so ``if remat:`` reads as before.
+  """
+
+  mode: str = "none"
+  segment: int = 0
+  policy: str = "none"
+
+  def __post_init__(self):
+    if self.mode not in REMAT_MODES:
+      raise ValueError(f"remat mode must be one of {' | '.join(REMAT_MODES)} (or False/True), "
+                       f"got {self.mode!r}")
+    if int(self.segment) != self.segment or self.segment < 0:
+      raise ValueError(f"remat segment must be an integer >= 0 (0 = about sqrt(T)), "
+                       f"got {self.segment!r}")
+    if self.policy not in REMAT_POLICIES:
+      raise ValueError(f"remat policy must be one of {' | '.join(REMAT_POLICIES)}, "
+                       f"got {self.policy!r}")
+    if self.policy != "none" and self.mode != "step":
+      raise ValueError(f"remat policy {self.policy!r} applies to remat mode 'step' only (with "
+                       f"'segment' it would keep O(T) matmul outputs), got mode {self.mode!r}")
+
+  def __bool__(self) -> bool:
+    return self.mode != "none"
+
+  @property
+  def jax_policy(self):
+    """The ``jax.checkpoint`` ``policy=`` argument."""
+    return (jax.checkpoint_policies.dots_with_no_batch_dims_saveable if self.policy == "dots"
+            else None)
+
+  def segment_length(self, num_steps: int) -> int:
+    """Time steps per segment for a sequence of ``num_steps`` (auto: ``round(sqrt(T))``)."""
+    seg = self.segment or max(1, round(math.sqrt(num_steps)))
+    return max(1, min(seg, num_steps))
+
+
+def as_remat(remat: "bool | str | Remat | None") -> Remat:
+  """Normalise a ``remat=`` argument: False/None/"none" -> none, True -> "step", a mode name,
+  or a :class:`Remat`."""
+  if isinstance(remat, Remat):
+    return remat
+  if remat is None or remat is False:
+    return Remat("none")
+  if remat is True:
+    return Remat("step")
+  if isinstance(remat, str):
+    low = remat.strip().lower()
+    return Remat({"false": "none", "true": "step", "": "none"}.get(low, low))
+  raise ValueError(f"remat must be a bool, one of {' | '.join(REMAT_MODES)}, or a Remat; "
+                   f"got {remat!r}")
+
+
+def _segment_scan(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.Array, remat: Remat, *,
+                  unroll: int, reverse: bool,
+                  compute_dtype: str = "float32") -> tuple[Carry, jax.Array]:
+  """``remat="segment"``: an outer scan over checkpointed segments (see :class:`Remat`)."""
+  num_steps = xs_TBI.shape[0]
+  seg = remat.segment_length(num_steps)
+  n_full, rest = divmod(num_steps, seg)
+
+  def run_segment(c, xs_seg):  # projection + inner scan, recomputed in the backward pass
+    gx = cell.project_inputs(params, xs_seg, compute_dtype)
+    return jax.lax.scan(lambda cc, g: cell.step(params, cc, g), c, gx, unroll=unroll,
+                        reverse=reverse)
+
+  run_segment = jax.checkpoint(run_segment, prevent_cse=False)
+
+  # Time order: forward runs the full segments then the short one; reverse runs the short
+  # one (at the start of the sequence) last.
+  full = xs_TBI[rest:] if reverse else xs_TBI[:n_full * seg]
+  short = xs_TBI[:rest] if reverse else xs_TBI[n_full * seg:]
+  hs_parts = []
+  if n_full:
+    full = full.reshape(n_full, seg, *full.shape[1:])
+    carry, hs_full = jax.lax.scan(run_segment, carry, full, reverse=reverse)
+    hs_parts.append(hs_full.reshape(n_full * seg, *hs_full.shape[2:]))
+  if rest:
+    carry, hs_short = run_segment(carry, short)
+    hs_parts.insert(0 if reverse else len(hs_parts), hs_short)
+  hs = hs_parts[0] if len(hs_parts) == 1 else jnp.concatenate(hs_parts, axis=0)
+  return carry, hs
+
+
 def scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.Array, *,
-                          unroll: int = 1, remat: bool = False,
-                          reverse: bool = False) -> tuple[Carry, jax.Array]:
+                          unroll: int = 1, remat: "bool | str | Remat" = False,
+                          reverse: bool = False,
+                          compute_dtype: str = "float32") -> tuple[Carry, jax.Array]:
   """Run one cell over time.
 
   Args:
@@ -32,20 +151,30 @@ def scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.
     carry: initial carry, ``[batch, H]`` (``(h, c)`` for the LSTM).
     xs_TBI: inputs ``[time, batch, input]``.
     unroll: ``lax.scan`` unroll factor.
-    remat: rematerialise each step in the backward pass (``jax.checkpoint``): saves the gate
-      activations' memory at the cost of recomputing them.
+    remat: what the backward pass recomputes instead of storing (:class:`Remat`, or a mode
+      name): False/``"none"`` nothing; True/``"step"`` each step (``jax.checkpoint`` per
+      step: saves the gate activations' memory); ``"segment"`` whole segments of time steps
+      (only segment-boundary carries kept: O(T/S + S) recurrent memory instead of O(T)).
     reverse: scan from the last time step to the first.
+    compute_dtype: ``"bfloat16"`` rounds the input projection's matmul inputs to bfloat16
+      (float32 accumulation; :func:`rnnlm_jax.fused.dense`); the recurrence stays float32.
 
   Returns:
     ``(final carry, hs [time, batch, H])``.
   """
-  gx_TBG = cell.project_inputs(params, xs_TBI)  # one GEMM for all time steps
+  remat = as_remat(remat)
+  if remat.mode == "segment":
+    return _segment_scan(cell, params, carry, xs_TBI, remat, unroll=unroll, reverse=reverse,
+                         compute_dtype=compute_dtype)
+  gx_TBG = cell.project_inputs(params, xs_TBI, compute_dtype)  # one GEMM for all time steps
+  if LEAN_BACKWARD and remat.mode == "none" and unroll == 1 and not reverse:
+    return recurrence(cell, params, carry, gx_TBG)  # same values, hand-written backward pass
 
   def body(c, gx_t):
     return cell.step(params, c, gx_t)
 
-  if remat:
-    body = jax.checkpoint(body)
+  if remat.mode == "step":  # prevent_cse=False: lax.scan already keeps the recomputation apart
+    body = jax.checkpoint(body, prevent_cse=False, policy=remat.jax_policy)
   return jax.lax.scan(body, carry, gx_TBG, unroll=unroll, reverse=reverse)
 
 
@@ -345,7 +474,8 @@ def dropout(x: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
 
 def stack_time_major(cell: Cell, params: Sequence[Params], carries: Sequence[Carry],
                      xs_TBI: jax.Array, *, dropout_rate: float = 0.0, rng: jax.Array | None = None,
-                     unroll: int = 1, remat: bool = False) -> tuple[list, jax.Array]:
+                     unroll: int = 1, remat: "bool | str | Remat" = False,
+                     compute_dtype: str = "float32") -> tuple[list, jax.Array]:
   """Run a stack of layers over ``[time, batch, input]``.
 
   Dropout (``rng`` given and ``dropout_rate > 0``) is applied to the input of every layer but
@@ -357,7 +487,8 @@ def stack_time_major(cell: Cell, params: Sequence[Params], carries: Sequence[Car
   for layer, (p, c) in enumerate(zip(params, carries)):
     if layer > 0:
       h = dropout(h, dropout_rate, rngs[layer])
-    c, h = scan_layer_time_major(cell, p, c, h, unroll=unroll, remat=remat)
+    c, h = scan_layer_time_major(cell, p, c, h, unroll=unroll, remat=remat,
+                                 compute_dtype=compute_dtype)
     new_carries.append(c)
   return new_carries, h
 

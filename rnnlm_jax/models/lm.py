@@ -14,9 +14,10 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from rnnlm_jax import cells, rnn
+from rnnlm_jax import cells, fused, rnn
+
+COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +35,11 @@ class LMSpec:
   forget_bias: float = 0.0
   tie_embeddings: bool = False
   scan_unroll: int = 1
-  remat: bool = False
+  remat: str = "none"  # none | step | segment (False/True accepted: none/step); see rnn.Remat
+  remat_segment: int = 0  # "segment": time steps per checkpointed segment, 0 = about sqrt(T)
+  remat_policy: str = "none"  # "step" only: none | dots (also keep the h W_hh matmul outputs)
+  compute_dtype: str = "float32"  # matmul inputs: float32 | bfloat16 (f32 accumulation, params)
+  vocab_chunk: int = 0  # softmax loss over vocabulary chunks of this size (0 = all at once)
 
   @classmethod
   def from_config(cls, model_cfg, vocab_size: int) -> "LMSpec":
@@ -46,7 +51,15 @@ class LMSpec:
                init=model_cfg.init, init_scale=float(model_cfg.init_scale),
                forget_bias=float(model_cfg.forget_bias),
                tie_embeddings=bool(model_cfg.tie_embeddings),
-               scan_unroll=int(model_cfg.scan_unroll), remat=bool(model_cfg.get("remat", False)))
+               scan_unroll=int(model_cfg.scan_unroll), **_remat_fields(model_cfg),
+               compute_dtype=str(model_cfg.get("compute_dtype", "float32")),
+               vocab_chunk=int(model_cfg.get("vocab_chunk", 0)))
+    if spec.compute_dtype not in COMPUTE_DTYPES:
+      raise ValueError(f"model.compute_dtype must be one of {' | '.join(COMPUTE_DTYPES)}, "
+                       f"got {spec.compute_dtype!r}")
+    if spec.vocab_chunk < 0:
+      raise ValueError(f"model.vocab_chunk must be >= 0 (0 = the whole vocabulary at once), "
+                       f"got {spec.vocab_chunk}")
     if spec.tie_embeddings and spec.embed_size != spec.hidden_size:
       raise ValueError(
           f"model.tie_embeddings needs model.embed_size == model.hidden_size, got "
@@ -62,6 +75,35 @@ class LMSpec:
   @property
   def cell_fns(self) -> cells.Cell:
     return cells.get_cell(self.cell)
+
+  @property
+  def remat_spec(self) -> rnn.Remat:
+    """The ``remat=`` argument of the stack (falsy when ``remat`` is ``"none"``)."""
+    return rnn.Remat(rnn.as_remat(self.remat).mode, int(self.remat_segment), self.remat_policy)
+
+
+def _remat_fields(model_cfg) -> dict:
+  """``model.remat``, ``model.remat_segment``, ``model.remat_policy``, checked (clear errors)."""
+  mode = model_cfg.get("remat", False)
+  try:
+    mode = rnn.as_remat(mode).mode
+  except ValueError:
+    raise ValueError(f"model.remat must be one of {' | '.join(rnn.REMAT_MODES)} (False = none, "
+                     f"True = step), got {mode!r}") from None
+  segment = model_cfg.get("remat_segment", 0)
+  if isinstance(segment, bool) or not isinstance(segment, int) or segment < 0:
+    raise ValueError(f"model.remat_segment must be an integer >= 0 (time steps per segment; "
+                     f"0 = about sqrt(bptt)), got {segment!r}")
+  policy = model_cfg.get("remat_policy", "none")
+  if policy not in rnn.REMAT_POLICIES:
+    raise ValueError(f"model.remat_policy must be one of {' | '.join(rnn.REMAT_POLICIES)}, "
+                     f"got {policy!r}")
+  if policy != "none" and mode != "step":
+    raise ValueError(f"model.remat_policy={policy!r} applies to model.remat='step' only, got "
+                     f"model.remat={mode!r} (with 'segment' it would keep every segment's matmul "
+                     f"outputs: O(T) memory again); set model.remat_policy='none' or "
+                     f"model.remat='step'")
+  return {"remat": mode, "remat_segment": segment, "remat_policy": policy}
 
 
 def init_params(key: jax.Array, spec: LMSpec) -> dict:
@@ -98,7 +140,8 @@ def hidden_states(params: dict, spec: LMSpec, carry: list, tokens_BT: jax.Array,
   x_TBE = rnn.dropout(x_TBE, spec.dropout, rngs[0])
   carry, h_TBH = rnn.stack_time_major(spec.cell_fns, params["rnn"], carry, x_TBE,
                                       dropout_rate=spec.dropout, rng=rngs[1],
-                                      unroll=spec.scan_unroll, remat=spec.remat)
+                                      unroll=spec.scan_unroll, remat=spec.remat_spec,
+                                      compute_dtype=spec.compute_dtype)
   h_TBH = rnn.dropout(h_TBH, spec.dropout, rngs[2])
   return carry, h_TBH
 
@@ -109,9 +152,10 @@ def output_matrix(params: dict, spec: LMSpec) -> jax.Array:
 
 
 def logits(params: dict, spec: LMSpec, h: jax.Array) -> jax.Array:
-  """``h [..., H] -> logits [..., V]`` as one 2-D GEMM."""
+  """``h [..., H] -> logits [..., V]`` float32, one GEMM (bfloat16 inputs if the spec says so)."""
   lead = h.shape[:-1]
-  out = h.reshape(-1, h.shape[-1]) @ output_matrix(params, spec) + params["head"]["b"]
+  out = fused.dense(h.reshape(1, -1, h.shape[-1]), output_matrix(params, spec),
+                    spec.compute_dtype)[0] + params["head"]["b"]
   return out.reshape(*lead, -1)
 
 
@@ -126,6 +170,6 @@ def token_nll(params: dict, spec: LMSpec, carry: list, tokens_BT: jax.Array,
     ``(carry, nll [time, batch])``.
   """
   carry, h_TBH = hidden_states(params, spec, carry, tokens_BT, rng)
-  logits_TBV = logits(params, spec, h_TBH)
-  nll_TB = optax.softmax_cross_entropy_with_integer_labels(logits_TBV, targets_BT.T)
+  nll_TB = fused.softmax_xent(h_TBH, output_matrix(params, spec), params["head"]["b"],
+                              targets_BT.T, spec.compute_dtype, spec.vocab_chunk)
   return carry, nll_TB
