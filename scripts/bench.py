@@ -110,7 +110,19 @@ def random_batches(w: Workload, n: int = 4, seed: int = 0) -> list[tuple[np.ndar
 # .sync() (wait for the device), and optional .temp_bytes (compiled temporary memory).
 
 
-class OursTrainer:
+class _JaxTrainer:
+  """Steps a jitted ``fn(state, x, y) -> (state, out)`` (set by the subclass) over the batches."""
+
+  def step(self):
+    x, y = self.batches[self.i % len(self.batches)]
+    self.state, self.out = self.fn(self.state, x, y)
+    self.i += 1
+
+  def sync(self):
+    jax.block_until_ready(self.out)
+
+
+class OursTrainer(_JaxTrainer):
   """rnnlm_jax: the library's own train step (what ``rnnlm-train`` runs)."""
 
   def __init__(self, w: Workload, cell: str, dtype: str, batches):
@@ -130,14 +142,6 @@ class OursTrainer:
     self.temp_bytes = _temp_bytes(self.fn, self.state, x, y)
     self.i, self.out = 0, None
 
-  def step(self):
-    x, y = self.batches[self.i % len(self.batches)]
-    self.state, self.out = self.fn(self.state, x, y)
-    self.i += 1
-
-  def sync(self):
-    jax.block_until_ready(self.out)
-
 
 def _temp_bytes(fn, *args) -> int | None:
   try:
@@ -146,7 +150,7 @@ def _temp_bytes(fn, *args) -> int | None:
     return None
 
 
-class FlaxTrainer:
+class FlaxTrainer(_JaxTrainer):
   """The same LM the idiomatic flax way (``nn.RNN`` over flax's cells)."""
 
   def __init__(self, w: Workload, cell: str, dtype: str, batches):
@@ -188,14 +192,6 @@ class FlaxTrainer:
     self.batches = [(jnp.asarray(x), jnp.asarray(y)) for x, y in batches]
     self.temp_bytes = _temp_bytes(self.fn, self.state, *self.batches[0])
     self.i, self.out = 0, None
-
-  def step(self):
-    x, y = self.batches[self.i % len(self.batches)]
-    self.state, self.out = self.fn(self.state, x, y)
-    self.i += 1
-
-  def sync(self):
-    jax.block_until_ready(self.out)
 
 
 class TorchTrainer:
