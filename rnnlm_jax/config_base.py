@@ -64,6 +64,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_every_steps = 1000  # steps between checkpoints (also at every epoch end)
   c.train.checkpoint_keep = 2  # latest checkpoints kept (the best-valid one is kept apart)
   c.train.progress_bar = True  # tqdm progress bar on stderr
+  c.train.sample_length = 0  # >0: after each validation, log a sample this long (samples.txt)
   return c
 
 

@@ -159,3 +159,41 @@ def generate(params: dict, spec: lm.LMSpec, prompt_ids, key: jax.Array, *, lengt
   _, ids_BL = sample_ids(params, spec, carry, prompt_BT[:, -1:], key, length=int(length),
                          temperature=float(temperature), top_k=int(top_k), top_p=float(top_p))
   return ids_BL
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def tokenizer_of(data_config, vocab) -> str:
+  """The ``TOKENIZERS`` key a workdir's corpus was tokenized with (from ``config.data``)."""
+  from rnnlm_jax import data as data_lib
+  from rnnlm_jax.data import builders
+  name = data_config.get("name")
+  if name == "text_file":
+    tok = data_config.get("level") or "char"
+  elif name in builders.BUILDERS:
+    tok = builders.BUILDERS[name].TOKENIZER
+  else:
+    raise ValueError(f"unknown data.name {name!r} in the workdir's config.json")
+  if tok == "char" and data_lib.EOS in vocab:  # as data.encode_text_file does
+    tok = "ptb_char"
+  return tok
+
+
+def detokenize(tokens: list[str], tokenizer: str) -> str:
+  """Text of tokens: words joined by spaces with ``<eos>`` as a newline (word level),
+  characters concatenated (char; ``ptb_char``: ``_`` as a space, ``<eos>`` as a newline)."""
+  from rnnlm_jax import data as data_lib
+  if tokenizer == "char":
+    return "".join(tokens)
+  if tokenizer == "ptb_char":
+    return "".join("\n" if t == data_lib.EOS else " " if t == "_" else t for t in tokens)
+  out: list[str] = []
+  for t in tokens:
+    if t == data_lib.EOS:
+      out.append("\n")
+    else:
+      if out and out[-1] != "\n":
+        out.append(" ")
+      out.append(t)
+  return "".join(out)

@@ -353,11 +353,15 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
       ckpt.save_best(step_now, state, dict(meta, metrics_lines=writer.lines))
     save(step_now)
     wd.write_status("running", step_now, step_now / spe)
+    if sample_length:
+      write_training_sample(wd, state.params, spec, corpus.vocab, config.data, step_now,
+                            step_now / spe, sample_length)
 
   bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True,
              disable=not t_cfg.get("progress_bar", True), file=sys.stderr,
              mininterval=1.0 if sys.stderr.isatty() else 30.0)
   log_every, ckpt_every = int(t_cfg.log_every), int(t_cfg.checkpoint_every_steps)
+  sample_length = int(t_cfg.get("sample_length", 0))
   try:
     with _StopFlag() as stop, logging_redirect_tqdm():
       for step in range(start, total_steps):
@@ -414,6 +418,27 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
   ckpt.close()
   wd.write_status("finished", total_steps, total_steps / spe)
   return event
+
+
+def write_training_sample(wd: Workdir, params, spec: lm.LMSpec, vocab, data_config, step: int,
+                          epoch: float, length: int) -> str:
+  """Sample ``length`` tokens (temperature 1, seeded by ``step``) and append them to the log
+  and to ``WORKDIR/samples.txt``; returns the text. Starts from ``<eos>`` (a newline for char
+  vocabularies without one), so it shows what the model writes unprompted."""
+  from rnnlm_jax import sample  # only runs with train.sample_length > 0
+  if data_lib.EOS in vocab:
+    first = data_lib.EOS
+  else:
+    first = "\n" if "\n" in vocab else vocab.decode([0])[0]
+  start = vocab.encode([first])
+  ids = sample.generate(params, spec, start, jax.random.PRNGKey(step), length=length)
+  text = sample.detokenize(vocab.decode(np.asarray(ids[0]).tolist()),
+                           sample.tokenizer_of(data_config, vocab))
+  with open(wd.path / "samples.txt", "a", encoding="utf-8") as f:
+    f.write(f"==> step {step} (epoch {epoch:.2f}), {length} tokens, temperature 1 <==\n"
+            f"{text}\n\n")
+  log.info("sample at step %d: %s", step, text.replace("\n", " | ")[:300])
+  return text
 
 
 def _fmt_metric(level: str, loss: float) -> str:

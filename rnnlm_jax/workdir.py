@@ -32,7 +32,7 @@ from typing import Any
 RESUMABLE_KEYS = (
     "train.num_epochs", "train.max_steps", "train.log_every", "train.checkpoint_every_steps",
     "train.checkpoint_keep", "train.eval_batch_size", "train.progress_bar", "data.dir",
-    "data.tfds_dir", "train.num_devices",
+    "data.tfds_dir", "train.num_devices", "train.sample_length",
     # memory/speed trade-offs that change float rounding at most:
     "model.remat", "model.remat_segment", "model.remat_policy", "model.vocab_chunk",
 )

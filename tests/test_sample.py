@@ -241,8 +241,14 @@ def _sample_cli(*args, runs=1):
 
 def test_cli_samples_from_a_trained_workdir(tmp_path, corpus):
   wd = tmp_path / "run"
-  train.train_and_evaluate(tiny_config(corpus, tmp_path / "tfds", **{"train.max_steps": 5}),
+  train.train_and_evaluate(tiny_config(corpus, tmp_path / "tfds", **{"train.max_steps": 5,
+                                                                      "train.sample_length": 7}),
                            str(wd))
+  # train.sample_length: a sample after the (end-of-run) validation, in samples.txt
+  logged = (wd / "samples.txt").read_text(encoding="utf-8")
+  assert logged.startswith("==> step 5 (epoch ")
+  body = logged.split("<==\n", 1)[1].split()
+  assert 1 <= len(body) <= 7 and set(body) <= set(Vocab.load(wd / "vocab.txt").tokens)
   args = ["--workdir", str(wd), "--prompt", "the n1 zzz", "--length", "12", "--num_samples", "2",
           "--top_k", "10", "--top_p", "0.95", "--seed", "3"]
   first, again = _sample_cli(*args, runs=2)  # two separate processes, same seed
