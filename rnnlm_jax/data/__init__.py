@@ -11,6 +11,10 @@ Public API::
     LMCorpus, load_lm_corpus(data_config, workdir=None), encode_text_file(path, vocab, level)
     batchify(ids, batch_size) -> [B, n]; num_train_windows(batched, bptt);
     get_window(batched, i, bptt) -> (x, y); eval_windows(batched, bptt)
+    JsbChorales, Nottingham, MuseData, PianoMidi       # polyphonic music TFDS builders
+    make_music_builder(name, data_dir=, tfds_dir=); load_music(name, data_dir, tfds_dir)
+      -> {split: [roll [T, 88] uint8]}; pad_batch(rolls) -> (x, mask); shift_inputs(x);
+    bernoulli_nll_per_step(logits, targets, mask) -> (nll_sum, num_steps)
 """
 
 from rnnlm_jax.data.builders import (BUILDERS, Ptb, PtbChar, TextFile, TinyShakespeare,
@@ -20,15 +24,20 @@ from rnnlm_jax.data.errors import DataError
 from rnnlm_jax.data.lm import (TOKENIZERS, LMCorpus, batchify, check_or_write_vocab,
                                encode_text_file, eval_windows, get_window, load_lm_corpus,
                                num_train_windows)
+from rnnlm_jax.data.music import (MUSIC_BUILDERS, MUSIC_DATASETS, JsbChorales, MuseData,
+                                  Nottingham, PianoMidi, bernoulli_nll_per_step, load_music,
+                                  make_music_builder, pad_batch, shift_inputs)
 from rnnlm_jax.data.sources import read_text, resolve_raw_file
 from rnnlm_jax.data.vocab import EOS, UNK, Vocab
 
 DATASETS = tuple(BUILDERS)
 
 __all__ = [
-    "BUILDERS", "DATASETS", "DataError", "EOS", "LMCorpus", "Ptb", "PtbChar", "TOKENIZERS",
+    "BUILDERS", "DATASETS", "DataError", "EOS", "JsbChorales", "LMCorpus", "MUSIC_BUILDERS",
+    "MUSIC_DATASETS", "MuseData", "Nottingham", "PianoMidi", "Ptb", "PtbChar", "TOKENIZERS",
     "TextFile", "TinyShakespeare", "UNK", "Vocab", "Wikitext2", "batchify",
-    "check_or_write_vocab", "encode_text_file", "eval_windows", "get_window", "load_lm_corpus",
-    "make_builder", "num_train_windows", "read_split_lines", "read_text", "resolve_raw_file",
-    "resolve_tfds_dir",
+    "bernoulli_nll_per_step", "check_or_write_vocab", "encode_text_file", "eval_windows",
+    "get_window", "load_lm_corpus", "load_music", "make_builder", "make_music_builder",
+    "num_train_windows", "pad_batch", "read_split_lines", "read_text", "resolve_raw_file",
+    "resolve_tfds_dir", "shift_inputs",
 ]

