@@ -29,17 +29,6 @@ from rnnlm_jax.data.vocab import EOS, UNK, Vocab
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def iso(tmp_path, monkeypatch):
-  """Isolated environment: no mirror, no downloads, tfds/cache dirs in tmp_path."""
-  monkeypatch.setattr(sources, "mirror_dirs", lambda: [])
-  monkeypatch.delenv(sources.ENV_DATA_DIR, raising=False)
-  monkeypatch.setenv(sources.ENV_NO_DOWNLOAD, "1")
-  monkeypatch.setenv(sources.ENV_CACHE_DIR, str(tmp_path / "cache"))
-  monkeypatch.setenv(builders.ENV_TFDS_DIR, str(tmp_path / "tfds"))
-  return tmp_path
-
-
 def _write(path: pathlib.Path, text: str) -> pathlib.Path:
   path.parent.mkdir(parents=True, exist_ok=True)
   path.write_bytes(text.encode("utf-8"))
