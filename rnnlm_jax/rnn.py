@@ -497,3 +497,66 @@ def stack(cell: Cell, params, carries, xs_BTI, **kw):
   """As :func:`stack_time_major` on ``[batch, time, input]``; returns ``hs [batch, time, H]``."""
   carries, hs = stack_time_major(cell, params, carries, jnp.swapaxes(xs_BTI, 0, 1), **kw)
   return carries, jnp.swapaxes(hs, 0, 1)
+
+
+# ----------------------------------------------------------------------------- padded batches
+
+
+def reverse_padded(xs_TB_: jax.Array, lengths_B: jax.Array) -> jax.Array:
+  """Reverse each sequence within its own length: ``out[t, b] = xs[len_b - 1 - t, b]`` for
+  ``t < len_b``; padding positions (``t >= len_b``) stay where they are. Its own inverse.
+
+  ``xs [time, batch, ...]``, ``lengths [batch]`` int.
+  """
+  steps = xs_TB_.shape[0]
+  t = jnp.arange(steps)[:, None]  # [T, 1]
+  src_TB = jnp.where(t < lengths_B[None, :], lengths_B[None, :] - 1 - t, t)
+  src = src_TB.reshape(src_TB.shape + (1,) * (xs_TB_.ndim - 2))
+  return jnp.take_along_axis(xs_TB_, jnp.broadcast_to(src, xs_TB_.shape), axis=0)
+
+
+def masked_scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.Array,
+                                 lengths_B: jax.Array, *, reverse: bool = False,
+                                 compute_dtype: str = "float32") -> tuple[Carry, jax.Array]:
+  """One cell over a padded batch ``xs [time, batch, input]`` of sequences ``lengths [batch]``.
+
+  Each sequence's carry stops changing after its last token, so the returned carry is the state
+  after that sequence's own last token; outputs at padding positions are zeros. With
+  ``reverse=True`` each sequence is read from its own last token back to its first (not from the
+  end of the padding), and ``hs[t]`` is the backward state at position ``t``.
+
+  Returns ``(final carry, hs [time, batch, H])``.
+  """
+  if reverse:
+    carry, hs = masked_scan_layer_time_major(cell, params, carry,
+                                             reverse_padded(xs_TBI, lengths_B), lengths_B,
+                                             compute_dtype=compute_dtype)
+    return carry, reverse_padded(hs, lengths_B)
+  gx_TBG = cell.project_inputs(params, xs_TBI, compute_dtype)
+  mask_TB = jnp.arange(xs_TBI.shape[0])[:, None] < lengths_B[None, :]
+
+  def body(c, inp):
+    gx_t, m_t = inp
+    c_new, h = cell.step(params, c, gx_t)
+    keep = lambda new, old: jnp.where(m_t[:, None], new, old)
+    return jax.tree.map(keep, c_new, c), jnp.where(m_t[:, None], h, jnp.zeros_like(h))
+
+  return jax.lax.scan(body, carry, (gx_TBG, mask_TB))
+
+
+def bidirectional_time_major(cell: Cell, params_fw: Params, params_bw: Params,
+                             xs_TBI: jax.Array, lengths_B: jax.Array, *,
+                             compute_dtype: str = "float32") -> tuple[tuple, jax.Array]:
+  """A bidirectional layer over a padded batch, both directions masked by ``lengths [batch]``.
+
+  Starts both directions from zero carries. Returns ``((final_fw, final_bw), hs [time, batch,
+  2H])`` with ``hs[..., :H]`` the forward and ``hs[..., H:]`` the backward states (zeros at
+  padding); ``final_bw`` is the backward state at each sequence's first token.
+  """
+  batch, hidden = xs_TBI.shape[1], params_fw["w_hh"].shape[0]
+  zero = cell.init_carry(batch, hidden)
+  fw, hs_fw = masked_scan_layer_time_major(cell, params_fw, zero, xs_TBI, lengths_B,
+                                           compute_dtype=compute_dtype)
+  bw, hs_bw = masked_scan_layer_time_major(cell, params_bw, zero, xs_TBI, lengths_B,
+                                           reverse=True, compute_dtype=compute_dtype)
+  return (fw, bw), jnp.concatenate([hs_fw, hs_bw], axis=-1)
