@@ -197,3 +197,12 @@ def detokenize(tokens: list[str], tokenizer: str) -> str:
         out.append(" ")
       out.append(t)
   return "".join(out)
+
+
+def start_token(vocab) -> str | None:
+  """The token an unprompted sample starts from: ``<eos>`` (a sentence boundary), else a
+  newline (char vocabularies without ``<eos>``), else None."""
+  from rnnlm_jax import data as data_lib
+  if data_lib.EOS in vocab:
+    return data_lib.EOS
+  return "\n" if "\n" in vocab else None

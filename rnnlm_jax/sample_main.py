@@ -33,7 +33,7 @@ import sys
 from absl import app, flags
 
 from rnnlm_jax import cli
-from rnnlm_jax.sample import detokenize, tokenizer_of  # noqa: F401  (re-exported)
+from rnnlm_jax.sample import detokenize, start_token, tokenizer_of  # noqa: F401
 
 FLAGS = flags.FLAGS
 USAGE = ("usage: rnnlm-sample --workdir DIR --prompt TEXT --length N [--temperature T] "
@@ -94,7 +94,7 @@ def encode_prompt(text: str, vocab, tokenizer: str) -> tuple[list[int], list[str
                        f"{data_lib.UNK}); use characters the model was trained on")
   ids = [vocab.index.get(t, vocab.unk_id) for t in tokens]
   if not ids:
-    start = data_lib.EOS if data_lib.EOS in vocab else "\n" if "\n" in vocab else None
+    start = start_token(vocab)
     if start is None:
       raise ValueError(f"the prompt is empty and the vocabulary has no {data_lib.EOS} (or "
                        "newline) to start from; give a --prompt")

@@ -426,11 +426,7 @@ def write_training_sample(wd: Workdir, params, spec: lm.LMSpec, vocab, data_conf
   and to ``WORKDIR/samples.txt``; returns the text. Starts from ``<eos>`` (a newline for char
   vocabularies without one), so it shows what the model writes unprompted."""
   from rnnlm_jax import sample  # only runs with train.sample_length > 0
-  if data_lib.EOS in vocab:
-    first = data_lib.EOS
-  else:
-    first = "\n" if "\n" in vocab else vocab.decode([0])[0]
-  start = vocab.encode([first])
+  start = vocab.encode([sample.start_token(vocab) or vocab.decode([0])[0]])
   ids = sample.generate(params, spec, start, jax.random.PRNGKey(step), length=length)
   text = sample.detokenize(vocab.decode(np.asarray(ids[0]).tolist()),
                            sample.tokenizer_of(data_config, vocab))
