@@ -108,3 +108,51 @@ def synthetic_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_keep = 1  # latest checkpoints kept
   c.train.progress_bar = True  # tqdm progress bar on stderr
   return c
+
+
+def seq_config(kind: str) -> ml_collections.ConfigDict:
+  """Defaults shared by the padded-sequence tasks trained by :mod:`rnnlm_jax.train_seq`.
+
+  ``kind`` picks the task: ``music`` (polyphonic piano rolls, :mod:`rnnlm_jax.models.music`) or
+  ``classify`` (text classification, :mod:`rnnlm_jax.models.classifier`). Each task's config
+  adds its own fields (e.g. ``model.bidirectional``); a config with a ``kind`` field is
+  trained by ``train_seq``, whatever else it holds.
+  """
+  c = ml_collections.ConfigDict()
+  c.kind = kind  # music | classify: the padded-sequence task (rnnlm_jax/train_seq.py: TASKS)
+  c.seed = 0  # initialisation, dropout and batch-order RNG seed
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = ""  # the dataset (per task: e.g. jsb_chorales, sst2)
+  c.data.dir = ""  # raw data directory; "" = $RNNLM_DATA_DIR, ../shared/data, else download
+  c.data.tfds_dir = ""  # where TFDS writes prepared array_record files ("" = default cache)
+
+  c.model = ml_collections.ConfigDict()
+  c.model.cell = "lstm"  # rnn_tanh | rnn_relu | lstm | gru
+  c.model.num_layers = 1  # stacked recurrent layers
+  c.model.hidden_size = 100  # units per layer (and per direction)
+  c.model.dropout = 0.0  # dropout on non-recurrent connections
+  c.model.init = "uniform"  # uniform | orthogonal | identity (see rnnlm_jax/cells.py)
+  c.model.init_scale = 0.1  # uniform init range [-init_scale, init_scale]
+  c.model.forget_bias = 0.0  # added to the LSTM forget-gate bias at init
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adam"  # sgd | adam | rmsprop
+  c.optim.learning_rate = 1e-3  # constant learning rate
+  c.optim.momentum = 0.0  # sgd / rmsprop momentum (0 = none)
+  c.optim.rmsprop_decay = 0.9  # rmsprop: decay of the squared-gradient average
+  c.optim.weight_decay = 0.0  # decoupled weight decay (adam -> adamw), 0 = off
+  c.optim.clip_mode = "global_norm"  # none | global_norm | value | per_layer_norm | agc (optim.py)
+  c.optim.clip_value = 1.0  # clipping threshold (see rnnlm_jax/optim.py)
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 32  # sequences per update (padded to a length bucket)
+  c.train.eval_batch_size = 128  # sequences per evaluation batch
+  c.train.num_epochs = 10  # passes over the training set (reshuffled per epoch)
+  c.train.max_steps = 0  # stop after this many updates (0 = no limit beyond num_epochs)
+  c.train.patience = 0  # stop after this many validations without improvement (0 = never)
+  c.train.log_every = 50  # updates between train events in metrics.jsonl
+  c.train.checkpoint_every_steps = 1000  # updates between checkpoints (also every validation)
+  c.train.checkpoint_keep = 1  # latest checkpoints kept (the best-valid one is kept apart)
+  c.train.progress_bar = True  # tqdm progress bar on stderr
+  return c

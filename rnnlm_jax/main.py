@@ -46,15 +46,27 @@ def _main(argv) -> None:
     cli.fail(cli.one_line(e))
   from rnnlm_jax import train  # heavy imports after flag checks
   from rnnlm_jax.data import DataError
-  from rnnlm_jax.workdir import WorkdirError
+  from rnnlm_jax.workdir import Workdir, WorkdirError
   try:
     if FLAGS.mode == "eval":
+      from rnnlm_jax import sweep
+      if sweep.trainer_kind(Workdir(FLAGS.workdir).read_config()) == "seq":
+        if FLAGS.text:
+          cli.fail("--text works for language models only; use --split for this workdir")
+        from rnnlm_jax import train_seq
+        print(json.dumps(train_seq.evaluate_workdir(FLAGS.workdir, FLAGS.split,
+                                                    FLAGS.checkpoint)))
+        return
       print(json.dumps(train.evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.text,
                                               FLAGS.checkpoint)))
       return
     if FLAGS.config is None:
       cli.fail("--config is required, e.g. --config configs/ptb_small.py")
     from rnnlm_jax import sweep
+    if sweep.trainer_kind(FLAGS.config) == "seq":  # music / classification (a `kind` field)
+      from rnnlm_jax import train_seq
+      print(json.dumps(train_seq.train_and_evaluate(FLAGS.config, FLAGS.workdir)))
+      return
     if sweep.is_synthetic(FLAGS.config):  # a synthetic long-range task (configs/synthetic.py)
       from rnnlm_jax import train_synthetic
       status = train_synthetic.train_and_evaluate(FLAGS.config, FLAGS.workdir)

@@ -42,7 +42,7 @@ import optax
 
 CLIP_MODES = ("none", "global_norm", "value", "per_layer_norm", "agc")
 AGC_EPS = 1e-3  # floor on the unit parameter norm in agc (Brock et al. 2021)
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
 SCHEDULES = ("constant", "zaremba", "plateau")
 LOSS_REDUCTIONS = ("sum_time", "mean")
 
@@ -51,8 +51,9 @@ def validate(optim_cfg) -> None:
   """Raise ``ValueError`` with a one-line fix for an invalid ``config.optim``."""
   checks = [("name", OPTIMIZERS), ("clip_mode", CLIP_MODES), ("schedule", SCHEDULES),
             ("loss_reduction", LOSS_REDUCTIONS)]
-  for key, allowed in checks:
-    value = optim_cfg[key]
+  for key, allowed in checks:  # schedule / loss_reduction: optional (default: the first)
+    value = optim_cfg.get(key, allowed[0]) if key in ("schedule", "loss_reduction") else (
+        optim_cfg[key])
     if value not in allowed:
       raise ValueError(f"unknown optim.{key} {value!r}; choose one of {', '.join(allowed)}")
   if optim_cfg.clip_mode != "none" and not optim_cfg.clip_value > 0:
@@ -167,7 +168,7 @@ def clip_gradients(grads, mode: str, clip_value: float, params=None):
 def learning_rate_schedule(optim_cfg, steps_per_epoch: int):
   """The schedule as a function of the update count, or a float for constant / plateau."""
   lr = float(optim_cfg.learning_rate)
-  if optim_cfg.schedule != "zaremba":
+  if optim_cfg.get("schedule", "constant") != "zaremba":
     return lr
   hold, decay = int(optim_cfg.lr_hold_epochs), float(optim_cfg.lr_decay)
 
@@ -179,12 +180,19 @@ def learning_rate_schedule(optim_cfg, steps_per_epoch: int):
 
 
 def make_optimizer(optim_cfg, steps_per_epoch: int) -> optax.GradientTransformation:
-  """SGD (optionally with momentum) or Adam, with the learning rate exposed as a hyperparam."""
+  """SGD (optionally with momentum), Adam (AdamW with ``optim.weight_decay``) or RMSProp, with
+  the learning rate exposed as a hyperparam."""
   validate(optim_cfg)
   lr = learning_rate_schedule(optim_cfg, steps_per_epoch)
+  momentum = float(optim_cfg.get("momentum", 0.0)) or None
+  weight_decay = float(optim_cfg.get("weight_decay", 0.0))
   if optim_cfg.name == "sgd":
-    momentum = float(optim_cfg.get("momentum", 0.0)) or None
     return optax.inject_hyperparams(optax.sgd)(learning_rate=lr, momentum=momentum)
+  if optim_cfg.name == "rmsprop":  # Tieleman & Hinton 2012, as in Chung et al. 2014
+    return optax.inject_hyperparams(optax.rmsprop)(
+        learning_rate=lr, decay=float(optim_cfg.get("rmsprop_decay", 0.9)), momentum=momentum)
+  if weight_decay:
+    return optax.inject_hyperparams(optax.adamw)(learning_rate=lr, weight_decay=weight_decay)
   return optax.inject_hyperparams(optax.adam)(learning_rate=lr)
 
 

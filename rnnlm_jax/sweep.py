@@ -264,9 +264,28 @@ def apply_overrides(config: ml_collections.ConfigDict,
   return out
 
 
+def trainer_kind(config) -> str:
+  """Which trainer runs ``config`` (a ConfigDict or a plain dict).
+
+  ``"seq"`` (:mod:`rnnlm_jax.train_seq`: music, classification) for a config with a ``kind``
+  field, ``"synthetic"`` (:mod:`rnnlm_jax.train_synthetic`) for one with a ``task`` field, else
+  ``"lm"`` (:mod:`rnnlm_jax.train`).
+  """
+  if "kind" in config:
+    return "seq"
+  return "synthetic" if "task" in config else "lm"
+
+
 def is_synthetic(config) -> bool:
-  """A config with a ``task`` field is a synthetic-task run; otherwise a language-model run."""
-  return "task" in config
+  """A config with a ``task`` field (and no ``kind``) is a synthetic-task run."""
+  return trainer_kind(config) == "synthetic"
+
+
+def trainer_module(config):
+  """The module whose ``train_and_evaluate(config, workdir)`` trains a single ``config``."""
+  return importlib.import_module({"seq": "rnnlm_jax.train_seq", "synthetic":
+                                  "rnnlm_jax.train_synthetic", "lm": "rnnlm_jax.train"}[
+                                      trainer_kind(config)])
 
 
 def load_sweep_module(path: str | os.PathLike):
@@ -599,7 +618,8 @@ def run_sweep(units: Sequence[Sequence[Point]], workdir: str | os.PathLike, *,
     synthetic = is_synthetic(todo[0].config)
     from rnnlm_jax import train as train_mod  # heavy (jax): imported once there is work
     # mods[0] trains the unit; train_synthetic may reuse train's exceptions or define its own.
-    mods = [synthetic_module(), train_mod] if synthetic else [train_mod]
+    mods = [synthetic_module(), train_mod] if synthetic else [
+        trainer_module(todo[0].config), train_mod]
     interrupt_cls = (KeyboardInterrupt,) + _exc_classes(["Interrupted"], mods)
     diverged_cls = _exc_classes(["Diverged"], mods)
 

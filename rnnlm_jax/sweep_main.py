@@ -53,12 +53,17 @@ def _raise_keyboard_interrupt(signum, frame):
 def _validate_points(points) -> None:
   """Each point's config passes its trainer's validation (before anything is written)."""
   from rnnlm_jax import sweep as sweep_lib
-  lm = [p for p in points if not sweep_lib.is_synthetic(p.config)]
-  syn = [p for p in points if sweep_lib.is_synthetic(p.config)]
+  kinds = {p.name: sweep_lib.trainer_kind(p.config) for p in points}
+  lm = [p for p in points if kinds[p.name] == "lm"]
+  syn = [p for p in points if kinds[p.name] == "synthetic"]
+  seq = [p for p in points if kinds[p.name] == "seq"]
   checks = []
   if lm:
     from rnnlm_jax import train
     checks.append((lm, train.validate_config))
+  if seq:
+    from rnnlm_jax import train_seq
+    checks.append((seq, train_seq.validate_config))
   if syn:
     validate = getattr(sweep_lib.synthetic_module(), "validate_config", None)
     if validate is not None:

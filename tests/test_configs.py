@@ -13,7 +13,10 @@ from rnnlm_jax.models import lm
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ALL_CONFIGS = sorted(p for p in (REPO / "configs").glob("*.py"))
 SYNTHETIC = {"synthetic"}  # synthetic-task configs (a `task` field): tested below on their own
-CONFIGS = [p for p in ALL_CONFIGS if p.stem not in SYNTHETIC]
+# Padded-sequence configs (a `kind` field: music, classification) are trained by train_seq; their
+# own test files train them a few steps on tiny data.
+SEQ = {p.stem for p in ALL_CONFIGS if "seq_config(" in p.read_text()}
+CONFIGS = [p for p in ALL_CONFIGS if p.stem not in SYNTHETIC | SEQ]
 STANDARD_KEYS = [
     "seed", "data.name", "data.dir", "data.bptt", "train.batch_size", "train.eval_batch_size",
     "train.num_epochs", "train.max_steps", "train.log_every", "train.checkpoint_every_steps",
@@ -90,11 +93,20 @@ def test_synthetic_config_validates_and_trains(name, tmp_path):
 
 
 def test_sweep_configs_expand_and_validate():
-  from rnnlm_jax import sweep, train_synthetic
+  from rnnlm_jax import sweep, train_seq, train_synthetic
+  validate = {"lm": train.validate_config, "synthetic": train_synthetic.validate_config,
+              "seq": train_seq.validate_config}
   for path in sorted((REPO / "configs" / "sweeps").glob("*.py")):
     mod = sweep.load_sweep_module(path)
     points = sweep.expand(mod.get_config(), mod.get_sweep())
     assert points, path
     for point in points:
-      (train_synthetic.validate_config if sweep.is_synthetic(point.config)
-       else train.validate_config)(point.config)
+      validate[sweep.trainer_kind(point.config)](point.config)
+
+
+@pytest.mark.parametrize("name", sorted(SEQ))
+def test_seq_config_validates(name):
+  from rnnlm_jax import sweep, train_seq
+  c = load(REPO / "configs" / f"{name}.py")
+  assert sweep.trainer_kind(c) == "seq"
+  train_seq.validate_config(c)
