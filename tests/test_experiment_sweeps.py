@@ -1,0 +1,68 @@
+"""Every sweep file under experiments/ expands and validates; the language-model ones train.
+
+Each language-model point is shrunk (8 units, a tiny word corpus, 3 updates) and trained, so a
+broken key or setting in an experiment fails here, not hours into a run. Music and
+classification sweeps are trained a few steps by their own tests (test_music_model.py,
+test_classifier.py).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from rnnlm_jax import sweep, train, train_seq, train_synthetic
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SWEEPS = sorted(p for p in (REPO / "experiments").glob("*/*.py")
+                if "def get_sweep" in p.read_text())
+VALIDATE = {"lm": train.validate_config, "synthetic": train_synthetic.validate_config,
+            "seq": train_seq.validate_config}
+
+
+def _points(path):
+  mod = sweep.load_sweep_module(path)
+  return sweep.expand(mod.get_config(), mod.get_sweep())
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_sweep_expands_and_validates(path):
+  points = _points(path)
+  assert points
+  assert len({p.name for p in points}) == len(points)  # one workdir per point
+  for p in points:
+    VALIDATE[sweep.trainer_kind(p.config)](p.config)
+
+
+LM_SWEEPS = [p for p in SWEEPS if all(sweep.trainer_kind(q.config) == "lm" for q in _points(p))]
+
+
+@pytest.mark.parametrize("path", LM_SWEEPS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_lm_sweep_points_train_a_few_steps(path, tmp_path):
+  corpus = tmp_path / "c.txt"
+  corpus.write_text("".join(f"a b c d e f {i % 7} g\n" for i in range(300)))
+  for p in _points(path):
+    c = p.config
+    c.data.name, c.data.path, c.data.level = "text_file", str(corpus), "word"
+    c.data.tfds_dir = str(tmp_path / "tfds")
+    c.data.bptt = 5
+    c.model.hidden_size = c.model.embed_size = 8
+    c.train.batch_size, c.train.eval_batch_size = 4, 2
+    c.train.max_steps, c.train.progress_bar = 3, False
+    out = train.train_and_evaluate(c, str(tmp_path / p.name))
+    assert out["split"] == "test" and out["loss"] > 0
+
+
+def test_karpathy_sizes_match_the_budget():
+  mod = sweep.load_sweep_module(REPO / "experiments" / "karpathy2015" / "sweep.py")
+  points = mod.get_sweep()
+  assert len(points) == 9
+  counts = [mod.num_params(p["model.cell"], p["model.num_layers"], p["model.hidden_size"])
+            for p in points]
+  assert all(abs(n - mod.PARAM_BUDGET) / mod.PARAM_BUDGET < 0.02 for n in counts), counts
+  # deeper models of the same budget are narrower
+  by_cell = {}
+  for p in points:
+    by_cell.setdefault(p["model.cell"], []).append(p["model.hidden_size"])
+  assert all(h[0] > h[1] > h[2] for h in by_cell.values())
