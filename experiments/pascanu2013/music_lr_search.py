@@ -1,0 +1,35 @@
+"""The learning rate (and clipping threshold) of experiments/pascanu2013/music_sweep.py: plain
+MSGD (no clipping) on JSB Chorales, which is not one of the paper's Table 1 data sets, at three
+rates; the best validation NLL wins, and its run's pre-clip gradient norms give the threshold.
+
+    rnnlm-sweep --config experiments/pascanu2013/music_lr_search.py \\
+        --workdir runs/pascanu2013_music_lr
+    rnnlm-report runs/pascanu2013_music_lr --tables= --rows optim.learning_rate \\
+        --metric best_valid_loss
+"""
+
+import importlib.util
+import pathlib
+
+from rnnlm_jax.sweep import sweep
+
+
+def _music_sweep():
+  path = pathlib.Path(__file__).resolve().parent / "music_sweep.py"
+  spec = importlib.util.spec_from_file_location("rnnlm_pascanu2013_music_sweep", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+def get_config():
+  c = _music_sweep().get_config()
+  c.data.name = "jsb_chorales"  # a fourth data set, kept out of the table
+  c.train.num_epochs = 200  # cap (early stopping on validation usually ends it sooner)
+  c.train.batch_size = 8  # as the table's runs (batch 8; 4 on Piano-midi.de)
+  c.optim.clip_mode = "none"  # MSGD
+  return c
+
+
+def get_sweep():
+  return sweep("optim.learning_rate", [0.1, 0.3, 1.0])
