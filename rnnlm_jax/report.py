@@ -255,6 +255,26 @@ def _lm_metrics(events: list[dict]) -> dict:
   return out
 
 
+_SEQ_SKIP = ("step", "epoch", "checkpoint_step", "best")  # event fields that are not metrics
+
+
+def _seq_metrics(events: list[dict]) -> dict:
+  """Final metrics of a padded-sequence run (music, classification; rnnlm_jax.train_seq):
+  ``test_<m>`` and ``valid_<m>`` for every metric ``m`` of its final test and valid events (both
+  scored with the best-validation checkpoint), and ``best_valid_loss``."""
+  out: dict[str, Any] = {"metric_unit": "loss"}
+  for split in ("test", "valid"):
+    final = [e for e in events if e.get("split") == split and e.get("checkpoint") == "best_valid"]
+    for key, value in (final[-1].items() if final else ()):
+      if key not in _SEQ_SKIP and isinstance(value, (int, float)) and not isinstance(value, bool):
+        out[f"{split}_{key}"] = _num(value)
+  losses = [v for v in (_num(e.get("loss")) for e in events if e.get("split") == "valid")
+            if _finite(v)]
+  if losses:
+    out["best_valid_loss"] = min(losses)
+  return out
+
+
 def _synthetic_metrics(events: list[dict], status: dict | None, flat: dict) -> dict:
   """Final test error rate, loss, mse and success of a synthetic-task run."""
   status = status or {}
@@ -290,7 +310,7 @@ def read_point(root: pathlib.Path, name: str, overrides: dict, keys: list[str],
   rec: dict[str, Any] = {
       "name": name, "path": str(wd),
       "settings": {k: overrides[k] if k in overrides else flat.get(k) for k in keys},
-      "kind": None if not flat else
+      "kind": None if not flat else "seq" if "kind" in flat else
               ("synthetic" if any(k.startswith("task.") for k in flat) else "lm"),
       "state": status.get("state", "unknown") if status else "missing",
       "step": status.get("step") if status else None,
@@ -303,6 +323,8 @@ def read_point(root: pathlib.Path, name: str, overrides: dict, keys: list[str],
   rec.update(_train_stats(train))
   if rec["kind"] == "synthetic":
     rec.update(_synthetic_metrics(events, status, flat))
+  elif rec["kind"] == "seq":
+    rec.update(_seq_metrics(events))
   elif rec["kind"] == "lm":
     rec.update(_lm_metrics(events))
   return rec
@@ -372,11 +394,11 @@ def collect(sweep_dir: str | pathlib.Path) -> list[dict]:
 
 
 def sweep_kind(records: list[dict]) -> str:
-  """"lm" or "synthetic" (from the configs present; "lm" if there are none)."""
+  """"lm", "synthetic" or "seq" (from the configs present; "lm" if there are none)."""
   kinds = {r["kind"] for r in records if r["kind"]}
   if len(kinds) > 1:
-    raise ReportError("the sweep mixes language-model and synthetic-task runs; report them "
-                      "separately")
+    raise ReportError(f"the sweep mixes kinds of runs ({', '.join(sorted(kinds))}); report "
+                      "them separately")
   return kinds.pop() if kinds else "lm"
 
 
@@ -604,6 +626,10 @@ def default_metrics(kind: str, records: list[dict], metric: str | None) -> list[
     return [_resolve_metric(metric, records, kind)]
   if kind == "synthetic":
     return ["error_rate"]
+  if kind == "seq":  # classification: accuracy; music: NLL per time step (loss)
+    metric = "accuracy" if any("test_accuracy" in r for r in records) and not any(
+        r.get("flat", {}).get("kind") == "music" for r in records) else "loss"
+    return [f"test_{metric}", f"valid_{metric}"]
   units = list(dict.fromkeys(r["metric_unit"] for r in records if r.get("metric_unit")))
   units = units or ["perplexity"]  # mixed word/char runs: a table per unit
   return [f"test_{u}" for u in units] + [f"best_valid_{u}" for u in units]

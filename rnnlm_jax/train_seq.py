@@ -65,9 +65,13 @@ def is_seq_config(config) -> bool:
 
 
 def validate_config(config) -> None:
-  """Raise ``ValueError`` with a fix for anything wrong in the shared keys."""
+  """Raise ``ValueError`` with a fix for anything wrong in the config (shared keys, and the
+  task's own through its module's ``validate_config`` when it has one)."""
   if config.kind not in TASKS:
     raise ValueError(f"unknown kind {config.kind!r}; choose one of {', '.join(TASKS)}")
+  task_check = getattr(importlib.import_module(TASKS[config.kind]), "validate_config", None)
+  if task_check is not None:  # the task's own fields (data.name, model.pooling, ...)
+    task_check(config)
   optim.validate(config.optim)
   t = config.train
   for key in ("batch_size", "eval_batch_size", "log_every", "checkpoint_every_steps"):

@@ -706,3 +706,24 @@ def test_char_runs_report_bpc_and_unstarted_points_show_as_missing(tmp_path):
   assert "`test_bpc`" in md and "`best_valid_bpc`" in md and "perplexity" not in md
   assert _md_cell(md, "all", "all") == f"{_fmt([1.5, 1.7], '.3f')}; 0 diverged, 0 failed, 1 missing"
   assert "| s2 | 2 | missing |" in md
+
+
+def test_seq_runs_report_their_final_metrics(tmp_path):
+  """Classification/music runs (a `kind` config field): the best-valid checkpoint's final
+  valid and test metrics, accuracy by default for classification."""
+  root = tmp_path / "cls"
+  for cell, acc in (("lstm", 0.86), ("gru", 0.84)):
+    events = [{"step": 10, "epoch": 1.0, "split": "valid", "loss": 0.5, "accuracy": acc - 0.01,
+               "best": True},
+              {"step": 10, "epoch": 1.0, "split": "valid", "loss": 0.5, "accuracy": acc - 0.01,
+               "checkpoint": "best_valid", "checkpoint_step": 10},
+              {"step": 10, "epoch": 1.0, "split": "test", "loss": 0.4, "accuracy": acc,
+               "f1": acc - 0.1, "checkpoint": "best_valid", "checkpoint_step": 10}]
+    _write_run(root / cell, {"kind": "classify", "model": {"cell": cell}, "seed": 0},
+               {"state": "finished", "step": 10}, events)
+  records = report.collect(root)
+  assert {r["kind"] for r in records} == {"seq"}
+  by_cell = {r["settings"]["model.cell"]: r for r in records}
+  assert by_cell["lstm"]["test_accuracy"] == 0.86 and by_cell["gru"]["test_f1"] == pytest.approx(0.74)
+  assert by_cell["lstm"]["valid_accuracy"] == 0.85 and by_cell["lstm"]["best_valid_loss"] == 0.5
+  assert report.default_metrics("seq", records, None) == ["test_accuracy", "valid_accuracy"]
