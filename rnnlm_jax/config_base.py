@@ -41,9 +41,17 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.remat_policy = "none"  # step only: none | dots (keep h W_hh: less recompute, more memory)
   c.model.compute_dtype = "float32"  # float32 | bfloat16 matmul inputs (f32 accumulation & params)
   c.model.vocab_chunk = 0  # softmax loss over vocabulary chunks of this size (0 = whole; memory)
+  # Remedies (issue 8; rnnlm_jax/remedies.py, experiments/remedies/README.md), all off here:
+  c.model.norm = "none"  # none | layer: layer-normalised cells (Ba et al. 2016)
+  c.model.residual = False  # layer output x + layer(x) (x P when widths differ; He-style)
+  c.model.locked_dropout = False  # model.dropout masks fixed over a window (Gal & Ghahramani)
+  c.model.embed_dropout = 0.0  # drop whole words (embedding rows) at this rate (0 = off)
+  c.model.weight_drop = 0.0  # DropConnect rate on recurrent matrices W_hh (Merity et al. 2017)
+  c.model.attention_window = 0  # K > 0: softmax input attends over last K states (Daniluk 2017)
+  c.model.aux_weight = 0.0  # > 0: loss weight of an extra head predicting the token 2 ahead
 
   c.optim = ml_collections.ConfigDict()
-  c.optim.name = "sgd"  # sgd | adam
+  c.optim.name = "sgd"  # sgd | adam | rmsprop | ntasgd (SGD + non-monotone averaging, optim.py)
   c.optim.learning_rate = 1.0  # initial learning rate
   c.optim.momentum = 0.0  # sgd only; 0 = plain SGD
   c.optim.schedule = "constant"  # constant | zaremba | plateau (see rnnlm_jax/optim.py)
@@ -53,6 +61,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.loss_reduction = "sum_time"  # sum_time (Zaremba, TF tutorial) | mean (per token)
   c.optim.clip_mode = "global_norm"  # none | global_norm | value | per_layer_norm | agc (optim.py)
   c.optim.clip_value = 5.0  # threshold: a norm (global, per layer), element value, or agc ratio
+  c.optim.nonmono = 5  # ntasgd: start averaging when valid is worse than n validations ago
+  c.optim.ar = 0.0  # activation regularisation weight alpha on mean(h^2) (AWD-LSTM: 2; 0 = off)
+  c.optim.tar = 0.0  # temporal AR weight beta on mean((h_t - h_t-1)^2) (AWD-LSTM: 1; 0 = off)
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 20  # sequences per batch (columns of the token stream)

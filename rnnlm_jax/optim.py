@@ -32,9 +32,20 @@ Learning-rate schedules (``optim.schedule``):
 * ``plateau``   - divided by ``optim.plateau_factor`` whenever the validation loss does not
   improve on the best so far (pytorch/examples). Applied by the training loop through
   :func:`set_learning_rate`; the value lives in the optimizer state, so it is checkpointed.
+
+NT-ASGD (``optim.name="ntasgd"``, Merity, Keskar & Socher 2017): SGD (with ``optim.momentum``
+if set) that also keeps the running average of the parameters once averaging has started.
+The training loop starts it (:func:`should_start_averaging`, :func:`start_averaging`) at the
+first validation whose loss is worse than the best of all validations more than
+``optim.nonmono`` validations ago; from then on the average of the parameters after every
+update is kept, and evaluation, checkpoint selection, the test and sampling use it
+(:func:`eval_params`); training itself continues from the raw parameters. The average, its
+count and the switch live in the optimizer state, so they are checkpointed.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,7 +53,7 @@ import optax
 
 CLIP_MODES = ("none", "global_norm", "value", "per_layer_norm", "agc")
 AGC_EPS = 1e-3  # floor on the unit parameter norm in agc (Brock et al. 2021)
-OPTIMIZERS = ("sgd", "adam", "rmsprop")
+OPTIMIZERS = ("sgd", "adam", "rmsprop", "ntasgd")
 SCHEDULES = ("constant", "zaremba", "plateau")
 LOSS_REDUCTIONS = ("sum_time", "mean")
 
@@ -61,6 +72,12 @@ def validate(optim_cfg) -> None:
                      f"got {optim_cfg.clip_value}")
   if not optim_cfg.learning_rate > 0:
     raise ValueError(f"optim.learning_rate must be > 0, got {optim_cfg.learning_rate}")
+  if optim_cfg.name == "ntasgd" and int(optim_cfg.get("nonmono", 5)) < 1:
+    raise ValueError(f"optim.nonmono must be >= 1 (validations) with optim.name='ntasgd', got "
+                     f"{optim_cfg.get('nonmono')}")
+  for key in ("ar", "tar"):
+    if not float(optim_cfg.get(key, 0.0)) >= 0.0:
+      raise ValueError(f"optim.{key} must be >= 0 (0 = off), got {optim_cfg.get(key)}")
 
 
 def _sq_norm(x) -> jax.Array:
@@ -188,6 +205,8 @@ def make_optimizer(optim_cfg, steps_per_epoch: int) -> optax.GradientTransformat
   weight_decay = float(optim_cfg.get("weight_decay", 0.0))
   if optim_cfg.name == "sgd":
     return optax.inject_hyperparams(optax.sgd)(learning_rate=lr, momentum=momentum)
+  if optim_cfg.name == "ntasgd":  # Merity et al. 2017; averaging is switched on by the loop
+    return optax.inject_hyperparams(ntasgd)(learning_rate=lr, momentum=momentum)
   if optim_cfg.name == "rmsprop":  # Tieleman & Hinton 2012, as in Chung et al. 2014
     return optax.inject_hyperparams(optax.rmsprop)(
         learning_rate=lr, decay=float(optim_cfg.get("rmsprop_decay", 0.9)), momentum=momentum)
@@ -206,3 +225,82 @@ def set_learning_rate(opt_state, value: float):
   hyper = dict(opt_state.hyperparams)
   hyper["learning_rate"] = jnp.asarray(value, hyper["learning_rate"].dtype)
   return opt_state._replace(hyperparams=hyper)
+
+
+# ----------------------------------------------------------------------------- NT-ASGD
+
+
+class NTASGDState(NamedTuple):
+  """State of :func:`ntasgd`: the SGD state, the parameter average, how many updates it
+  averages (int32 scalar) and whether averaging is on (int32 0/1)."""
+
+  sgd: optax.OptState
+  avg: optax.Params
+  count: jax.Array
+  active: jax.Array
+
+
+def ntasgd(learning_rate, momentum: float | None = None) -> optax.GradientTransformation:
+  """SGD that averages the parameters after each update once :func:`start_averaging` is called.
+
+  While ``active``, each update sets ``avg <- avg + (p_new - avg) / (count + 1)`` with
+  ``p_new = params + updates``, i.e. ``avg`` is the mean of the parameters after every update
+  since averaging started (PyTorch's ``ASGD(t0=0, lambd=0)`` as used by AWD-LSTM). The updates
+  themselves are plain SGD's. ``update`` needs ``params`` (flax's ``TrainState`` passes them).
+  """
+  sgd = optax.sgd(learning_rate, momentum)
+
+  def init(params):
+    return NTASGDState(sgd.init(params), jax.tree.map(jnp.zeros_like, params),
+                       jnp.zeros((), jnp.int32), jnp.zeros((), jnp.int32))
+
+  def update(grads, state, params=None):
+    if params is None:
+      raise ValueError("ntasgd needs the parameters: call update(grads, state, params)")
+    updates, sgd_state = sgd.update(grads, state.sgd, params)
+    on = state.active > 0
+    count = state.count + on.astype(jnp.int32)
+    step = 1.0 / jnp.maximum(count, 1).astype(jnp.float32)
+    avg = jax.tree.map(
+        lambda a, p, u: jnp.where(on, a + (p + u - a) * step.astype(a.dtype), a),
+        state.avg, params, updates)
+    return updates, NTASGDState(sgd_state, avg, count, state.active)
+
+  return optax.GradientTransformation(init, update)
+
+
+def _ntasgd_state(opt_state) -> NTASGDState | None:
+  inner = getattr(opt_state, "inner_state", opt_state)
+  return inner if isinstance(inner, NTASGDState) else None
+
+
+def start_averaging(opt_state):
+  """A copy of an NT-ASGD ``opt_state`` with averaging switched on (an empty average)."""
+  inner = _ntasgd_state(opt_state)
+  if inner is None:
+    raise ValueError("start_averaging needs the state of optim.name='ntasgd'")
+  inner = inner._replace(avg=jax.tree.map(jnp.zeros_like, inner.avg),
+                         count=jnp.zeros_like(inner.count), active=jnp.ones_like(inner.active))
+  return opt_state._replace(inner_state=inner) if hasattr(opt_state, "inner_state") else inner
+
+
+def averaging_active(opt_state) -> bool:
+  """Whether ``opt_state`` is NT-ASGD's with averaging on (False for every other optimizer)."""
+  inner = _ntasgd_state(opt_state)
+  return inner is not None and bool(jax.device_get(inner.active) > 0)
+
+
+def eval_params(opt_state, params):
+  """The parameters to evaluate: NT-ASGD's average once it averages at least one update, else
+  ``params`` itself (every other optimizer)."""
+  inner = _ntasgd_state(opt_state)
+  if inner is None:
+    return params
+  use = (inner.active > 0) & (inner.count > 0)
+  return jax.tree.map(lambda a, p: jnp.where(use, a, p), inner.avg, params)
+
+
+def should_start_averaging(history: list, loss: float, nonmono: int) -> bool:
+  """AWD-LSTM's non-monotone trigger: ``len(history) > nonmono and loss > min(history[:-nonmono])``
+  where ``history`` holds the earlier validation losses (not ``loss`` itself)."""
+  return len(history) > nonmono and loss > min(history[:-nonmono])

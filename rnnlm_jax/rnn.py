@@ -167,7 +167,8 @@ def scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.
     return _segment_scan(cell, params, carry, xs_TBI, remat, unroll=unroll, reverse=reverse,
                          compute_dtype=compute_dtype)
   gx_TBG = cell.project_inputs(params, xs_TBI, compute_dtype)  # one GEMM for all time steps
-  if LEAN_BACKWARD and remat.mode == "none" and unroll == 1 and not reverse:
+  if (LEAN_BACKWARD and cell.step_hw is not None and remat.mode == "none" and unroll == 1
+      and not reverse):  # cells without step_hw (layer-normalised ones) use autodiff below
     return recurrence(cell, params, carry, gx_TBG)  # same values, hand-written backward pass
 
   def body(c, gx_t):

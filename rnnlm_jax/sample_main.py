@@ -167,7 +167,8 @@ def restore_params(workdir: str, config, spec, checkpoint: str = "best") -> dict
     ckpt.close()
   if restored is None:
     raise ValueError(f"no {checkpoint} checkpoint in {wd.checkpoint_dir}; train first")
-  return restored[0].params
+  from rnnlm_jax import optim  # NT-ASGD runs sample with their averaged parameters
+  return optim.eval_params(restored[0].opt_state, restored[0].params)
 
 
 def load_workdir(workdir: str, checkpoint: str = "best"):

@@ -14,6 +14,15 @@ averaged over the batch (``optim.loss_reduction="sum_time"``, Zaremba / TF tutor
 per-token mean (``"mean"``, pytorch/examples). Logged ``loss`` is always the mean per-token
 cross-entropy in nats.
 
+Remedy terms (issue 8, :mod:`rnnlm_jax.remedies`), when on, are added to the differentiated
+loss with the same reduction as the cross-entropy: ``model.aux_weight`` times the auxiliary
+head's NLL (``T - 1`` targets per window), ``optim.ar`` times AR and ``optim.tar`` times TAR
+(per position: ``mean_H(h^2)``, ``mean_H((h_t - h_{t-1})^2)``). Train events then also log
+their unweighted per-position means ``aux_loss``, ``ar``, ``tar``. With ``optim.name="ntasgd"``
+the loop starts parameter averaging at a validation (see :mod:`rnnlm_jax.optim`); validation,
+the best-valid checkpoint's test and samples then use the averaged parameters, and valid events
+carry ``"averaging": true``.
+
 Data parallel (``train.num_devices``, :mod:`rnnlm_jax.parallel`): the state is placed on a 1-D
 device mesh (parameters and optimizer state replicated, recurrent carry split on the batch
 axis), each window's columns are split over the devices, and the jitted step follows those
@@ -69,6 +78,12 @@ def _reduce(nll_sum, batch, time_steps, reduction):
   return nll_sum / batch if reduction == "sum_time" else nll_sum / (batch * time_steps)
 
 
+def _extra_terms(spec: lm.LMSpec, optim_cfg) -> tuple[float, float]:
+  """``(ar, tar)`` weights; the train step takes the plain path when these and
+  ``spec.aux_weight`` are 0."""
+  return float(optim_cfg.get("ar", 0.0)), float(optim_cfg.get("tar", 0.0))
+
+
 def make_train_step(spec: lm.LMSpec, optim_cfg, mesh=None, state_sharding=None):
   """A jitted ``(state, x [B, T], y [B, T]) -> (state, metrics)``; ``state`` is donated.
 
@@ -78,22 +93,43 @@ def make_train_step(spec: lm.LMSpec, optim_cfg, mesh=None, state_sharding=None):
   """
   reduction, clip_mode, clip_value = optim_cfg.loss_reduction, optim_cfg.clip_mode, float(
       optim_cfg.clip_value)
+  ar, tar = _extra_terms(spec, optim_cfg)
+  extra = bool(spec.aux_weight or ar or tar)
 
   def train_step(state: TrainState, x, y):
     rng, drop_rng = jax.random.split(state.rng)
-    drop_rng = drop_rng if spec.dropout > 0 else None
+    drop_rng = drop_rng if spec.stochastic else None
     batch, time_steps = x.shape
 
     def loss_fn(params):
       carry, nll_TB = lm.token_nll(params, spec, state.carry, x, y, drop_rng)
       nll_sum = nll_TB.sum()
-      return _reduce(nll_sum, batch, time_steps, reduction), (carry, nll_sum)
+      return _reduce(nll_sum, batch, time_steps, reduction), (carry, nll_sum, {})
 
-    (_, (carry, nll_sum)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    def loss_fn_extra(params):  # the remedies' extra terms (aux head, AR, TAR)
+      carry, terms = lm.window_losses(params, spec, state.carry, x, y, drop_rng,
+                                      penalties=bool(ar or tar))
+      nll_sum = terms["nll"].sum()
+      loss = _reduce(nll_sum, batch, time_steps, reduction)
+      sums = {}
+      if spec.aux_weight:
+        sums["aux_nll_sum"] = terms["aux_nll"].sum()
+        loss += spec.aux_weight * _reduce(sums["aux_nll_sum"], batch, time_steps - 1, reduction)
+      if ar:
+        sums["ar_sum"] = terms["ar"]
+        loss += ar * _reduce(terms["ar"], batch, time_steps, reduction)
+      if tar:
+        sums["tar_sum"] = terms["tar"]
+        loss += tar * _reduce(terms["tar"], batch, time_steps - 1, reduction)
+      return loss, (carry, nll_sum, sums)
+
+    (_, (carry, nll_sum, sums)), grads = jax.value_and_grad(
+        loss_fn_extra if extra else loss_fn, has_aux=True)(state.params)
     grads, stats = optim.clip_gradients(grads, clip_mode, clip_value, state.params)
     state = state.apply_gradients(grads=grads)
     state = state.replace(carry=jax.lax.stop_gradient(carry), rng=rng)
-    metrics = {"nll_sum": nll_sum, "lr": optim.get_learning_rate(state.opt_state), **stats}
+    metrics = {"nll_sum": nll_sum, "lr": optim.get_learning_rate(state.opt_state), **stats,
+               **sums}
     return state, metrics
 
   if mesh is None:
@@ -167,6 +203,10 @@ def validate_config(config) -> None:
     raise ValueError(f"data.bptt must be >= 1, got {config.data.bptt}")
   if int(t.num_epochs) < 1 and int(t.max_steps) < 1:
     raise ValueError("set train.num_epochs or train.max_steps to a positive number")
+  if int(config.data.bptt) < 2 and (float(config.model.get("aux_weight", 0.0)) > 0
+                                    or float(config.optim.get("tar", 0.0)) > 0):
+    raise ValueError(f"model.aux_weight and optim.tar need data.bptt >= 2 (they pair steps "
+                     f"t and t+1 within a window), got {config.data.bptt}")
   requested = int(t.get("num_devices", 0))
   parallel.check_divisible(int(t.batch_size), parallel.resolve_num_devices(requested), requested)
   lm.LMSpec.from_config(config.model, vocab_size=1)  # model fields (cell, init, sizes)
@@ -310,6 +350,12 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
     elapsed = time.perf_counter() - t_interval[0]
     timed = t_interval[1]
     loss = float(nll.sum() / (len(got) * batch * bptt))
+    extras = {}  # remedy terms, unweighted, per position (see the module docstring)
+    for name, steps in (("aux_loss", bptt - 1), ("ar", bptt), ("tar", bptt - 1)):
+      key = {"aux_loss": "aux_nll_sum"}.get(name, name + "_sum")
+      if key in got[0]:
+        extras[name] = float(np.sum([m[key] for m in got], dtype=np.float64)
+                             / (len(got) * batch * max(steps, 1)))
     event = {"step": step_now, "epoch": step_now / spe, "split": "train", "loss": loss,
              **_metric_names(level, loss), "grad_norm": float(norms.mean()),
              "grad_norm_p50": float(np.median(norms)),
@@ -317,7 +363,8 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
              "clipped": float(np.mean([m["clipped"] for m in got])),
              "clip_fraction": float(np.mean([m["clip_fraction"] for m in got])),
              "lr": float(got[-1]["lr"]),
-             "tokens_per_sec": timed * batch * bptt / elapsed if timed and elapsed > 0 else None}
+             "tokens_per_sec": timed * batch * bptt / elapsed if timed and elapsed > 0 else None,
+             **extras}
     if not np.all(np.isfinite(nll)) or not np.all(np.isfinite(norms)):
       bad = step_now - len(got) + int(np.argmin(np.isfinite(nll) & np.isfinite(norms))) + 1
       writer.write(event)
@@ -336,14 +383,27 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
   def valid_and_checkpoint(step_now):
     nonlocal state
     flush(step_now)
-    loss, _ = evaluate(eval_step, state.params, spec, corpus.valid, eval_bs, bptt, mesh)
+    eval_p = optim.eval_params(state.opt_state, state.params)  # NT-ASGD: the average
+    loss, _ = evaluate(eval_step, eval_p, spec, corpus.valid, eval_bs, bptt, mesh)
     best_before = meta["best_valid_loss"]
     is_best = best_before is None or loss < best_before
+    ntasgd = {}
+    if config.optim.name == "ntasgd":
+      ntasgd["averaging"] = optim.averaging_active(state.opt_state)
     writer.write({"step": step_now, "epoch": step_now / spe, "split": "valid", "loss": loss,
-                  **_metric_names(level, loss), "best": is_best})
+                  **_metric_names(level, loss), "best": is_best, **ntasgd})
     _log_line("valid", step_now, spe, loss, level)
     if is_best:
       meta["best_valid_loss"], meta["best_step"] = loss, step_now
+    if ntasgd:  # switch to averaging (Merity et al. 2017's non-monotone trigger)
+      history, nonmono = list(meta.get("valid_history", [])), int(config.optim.nonmono)
+      if not ntasgd["averaging"] and optim.should_start_averaging(history, loss, nonmono):
+        state = parallel.place_state(
+            state.replace(opt_state=optim.start_averaging(state.opt_state)), mesh)
+        log.info("NT-ASGD: validation loss %.4f is worse than the best of more than %d "
+                 "validations ago; averaging the parameters from step %d", loss, nonmono,
+                 step_now)
+      meta["valid_history"] = history + [loss]
     if not is_best and config.optim.schedule == "plateau":
       lr = float(optim.get_learning_rate(state.opt_state)) / float(config.optim.plateau_factor)
       state = parallel.place_state(
@@ -354,8 +414,8 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
     save(step_now)
     wd.write_status("running", step_now, step_now / spe)
     if sample_length:
-      write_training_sample(wd, state.params, spec, corpus.vocab, config.data, step_now,
-                            step_now / spe, sample_length)
+      write_training_sample(wd, optim.eval_params(state.opt_state, state.params), spec,
+                            corpus.vocab, config.data, step_now, step_now / spe, sample_length)
 
   bar = tqdm(total=total_steps, initial=start, unit="step", dynamic_ncols=True,
              disable=not t_cfg.get("progress_bar", True), file=sys.stderr,
@@ -404,7 +464,8 @@ def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dic
   # Test with the best-validation checkpoint (deterministic: re-running rewrites the same event).
   best = ckpt.restore_best(state)
   best_state, best_meta = best if best is not None else (state, meta)
-  test_loss, n_test = evaluate(eval_step, parallel.place_tree(best_state.params,
+  best_params = optim.eval_params(best_state.opt_state, best_state.params)
+  test_loss, n_test = evaluate(eval_step, parallel.place_tree(best_params,
                                                               parallel.replicated(mesh)),
                                spec, corpus.test, eval_bs, bptt, mesh)
   event = {"step": total_steps, "epoch": total_steps / spe, "split": "test", "loss": test_loss,
@@ -472,7 +533,8 @@ def evaluate_workdir(workdir: str, split: str = "test", text_file: str | None = 
   eval_bs = int(config.train.eval_batch_size)
   if ids.size < eval_bs + 1:
     eval_bs = 1
-  loss, n = evaluate(make_eval_step(spec), state.params, spec, ids, eval_bs, bptt)
+  loss, n = evaluate(make_eval_step(spec), optim.eval_params(state.opt_state, state.params),
+                     spec, ids, eval_bs, bptt)
   ckpt.close()
   return {"source": source, "checkpoint": checkpoint, "checkpoint_step": int(state.step),
           "loss": loss, **_metric_names(corpus.level, loss), "tokens": n}

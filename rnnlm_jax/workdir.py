@@ -37,7 +37,13 @@ RESUMABLE_KEYS = (
     "model.remat", "model.remat_segment", "model.remat_policy", "model.vocab_chunk",
 )
 # Keys added after workdirs existed: a config without one had the value given here.
-ADDED_KEY_DEFAULTS = {"model.compute_dtype": "float32"}
+ADDED_KEY_DEFAULTS = {
+    "model.compute_dtype": "float32",
+    # remedies (issue 8), all off:
+    "model.norm": "none", "model.residual": False, "model.locked_dropout": False,
+    "model.embed_dropout": 0.0, "model.weight_drop": 0.0, "model.attention_window": 0,
+    "model.aux_weight": 0.0, "optim.nonmono": 5, "optim.ar": 0.0, "optim.tar": 0.0,
+}
 
 
 class WorkdirError(ValueError):

@@ -166,7 +166,7 @@ def test_adam_runs():
 
 
 @pytest.mark.parametrize("key,value,msg", [
-    ("name", "rmsprop", "optim.name"), ("clip_mode", "norm", "optim.clip_mode"),
+    ("name", "adagrad", "optim.name"), ("clip_mode", "norm", "optim.clip_mode"),
     ("schedule", "cosine", "optim.schedule"), ("loss_reduction", "sum", "optim.loss_reduction"),
     ("learning_rate", -1.0, "learning_rate"), ("clip_value", 0.0, "clip_value"),
     ("clip_mode", "agc", "clip_value"), ("clip_mode", "per_layer_norm", "clip_value")])
@@ -183,3 +183,20 @@ def test_loss_reduction_scales():
   """sum_time = batch mean summed over time (Zaremba); mean = per token."""
   assert train._reduce(jnp.asarray(800.0), 20, 20, "sum_time") == 40.0
   assert train._reduce(jnp.asarray(800.0), 20, 20, "mean") == 2.0
+
+
+def test_rmsprop_and_adamw_are_the_optax_updates():
+  """optim.name=rmsprop (Chung et al. 2014's optimiser) and adam with weight_decay (AdamW)."""
+  import ml_collections
+  import optax
+  params = {"w": jnp.array([1.0, -2.0, 3.0])}
+  grads = {"w": jnp.array([0.5, 0.25, -1.0])}
+  for name, extra, ref in [
+      ("rmsprop", {"rmsprop_decay": 0.95, "momentum": 0.0}, optax.rmsprop(0.01, decay=0.95)),
+      ("adam", {"weight_decay": 0.1}, optax.adamw(0.01, weight_decay=0.1))]:
+    cfg = ml_collections.ConfigDict({"name": name, "learning_rate": 0.01, "clip_mode": "none",
+                                     "clip_value": 1.0, **extra})
+    tx = optim.make_optimizer(cfg, 10)
+    ours, _ = tx.update(grads, tx.init(params), params)
+    want, _ = ref.update(grads, ref.init(params), params)
+    np.testing.assert_allclose(ours["w"], want["w"], rtol=1e-4)  # hyperparams held as f32

@@ -6,6 +6,13 @@ Pure functions over a params pytree::
 
 With ``tie_embeddings`` the head has no ``w``: the output matrix is ``embed.T`` (needs E == H).
 The model runs time-major internally; tokens come in as ``[batch, time]`` int32.
+
+Remedies (issue 8; :mod:`rnnlm_jax.remedies`, each off by default and then without effect):
+``norm`` (layer-normalised cells), ``residual`` (adds ``params["res_proj"] [E, H]`` when
+E != H), ``locked_dropout``, ``embed_dropout``, ``weight_drop``, ``attention_window`` (an
+attention head over past states, :mod:`rnnlm_jax.models.attention`: ``params["attn"]``, and
+its memory as one more entry after the layer carries) and ``aux_weight`` (a second softmax
+head ``params["aux_head"] = {"w": [H, V], "b": [V]}`` predicting the token two steps ahead).
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from rnnlm_jax import cells, fused, rnn
+from rnnlm_jax import cells, fused, remedies, rnn
+from rnnlm_jax.models import attention
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
@@ -40,6 +48,14 @@ class LMSpec:
   remat_policy: str = "none"  # "step" only: none | dots (also keep the h W_hh matmul outputs)
   compute_dtype: str = "float32"  # matmul inputs: float32 | bfloat16 (f32 accumulation, params)
   vocab_chunk: int = 0  # softmax loss over vocabulary chunks of this size (0 = all at once)
+  # Remedies (issue 8), all off by default; see rnnlm_jax/remedies.py.
+  norm: str = "none"  # none | layer: layer-normalised cells
+  residual: bool = False  # each layer outputs x + layer(x) (a projection where widths differ)
+  locked_dropout: bool = False  # `dropout` uses one mask per window (variational)
+  embed_dropout: float = 0.0  # drop whole words (embedding rows) at this rate
+  weight_drop: float = 0.0  # DropConnect on the recurrent matrices W_hh at this rate
+  attention_window: int = 0  # K > 0: attention head over the last K hidden states
+  aux_weight: float = 0.0  # > 0: auxiliary head predicting the token 2 steps ahead, its weight
 
   @classmethod
   def from_config(cls, model_cfg, vocab_size: int) -> "LMSpec":
@@ -53,7 +69,24 @@ class LMSpec:
                tie_embeddings=bool(model_cfg.tie_embeddings),
                scan_unroll=int(model_cfg.scan_unroll), **_remat_fields(model_cfg),
                compute_dtype=str(model_cfg.get("compute_dtype", "float32")),
-               vocab_chunk=int(model_cfg.get("vocab_chunk", 0)))
+               vocab_chunk=int(model_cfg.get("vocab_chunk", 0)),
+               norm=str(model_cfg.get("norm", "none")),
+               residual=bool(model_cfg.get("residual", False)),
+               locked_dropout=bool(model_cfg.get("locked_dropout", False)),
+               embed_dropout=float(model_cfg.get("embed_dropout", 0.0)),
+               weight_drop=float(model_cfg.get("weight_drop", 0.0)),
+               attention_window=int(model_cfg.get("attention_window", 0)),
+               aux_weight=float(model_cfg.get("aux_weight", 0.0)))
+    remedies.get_cell(spec.cell, spec.norm)  # clear error for an unknown model.norm
+    for key in ("embed_dropout", "weight_drop"):
+      if not 0.0 <= getattr(spec, key) < 1.0:
+        raise ValueError(f"model.{key} must be in [0, 1) (0 = off), got {getattr(spec, key)}")
+    if spec.attention_window < 0:
+      raise ValueError(f"model.attention_window must be >= 0 (0 = no attention head), got "
+                       f"{spec.attention_window}")
+    if not spec.aux_weight >= 0.0:
+      raise ValueError(f"model.aux_weight must be >= 0 (0 = no auxiliary head), got "
+                       f"{spec.aux_weight}")
     if spec.compute_dtype not in COMPUTE_DTYPES:
       raise ValueError(f"model.compute_dtype must be one of {' | '.join(COMPUTE_DTYPES)}, "
                        f"got {spec.compute_dtype!r}")
@@ -74,7 +107,13 @@ class LMSpec:
 
   @property
   def cell_fns(self) -> cells.Cell:
-    return cells.get_cell(self.cell)
+    """The cell (its layer-normalised version with ``norm="layer"``)."""
+    return remedies.get_cell(self.cell, self.norm)
+
+  @property
+  def stochastic(self) -> bool:
+    """Whether training draws random masks (any dropout rate > 0)."""
+    return self.dropout > 0 or self.embed_dropout > 0 or self.weight_drop > 0
 
   @property
   def remat_spec(self) -> rnn.Remat:
@@ -121,29 +160,74 @@ def init_params(key: jax.Array, spec: LMSpec) -> dict:
   }
   if not spec.tie_embeddings:
     params["head"]["w"] = u(k_w, (spec.hidden_size, spec.vocab_size))
+  # Remedy parameters from keys folded out of `key` (the ones above do not change).
+  if spec.residual and spec.embed_size != spec.hidden_size:
+    params["res_proj"] = remedies.init_res_proj(jax.random.fold_in(key, 101), spec.embed_size,
+                                                spec.hidden_size, s)
+  if spec.attention_window:
+    params["attn"] = attention.init_params(jax.random.fold_in(key, 102), spec.hidden_size, s)
+  if spec.aux_weight:
+    k_aw, k_ab = jax.random.split(jax.random.fold_in(key, 103))
+    params["aux_head"] = {"w": u(k_aw, (spec.hidden_size, spec.vocab_size)),
+                          "b": u(k_ab, (spec.vocab_size,)) if spec.init == "uniform"
+                          else jnp.zeros((spec.vocab_size,), jnp.float32)}
   return params
 
 
 def init_carry(spec: LMSpec, batch_size: int) -> list:
-  """Zero recurrent state for a batch: one cell carry per layer."""
-  return rnn.init_stack_carry(spec.cell_fns, spec.num_layers, batch_size, spec.hidden_size)
+  """Zero recurrent state for a batch: one cell carry per layer (then, with an attention head,
+  its empty memory ``{"h": [B, K, H], "valid": [B, K]}``)."""
+  carry = rnn.init_stack_carry(spec.cell_fns, spec.num_layers, batch_size, spec.hidden_size)
+  if spec.attention_window:
+    carry.append(attention.init_memory(batch_size, spec.attention_window, spec.hidden_size))
+  return carry
+
+
+def forward(params: dict, spec: LMSpec, carry: list, tokens_BT: jax.Array,
+            rng: jax.Array | None = None) -> tuple[list, dict]:
+  """Embed ``tokens [batch, time]``, run the stack (and the attention head, if any).
+
+  Returns ``(carry, out)`` with ``out["features"] [time, batch, H]``, the vectors fed to the
+  softmax (after output dropout when ``rng`` is given), and ``out["rnn"] [time, batch, H]``,
+  the last layer's undropped output (for TAR).
+  """
+  rngs = jax.random.split(rng, 3) if rng is not None else (None, None, None)
+  if spec.embed_dropout and rng is not None:
+    x_TBE = remedies.embedding_dropout(params["embed"], tokens_BT, spec.embed_dropout,
+                                       jax.random.fold_in(rng, 3))
+  else:
+    x_TBE = jnp.take(params["embed"], tokens_BT.T, axis=0)
+  drop = remedies.locked_dropout if spec.locked_dropout else rnn.dropout
+  x_TBE = drop(x_TBE, spec.dropout, rngs[0])
+  layer_carry = carry[:spec.num_layers]
+  if spec.locked_dropout or spec.residual or spec.weight_drop:
+    new_carry, h_TBH = remedies.stack_time_major(
+        spec.cell_fns, params["rnn"], layer_carry, x_TBE, dropout_rate=spec.dropout,
+        locked=spec.locked_dropout, residual=spec.residual, res_proj=params.get("res_proj"),
+        weight_drop_rate=spec.weight_drop, rng=rngs[1], unroll=spec.scan_unroll,
+        remat=spec.remat_spec, compute_dtype=spec.compute_dtype)
+  else:
+    new_carry, h_TBH = rnn.stack_time_major(spec.cell_fns, params["rnn"], layer_carry, x_TBE,
+                                            dropout_rate=spec.dropout, rng=rngs[1],
+                                            unroll=spec.scan_unroll, remat=spec.remat_spec,
+                                            compute_dtype=spec.compute_dtype)
+  features = h_TBH
+  if spec.attention_window:
+    memory, features = attention.attend(params["attn"], carry[spec.num_layers], h_TBH)
+    new_carry.append(memory)
+  features = drop(features, spec.dropout, rngs[2])
+  return new_carry, {"features": features, "rnn": h_TBH}
 
 
 def hidden_states(params: dict, spec: LMSpec, carry: list, tokens_BT: jax.Array,
                   rng: jax.Array | None = None) -> tuple[list, jax.Array]:
   """Embed ``tokens [batch, time]`` and run the stack.
 
-  Returns ``(carry, h [time, batch, H])`` (after output dropout when ``rng`` is given).
+  Returns ``(carry, h [time, batch, H])`` (after output dropout when ``rng`` is given): the
+  vectors fed to the softmax (:func:`forward`'s ``features``).
   """
-  rngs = jax.random.split(rng, 3) if rng is not None else (None, None, None)
-  x_TBE = jnp.take(params["embed"], tokens_BT.T, axis=0)
-  x_TBE = rnn.dropout(x_TBE, spec.dropout, rngs[0])
-  carry, h_TBH = rnn.stack_time_major(spec.cell_fns, params["rnn"], carry, x_TBE,
-                                      dropout_rate=spec.dropout, rng=rngs[1],
-                                      unroll=spec.scan_unroll, remat=spec.remat_spec,
-                                      compute_dtype=spec.compute_dtype)
-  h_TBH = rnn.dropout(h_TBH, spec.dropout, rngs[2])
-  return carry, h_TBH
+  carry, out = forward(params, spec, carry, tokens_BT, rng)
+  return carry, out["features"]
 
 
 def output_matrix(params: dict, spec: LMSpec) -> jax.Array:
@@ -173,3 +257,27 @@ def token_nll(params: dict, spec: LMSpec, carry: list, tokens_BT: jax.Array,
   nll_TB = fused.softmax_xent(h_TBH, output_matrix(params, spec), params["head"]["b"],
                               targets_BT.T, spec.compute_dtype, spec.vocab_chunk)
   return carry, nll_TB
+
+
+def window_losses(params: dict, spec: LMSpec, carry: list, tokens_BT: jax.Array,
+                  targets_BT: jax.Array, rng: jax.Array | None = None, *,
+                  penalties: bool = False) -> tuple[list, dict]:
+  """:func:`token_nll` plus the remedies' extra loss terms, for one window.
+
+  Returns ``(carry, terms)``: ``terms["nll"] [time, batch]`` as :func:`token_nll`; with
+  ``spec.aux_weight > 0`` also ``terms["aux_nll"] [time - 1, batch]``, the auxiliary head's NLL
+  of the token two steps ahead (``targets[:, t + 1]`` from the features at ``t``); with
+  ``penalties`` also ``terms["ar"]`` and ``terms["tar"]``, the sums of
+  :func:`rnnlm_jax.remedies.activation_penalties`. Weighting is the caller's.
+  """
+  carry, out = forward(params, spec, carry, tokens_BT, rng)
+  feats = out["features"]
+  terms = {"nll": fused.softmax_xent(feats, output_matrix(params, spec), params["head"]["b"],
+                                     targets_BT.T, spec.compute_dtype, spec.vocab_chunk)}
+  if spec.aux_weight:
+    head = params["aux_head"]
+    terms["aux_nll"] = fused.softmax_xent(feats[:-1], head["w"], head["b"], targets_BT.T[1:],
+                                          spec.compute_dtype, spec.vocab_chunk)
+  if penalties:
+    terms["ar"], terms["tar"] = remedies.activation_penalties(feats, out["rnn"])
+  return carry, terms
