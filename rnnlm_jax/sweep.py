@@ -67,7 +67,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import ml_collections
 
-from rnnlm_jax.workdir import Workdir
+from rnnlm_jax.workdir import Workdir, _flatten
 
 SWEEP_FILE = "sweep.json"
 FINAL_STATES = ("finished", "diverged", "failed")
@@ -578,11 +578,31 @@ def _settle_status(wd: Workdir, before: dict | None, error: BaseException | None
   return wd.read_status()
 
 
+RUN_LENGTH_KEYS = ("train.num_epochs", "train.max_steps")
+
+
+def _run_lengthened(path: pathlib.Path, config, status: Mapping) -> bool:
+  """A finished language-model or whole-sequence point whose run length (``train.num_epochs``
+  / ``train.max_steps``) is now set differently: it is trained on (resumed) rather than
+  skipped, like ``rnnlm-train`` on a finished workdir. Synthetic points stop at their own
+  success or cap and are always skipped once ended."""
+  if status.get("state") != "finished" or trainer_kind(config) == "synthetic":
+    return False
+  try:
+    old = _flatten(Workdir(path).read_config())
+  except (OSError, ValueError):
+    return False
+  new = _flatten(config.to_dict())
+  return any(k in old and old[k] != new.get(k) for k in RUN_LENGTH_KEYS)
+
+
 def run_sweep(units: Sequence[Sequence[Point]], workdir: str | os.PathLike, *,
               vmap: bool = True, out: Callable[[str], None] | None = None) -> SweepResult:
   """Run the given execution units (this task's share, see :func:`plan` and :func:`shard`).
 
-  Points already ``finished`` or ``diverged`` are skipped; the others are trained (resuming
+  Points already ``finished`` or ``diverged`` are skipped, unless a finished language-model
+  or whole-sequence point's run length (``train.num_epochs`` / ``train.max_steps``) changed
+  (``--config.train.num_epochs=N`` trains a whole sweep on); the others are trained (resuming
   from their checkpoints). A point that diverges or fails is recorded in its ``status.json``
   (state, step, reason; written here when the trainer did not) and the sweep goes on.
 
@@ -605,7 +625,8 @@ def run_sweep(units: Sequence[Sequence[Point]], workdir: str | os.PathLike, *,
     todo = []
     for p in unit:
       status = Workdir(root / p.name).read_status()
-      if status and status.get("state") in DONE_STATES:
+      if status and status.get("state") in DONE_STATES and not _run_lengthened(
+          root / p.name, p.config, status):
         done += 1
         result.states[p.name] = status["state"]
         result.skipped.append(p.name)

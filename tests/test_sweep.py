@@ -408,3 +408,18 @@ def test_cli_end_to_end_tiny_lm(tmp_path):
   other.write_text(other.read_text().replace("'model.cel', ['gru']", "'seed', [5]"))
   bad = _cli(["--config", str(other), "--workdir", str(wd)])
   assert bad.returncode == 2 and "sweep.json was written for a different sweep" in bad.stderr
+
+
+def test_lengthened_run_trains_finished_points_on(tmp_path, fake_lm):
+  """``--config.train.num_epochs=N`` on a finished sweep continues its LM points."""
+  pts = _lm_points(["lstm"], seeds=(0, 1))
+  S.run_sweep(S.plan(pts), tmp_path, out=lambda s: None)
+  fake_lm.clear()
+  S.run_sweep(S.plan(pts), tmp_path, out=lambda s: None)
+  assert fake_lm == []  # same run length: skipped
+  base = config_base.base_config()
+  base.train.num_epochs = 20
+  longer = S.expand(base, S.product(S.sweep("model.cell", ["lstm"]), S.sweep("seed", [0, 1])))
+  res = S.run_sweep(S.plan(longer), tmp_path, out=lambda s: None)
+  assert [c[0] for c in fake_lm] == ["cell=lstm,seed=0", "cell=lstm,seed=1"]
+  assert res.skipped == [] and res.exit_code == 0
