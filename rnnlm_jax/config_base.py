@@ -152,7 +152,7 @@ def seq_config(kind: str) -> ml_collections.ConfigDict:
   c.optim.learning_rate = 1e-3  # constant learning rate
   c.optim.momentum = 0.0  # sgd / rmsprop momentum (0 = none)
   c.optim.rmsprop_decay = 0.9  # rmsprop: decay of the squared-gradient average
-  c.optim.weight_decay = 0.0  # decoupled weight decay (adam -> adamw), 0 = off
+  c.optim.weight_decay = 0.0  # adam: decoupled (AdamW); sgd, rmsprop: L2 gradient term; 0 = off
   c.optim.clip_mode = "global_norm"  # none | global_norm | value | per_layer_norm | agc (optim.py)
   c.optim.clip_value = 1.0  # clipping threshold (see rnnlm_jax/optim.py)
 

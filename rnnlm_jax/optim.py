@@ -45,6 +45,7 @@ count and the switch live in the optimizer state, so they are checkpointed.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -75,6 +76,12 @@ def validate(optim_cfg) -> None:
   if optim_cfg.name == "ntasgd" and int(optim_cfg.get("nonmono", 5)) < 1:
     raise ValueError(f"optim.nonmono must be >= 1 (validations) with optim.name='ntasgd', got "
                      f"{optim_cfg.get('nonmono')}")
+  if optim_cfg.name == "ntasgd" and float(optim_cfg.get("weight_decay", 0.0)):
+    raise ValueError("optim.weight_decay is not supported with optim.name='ntasgd'; use "
+                     "optim.name='sgd' (L2) or 'adam' (AdamW)")
+  if not float(optim_cfg.get("weight_decay", 0.0)) >= 0.0:
+    raise ValueError(f"optim.weight_decay must be >= 0 (0 = off), got "
+                     f"{optim_cfg.get('weight_decay')}")
   for key in ("ar", "tar"):
     if not float(optim_cfg.get(key, 0.0)) >= 0.0:
       raise ValueError(f"optim.{key} must be >= 0 (0 = off), got {optim_cfg.get(key)}")
@@ -197,19 +204,27 @@ def learning_rate_schedule(optim_cfg, steps_per_epoch: int):
 
 
 def make_optimizer(optim_cfg, steps_per_epoch: int) -> optax.GradientTransformation:
-  """SGD (optionally with momentum), Adam (AdamW with ``optim.weight_decay``) or RMSProp, with
-  the learning rate exposed as a hyperparam."""
+  """SGD (optionally with momentum), Adam or RMSProp, with the learning rate exposed as a
+  hyperparam. ``optim.weight_decay``: decoupled for Adam (AdamW), an L2 gradient term for SGD
+  and RMSProp."""
   validate(optim_cfg)
   lr = learning_rate_schedule(optim_cfg, steps_per_epoch)
   momentum = float(optim_cfg.get("momentum", 0.0)) or None
   weight_decay = float(optim_cfg.get("weight_decay", 0.0))
-  if optim_cfg.name == "sgd":
-    return optax.inject_hyperparams(optax.sgd)(learning_rate=lr, momentum=momentum)
   if optim_cfg.name == "ntasgd":  # Merity et al. 2017; averaging is switched on by the loop
     return optax.inject_hyperparams(ntasgd)(learning_rate=lr, momentum=momentum)
-  if optim_cfg.name == "rmsprop":  # Tieleman & Hinton 2012, as in Chung et al. 2014
-    return optax.inject_hyperparams(optax.rmsprop)(
-        learning_rate=lr, decay=float(optim_cfg.get("rmsprop_decay", 0.9)), momentum=momentum)
+  if optim_cfg.name in ("sgd", "rmsprop"):
+    if optim_cfg.name == "sgd":
+      base = functools.partial(optax.sgd, momentum=momentum)
+    else:  # Tieleman & Hinton 2012, as in Chung et al. 2014
+      base = functools.partial(optax.rmsprop, decay=float(optim_cfg.get("rmsprop_decay", 0.9)),
+                               momentum=momentum)
+    if not weight_decay:
+      return optax.inject_hyperparams(base)(learning_rate=lr)
+    # L2 regularisation: weight_decay * param added to the gradient (after clipping), the
+    # gradient of the penalty weight_decay / 2 * ||param||^2 (flax examples/sst2's recipe).
+    return optax.inject_hyperparams(lambda learning_rate: optax.chain(
+        optax.add_decayed_weights(weight_decay), base(learning_rate)))(learning_rate=lr)
   if weight_decay:
     return optax.inject_hyperparams(optax.adamw)(learning_rate=lr, weight_decay=weight_decay)
   return optax.inject_hyperparams(optax.adam)(learning_rate=lr)

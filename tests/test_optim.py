@@ -186,14 +186,19 @@ def test_loss_reduction_scales():
 
 
 def test_rmsprop_and_adamw_are_the_optax_updates():
-  """optim.name=rmsprop (Chung et al. 2014's optimiser) and adam with weight_decay (AdamW)."""
+  """optim.name=rmsprop (Chung et al. 2014's optimiser), adam with weight_decay (AdamW), and
+  weight_decay as an L2 gradient term for sgd / rmsprop (it used to be ignored there)."""
   import ml_collections
   import optax
   params = {"w": jnp.array([1.0, -2.0, 3.0])}
   grads = {"w": jnp.array([0.5, 0.25, -1.0])}
   for name, extra, ref in [
       ("rmsprop", {"rmsprop_decay": 0.95, "momentum": 0.0}, optax.rmsprop(0.01, decay=0.95)),
-      ("adam", {"weight_decay": 0.1}, optax.adamw(0.01, weight_decay=0.1))]:
+      ("adam", {"weight_decay": 0.1}, optax.adamw(0.01, weight_decay=0.1)),
+      ("sgd", {"weight_decay": 0.1, "momentum": 0.9},
+       optax.chain(optax.add_decayed_weights(0.1), optax.sgd(0.01, momentum=0.9))),
+      ("rmsprop", {"weight_decay": 0.1},
+       optax.chain(optax.add_decayed_weights(0.1), optax.rmsprop(0.01, decay=0.9)))]:
     cfg = ml_collections.ConfigDict({"name": name, "learning_rate": 0.01, "clip_mode": "none",
                                      "clip_value": 1.0, **extra})
     tx = optim.make_optimizer(cfg, 10)
