@@ -47,6 +47,8 @@ TASK_KEY = "task.name"
 CELL_KEY = "model.cell"
 # --metric success: k successes of n ended runs and the median success step.
 SUCCESS_METRIC = "success"
+KIND_NAMES = {"lm": "language model", "synthetic": "synthetic task",
+              "seq": "whole-sequence task (music or classification)"}
 # Config keys that do not change what a run computes: never treated as swept.
 IGNORED_KEYS = ("data.dir", "data.tfds_dir", "train.progress_bar", "train.log_every",
                 "train.checkpoint_every_steps", "train.checkpoint_keep")
@@ -849,7 +851,7 @@ def render_markdown(sweep_dir: pathlib.Path, records: list[dict], tables: dict,
   notes = sorted({r["resolve_note"] for r in unstarted if r["resolve_note"]})
   resolved = sum(r["resolved"] for r in unstarted)
   parts = [f"# Sweep report: {sweep_dir.name}", "",
-           f"- kind: {'synthetic task' if kind == 'synthetic' else 'language model'}",
+           f"- kind: {KIND_NAMES.get(kind, 'language model')}",
            f"- points: {len(records)} ("
            + ", ".join(f"{counts[s]} {s}" for s in sorted(counts)) + ")",
            f"- varying keys: {', '.join(records[0]['settings']) or 'none'}",
