@@ -64,6 +64,10 @@ class Interrupted(RuntimeError):
   """SIGINT/SIGTERM received; a checkpoint was saved."""
 
 
+# How a run that ends by one of these is recorded in provenance.json (Workdir.run_recorded).
+RECORDED_OUTCOMES = {Diverged: "diverged", Interrupted: "interrupted"}
+
+
 class TrainState(train_state.TrainState):
   """Optax train state plus the recurrent carry (truncated BPTT) and the dropout RNG."""
 
@@ -271,25 +275,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   spec = lm.LMSpec.from_config(config.model, len(corpus.vocab))
   wd.write_config(config_dict)
   data_lib.check_or_write_vocab(corpus.vocab, wd.path)
-  prov_index = wd.start_provenance()
-  status = wd.read_status()
-  wd.write_status("running", status["step"] if status else 0, status["epoch"] if status else 0.0)
-  try:
-    result = _run(config, wd, corpus, spec)
-  except Diverged as e:
-    wd.end_provenance(prov_index, outcome="diverged")
-    raise
-  except Interrupted as e:
-    wd.end_provenance(prov_index, outcome="interrupted")
-    raise
-  except BaseException as e:
-    status = wd.read_status() or {}
-    wd.write_status("failed", status.get("step", 0), status.get("epoch", 0.0),
-                    f"{type(e).__name__}: {e}".splitlines()[0])
-    wd.end_provenance(prov_index, outcome="failed")
-    raise
-  wd.end_provenance(prov_index, outcome="finished")
-  return result
+  return wd.run_recorded(lambda: _run(config, wd, corpus, spec), RECORDED_OUTCOMES)
 
 
 def _run(config, wd: Workdir, corpus: data_lib.LMCorpus, spec: lm.LMSpec) -> dict:

@@ -47,7 +47,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rnnlm_jax import checkpoint as ckpt_lib
 from rnnlm_jax import optim
-from rnnlm_jax.train import Diverged, Interrupted, TrainState, _StopFlag
+from rnnlm_jax.train import RECORDED_OUTCOMES, Diverged, Interrupted, TrainState, _StopFlag
 from rnnlm_jax.workdir import MetricWriter, Workdir
 
 log = logging.getLogger("rnnlm_jax")
@@ -174,25 +174,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   wd.check_config(config_dict)
   task = make_task(config, str(wd.path))  # loads the data: bad input fails before writing
   wd.write_config(config_dict)
-  prov_index = wd.start_provenance()
-  status = wd.read_status()
-  wd.write_status("running", status["step"] if status else 0, status["epoch"] if status else 0.0)
-  try:
-    result = _run(config, wd, task)
-  except Diverged:
-    wd.end_provenance(prov_index, outcome="diverged")
-    raise
-  except Interrupted:
-    wd.end_provenance(prov_index, outcome="interrupted")
-    raise
-  except BaseException as e:
-    status = wd.read_status() or {}
-    wd.write_status("failed", status.get("step", 0), status.get("epoch", 0.0),
-                    f"{type(e).__name__}: {e}".splitlines()[0])
-    wd.end_provenance(prov_index, outcome="failed")
-    raise
-  wd.end_provenance(prov_index, outcome="finished")
-  return result
+  return wd.run_recorded(lambda: _run(config, wd, task), RECORDED_OUTCOMES)
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:

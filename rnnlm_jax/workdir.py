@@ -25,7 +25,9 @@ import pathlib
 import platform
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Callable, Mapping, TypeVar
+
+T = TypeVar("T")
 
 # Config keys that may differ between invocations on one workdir (they do not change the
 # parameters computed so far): run length, logging, checkpointing, evaluation, data location.
@@ -207,6 +209,34 @@ class Workdir:
 
   def read_status(self) -> dict | None:
     return json.loads(self.status_file.read_text()) if self.status_file.exists() else None
+
+  def run_recorded(self, fn: Callable[[], T],
+                   outcomes: Mapping[type[BaseException], str]) -> T:
+    """Run ``fn()`` as one recorded invocation: a provenance entry, status ``running`` (from
+    the step/epoch of an earlier status, on a resume) and the entry's ``outcome``.
+
+    ``outcomes`` maps exception types to the outcome they record (e.g. ``Diverged`` ->
+    "diverged"; ``fn`` has written their status); any other exception records "failed" in
+    both the provenance and the status (with the error's first line). Exceptions propagate.
+    """
+    prov_index = self.start_provenance()
+    status = self.read_status()
+    self.write_status("running", status["step"] if status else 0,
+                      status["epoch"] if status else 0.0)
+    try:
+      result = fn()
+    except tuple(outcomes) as e:
+      self.end_provenance(prov_index, outcome=next(
+          o for t, o in outcomes.items() if isinstance(e, t)))
+      raise
+    except BaseException as e:
+      status = self.read_status() or {}
+      self.write_status("failed", status.get("step", 0), status.get("epoch", 0.0),
+                        f"{type(e).__name__}: {e}".splitlines()[0])
+      self.end_provenance(prov_index, outcome="failed")
+      raise
+    self.end_provenance(prov_index, outcome="finished")
+    return result
 
   # -- metrics
   def count_metrics(self) -> int:
