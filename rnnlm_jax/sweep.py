@@ -288,6 +288,22 @@ def trainer_module(config):
                                       trainer_kind(config)])
 
 
+def import_file(path: str | os.PathLike):
+  """Import a Python file (a config or sweep file) by path, as a module.
+
+  Config and experiment files are not a package, so a sweep builds on another file this way::
+
+      base = import_file(pathlib.Path(__file__).resolve().parent / "music_sweep.py")
+      c = base.get_config()
+  """
+  p = pathlib.Path(path).resolve()
+  spec = importlib.util.spec_from_file_location(
+      "rnnlm_file_" + re.sub(r"\W", "_", str(p.with_suffix(""))), p)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
 def load_sweep_module(path: str | os.PathLike):
   """Import a sweep file by path; it must define ``get_config()`` and ``get_sweep()``.
 

@@ -423,3 +423,13 @@ def test_lengthened_run_trains_finished_points_on(tmp_path, fake_lm):
   res = S.run_sweep(S.plan(longer), tmp_path, out=lambda s: None)
   assert [c[0] for c in fake_lm] == ["cell=lstm,seed=0", "cell=lstm,seed=1"]
   assert res.skipped == [] and res.exit_code == 0
+
+
+def test_import_file_loads_by_path_and_same_stems_do_not_collide(tmp_path):
+  """sweep.import_file: how sweep files build on config files (not a package)."""
+  for sub, value in (("a", 1), ("b", 2)):
+    (tmp_path / sub).mkdir()
+    (tmp_path / sub / "base.py").write_text(f"VALUE = {value}\n")
+  a = S.import_file(tmp_path / "a" / "base.py")
+  b = S.import_file(str(tmp_path / "b" / "base.py"))
+  assert (a.VALUE, b.VALUE) == (1, 2)

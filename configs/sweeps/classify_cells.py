@@ -10,19 +10,15 @@ spam precision / recall / F1). For SST-2 instead, load ``sst2_bilstm.py`` in ``g
 (about 20 minutes per point here).
 """
 
-import importlib.util
 import pathlib
 
-from rnnlm_jax.sweep import product, sweep
+from rnnlm_jax.sweep import import_file, product, sweep
 
 BASE = "sms_spam.py"  # the config file (in configs/) every point starts from
 
 
 def get_config():
-  path = pathlib.Path(__file__).resolve().parent.parent / BASE
-  spec = importlib.util.spec_from_file_location("rnnlm_configs_classify_base", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
+  mod = import_file(pathlib.Path(__file__).resolve().parent.parent / BASE)
   c = mod.get_config()
   c.train.progress_bar = False  # one log line per event, not a bar, in sweep logs
   return c

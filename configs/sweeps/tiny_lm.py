@@ -8,18 +8,13 @@ Points run in ``<workdir>/cell=rnn_tanh,clip_mode=none,seed=0`` etc. The base is
 updates; the corpus comes from ``../shared/data``, ``$RNNLM_DATA_DIR`` or a download.
 """
 
-import importlib.util
 import pathlib
 
-from rnnlm_jax.sweep import product, sweep
+from rnnlm_jax.sweep import import_file, product, sweep
 
 
 def _tiny():
-  path = pathlib.Path(__file__).resolve().parent.parent / "tiny.py"
-  spec = importlib.util.spec_from_file_location("rnnlm_configs_tiny", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+  return import_file(pathlib.Path(__file__).resolve().parent.parent / "tiny.py")
 
 
 def get_config():

@@ -13,18 +13,13 @@ sweep.py (batch 8, clip 1, 200 epochs at most, patience 15). Chung et al. chose 
 rate on validation from 10 log-uniform candidates; two are what our CPU budget allows.
 """
 
-import importlib.util
 import pathlib
 
-from rnnlm_jax.sweep import product, sweep, zip_
+from rnnlm_jax.sweep import import_file, product, sweep, zip_
 
 
 def _chung_sweep():
-  path = pathlib.Path(__file__).resolve().parent / "sweep.py"
-  spec = importlib.util.spec_from_file_location("rnnlm_chung2014_sweep", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+  return import_file(pathlib.Path(__file__).resolve().parent / "sweep.py")
 
 
 def get_config():

@@ -18,10 +18,9 @@ below (ours: it keeps the whole study within about an hour of this project's 2-c
 the best-validation checkpoint is scored on test. See experiments/chung2014/README.md.
 """
 
-import importlib.util
 import pathlib
 
-from rnnlm_jax.sweep import product, sweep, zip_
+from rnnlm_jax.sweep import import_file, product, sweep, zip_
 
 # (cell, units): Chung et al. 2014's sizes, about 20k parameters each in their count.
 CELLS = [("rnn_tanh", 100), ("gru", 46), ("lstm", 36)]
@@ -38,10 +37,7 @@ DATASETS = {
 
 
 def _music_config():
-  path = pathlib.Path(__file__).resolve().parents[2] / "configs" / "music.py"
-  spec = importlib.util.spec_from_file_location("rnnlm_configs_music", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
+  mod = import_file(pathlib.Path(__file__).resolve().parents[2] / "configs" / "music.py")
   return mod.get_config()
 
 

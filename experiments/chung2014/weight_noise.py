@@ -10,18 +10,13 @@ N(0, 0.075^2) noise added to every weight matrix (not the biases) for each updat
 uses the clean weights. Everything else as sweep.py's JSB points.
 """
 
-import importlib.util
 import pathlib
 
-from rnnlm_jax.sweep import sweep, zip_
+from rnnlm_jax.sweep import import_file, sweep, zip_
 
 
 def _chung_sweep():
-  path = pathlib.Path(__file__).resolve().parent / "sweep.py"
-  spec = importlib.util.spec_from_file_location("rnnlm_chung2014_sweep", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+  return import_file(pathlib.Path(__file__).resolve().parent / "sweep.py")
 
 
 def get_config():

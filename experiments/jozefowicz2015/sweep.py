@@ -13,16 +13,13 @@ config and seed), so it is not repeated here unless ``--config.seed`` changes; p
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
+
+from rnnlm_jax.sweep import import_file
 
 
 def _ptb_small():
-  path = pathlib.Path(__file__).resolve().parents[2] / "configs" / "ptb_small.py"
-  spec = importlib.util.spec_from_file_location("rnnlm_configs_ptb_small", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+  return import_file(pathlib.Path(__file__).resolve().parents[2] / "configs" / "ptb_small.py")
 
 
 def get_config():

@@ -6,18 +6,13 @@ beside that search's plain-MSGD runs (lr 1.0 blew up there).
         --workdir runs/pascanu2013_music_clip_lr
 """
 
-import importlib.util
 import pathlib
 
-from rnnlm_jax.sweep import sweep
+from rnnlm_jax.sweep import import_file, sweep
 
 
 def _lr_search():
-  path = pathlib.Path(__file__).resolve().parent / "music_lr_search.py"
-  spec = importlib.util.spec_from_file_location("rnnlm_pascanu2013_music_lr_search", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+  return import_file(pathlib.Path(__file__).resolve().parent / "music_lr_search.py")
 
 
 def get_config():

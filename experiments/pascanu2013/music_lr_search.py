@@ -8,18 +8,13 @@ rates; the best validation NLL wins, and its run's pre-clip gradient norms give 
         --metric best_valid_loss
 """
 
-import importlib.util
 import pathlib
 
-from rnnlm_jax.sweep import sweep
+from rnnlm_jax.sweep import import_file, sweep
 
 
 def _music_sweep():
-  path = pathlib.Path(__file__).resolve().parent / "music_sweep.py"
-  spec = importlib.util.spec_from_file_location("rnnlm_pascanu2013_music_sweep", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+  return import_file(pathlib.Path(__file__).resolve().parent / "music_sweep.py")
 
 
 def get_config():

@@ -21,10 +21,9 @@ Epoch caps and early stopping (patience, on validation NLL) are ours.
 See the "Music (Table 1)" section of experiments/pascanu2013/README.md.
 """
 
-import importlib.util
 import pathlib
 
-from rnnlm_jax.sweep import product, sweep, zip_
+from rnnlm_jax.sweep import import_file, product, sweep, zip_
 
 LEARNING_RATE = 0.1  # plain SGD, chosen by music_lr_search.py (JSB validation, MSGD)
 CLIP = 2.0  # MSGD+C threshold: the median pre-clip norm of that JSB MSGD run was 2.03
@@ -37,10 +36,7 @@ DATASETS = {
 
 
 def _music_config():
-  path = pathlib.Path(__file__).resolve().parents[2] / "configs" / "music.py"
-  spec = importlib.util.spec_from_file_location("rnnlm_configs_music", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
+  mod = import_file(pathlib.Path(__file__).resolve().parents[2] / "configs" / "music.py")
   return mod.get_config()
 
 

@@ -18,10 +18,9 @@ See experiments/remedies/README.md for what is measured so far.
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 
-from rnnlm_jax.sweep import product, sweep
+from rnnlm_jax.sweep import import_file, product, sweep
 
 DROP = 0.25  # dropout / weight-drop rate of the dropout points and the combination
 AWD = {  # the combination: Merity et al. 2017's regularisers and optimiser, at this size
@@ -32,11 +31,7 @@ AWD = {  # the combination: Merity et al. 2017's regularisers and optimiser, at 
 
 
 def _ptb_small():
-  path = pathlib.Path(__file__).resolve().parents[2] / "configs" / "ptb_small.py"
-  spec = importlib.util.spec_from_file_location("rnnlm_configs_ptb_small", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+  return import_file(pathlib.Path(__file__).resolve().parents[2] / "configs" / "ptb_small.py")
 
 
 def get_config():
