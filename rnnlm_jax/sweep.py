@@ -313,11 +313,8 @@ def load_sweep_module(path: str | os.PathLike):
   p = pathlib.Path(path)
   if not p.is_file():
     raise SweepError(f"sweep file {str(path)!r} not found")
-  name = "rnnlm_sweep_" + re.sub(r"\W", "_", p.stem)
-  spec = importlib.util.spec_from_file_location(name, p)
-  mod = importlib.util.module_from_spec(spec)
   try:
-    spec.loader.exec_module(mod)
+    mod = import_file(p)
   except Exception as e:
     raise SweepError(f"could not load sweep file {str(path)!r}: {type(e).__name__}: "
                      f"{str(e).splitlines()[0] if str(e) else ''}") from None
