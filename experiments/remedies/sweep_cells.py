@@ -1,0 +1,34 @@
+"""Issue 8, the ablation's key rows for the GRU and the tanh RNN: which remedies matter more without gates?
+
+The same budget and baseline as experiments/remedies/sweep.py (2x200, PTB, 4 epochs, SGD lr 1
+for 1 epoch then x0.5 per epoch, clip 5), with ``model.cell`` swapped; each cell gets its
+baseline, the combination, layer normalisation, the residual stack and variational dropout:
+
+    rnnlm-sweep --config experiments/remedies/sweep_cells.py --workdir runs/remedies_cells
+    rnnlm-report runs/remedies_cells --rows model.cell --metric perplexity
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+from rnnlm_jax.sweep import import_file, product, sweep
+
+_LSTM = import_file(pathlib.Path(__file__).resolve().parent / "sweep.py")  # budget and points
+
+KEY_ROWS = [
+    {},  # baseline
+    _LSTM.AWD,  # the combination
+    {"model.norm": "layer"},  # layer normalisation
+    {"model.residual": True},  # residual stack
+    {"model.dropout": _LSTM.DROP, "model.locked_dropout": True},  # variational dropout
+]
+
+
+def get_config():
+  return _LSTM.get_config()
+
+
+def get_sweep():
+  # cells vary slowest: both cells' baselines and combinations come first within each cell.
+  return product(sweep("model.cell", ["gru", "rnn_tanh"]), KEY_ROWS, sweep("seed", [0]))
