@@ -14,6 +14,7 @@ import argparse
 import datetime
 import json
 import pathlib
+import sys
 
 
 def _events(wd: pathlib.Path) -> list[dict]:
@@ -41,7 +42,14 @@ def main() -> None:
   ap.add_argument("workdirs", nargs="+")
   ap.add_argument("--plot", default="")
   args = ap.parse_args()
-  rows = [summary(pathlib.Path(w)) for w in args.workdirs]
+  rows = []
+  for w in map(pathlib.Path, args.workdirs):
+    if not (w / "metrics.jsonl").is_file():
+      continue  # a log file or another non-workdir matched by the shell glob
+    if not any(e.get("checkpoint") == "best_valid" for e in _events(w)):
+      print(f"skipped {w}: no best-valid test event (unfinished or stopped run)", file=sys.stderr)
+      continue
+    rows.append(summary(w))
   print("| run | test acc | test F1 (minority) | valid acc | best epoch / run | train min | "
         "wall min |")
   print("|---|---|---|---|---|---|---|")
