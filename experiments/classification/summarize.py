@@ -21,8 +21,8 @@ def _events(wd: pathlib.Path) -> list[dict]:
   return [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines() if l.strip()]
 
 
-def summary(wd: pathlib.Path) -> dict:
-  ev = _events(wd)
+def summary(wd: pathlib.Path, ev: list[dict]) -> dict:
+  """One table row from workdir ``wd`` and its ``metrics.jsonl`` events ``ev``."""
   final = {e["split"]: e for e in ev if e.get("checkpoint") == "best_valid"}
   valids = [e for e in ev if e["split"] == "valid" and "checkpoint" not in e]
   best_epoch = next(e["epoch"] for e in valids if e["step"] == final["test"]["checkpoint_step"])
@@ -46,10 +46,11 @@ def main() -> None:
   for w in map(pathlib.Path, args.workdirs):
     if not (w / "metrics.jsonl").is_file():
       continue  # a log file or another non-workdir matched by the shell glob
-    if not any(e.get("checkpoint") == "best_valid" for e in _events(w)):
+    ev = _events(w)
+    if not any(e.get("checkpoint") == "best_valid" for e in ev):
       print(f"skipped {w}: no best-valid test event (unfinished or stopped run)", file=sys.stderr)
       continue
-    rows.append(summary(w))
+    rows.append(summary(w, ev))
   print("| run | test acc | test F1 (minority) | valid acc | best epoch / run | train min | "
         "wall min |")
   print("|---|---|---|---|---|---|---|")

@@ -30,5 +30,5 @@ def get_config():
 
 
 def get_sweep():
-  # cells vary slowest: both cells' baselines and combinations come first within each cell.
+  # cells vary slowest; within a cell the baseline and the combination come first.
   return product(sweep("model.cell", ["gru", "rnn_tanh"]), KEY_ROWS, sweep("seed", [0]))
