@@ -131,6 +131,23 @@ def hardware() -> dict[str, Any]:
           "jax_devices": [str(d) for d in jax.devices()]}
 
 
+def wall_seconds(workdir: str | os.PathLike) -> float:
+  """Summed wall time of the invocations in ``workdir/provenance.json`` that ended cleanly.
+
+  A resumed run counts every part; a part cut off by a kill has no ``end_time`` and is left
+  out, so this is a lower bound for runs that were interrupted (0.0 without provenance).
+  """
+  path = pathlib.Path(workdir) / "provenance.json"
+  if not path.is_file():
+    return 0.0
+  total = 0.0
+  for run in json.loads(path.read_text()).get("runs", []):
+    if run.get("end_time") and run.get("start_time"):
+      t0 = datetime.datetime.fromisoformat(run["start_time"])
+      total += (datetime.datetime.fromisoformat(run["end_time"]) - t0).total_seconds()
+  return total
+
+
 class Workdir:
   """Reads and writes the files of one run directory."""
 

@@ -10,11 +10,12 @@ PyTorch run of the same config (on a 2-vCPU Xeon, not necessarily the machine of
 
 from __future__ import annotations
 
-import datetime
 import json
 import pathlib
 import statistics
 import sys
+
+from rnnlm_jax.workdir import wall_seconds
 
 PAPER = {"valid": 120.7, "test": 114.5}
 TOLERANCE = 1.02  # +2 %: valid <= 123.1, test <= 116.8
@@ -27,17 +28,6 @@ def read(workdir: pathlib.Path):
   prov = json.loads((workdir / "provenance.json").read_text())["runs"]
   status = json.loads((workdir / "status.json").read_text())
   return events, prov, status
-
-
-def wall_minutes(prov) -> float:
-  """Sum of the invocations' wall times (a resumed run counts every part)."""
-  total = 0.0
-  for run in prov:
-    if run.get("end_time"):
-      t0 = datetime.datetime.fromisoformat(run["start_time"])
-      t1 = datetime.datetime.fromisoformat(run["end_time"])
-      total += (t1 - t0).total_seconds()
-  return total / 60
 
 
 def plot(runs, out: str) -> None:
@@ -67,7 +57,8 @@ def main(argv):
     i = argv.index("--plot")
     out, argv = argv[i + 1], argv[:i] + argv[i + 2:]
   paths = argv
-  runs = {p.name: read(p) for p in map(pathlib.Path, paths)}
+  dirs = {p.name: p for p in map(pathlib.Path, paths)}
+  runs = {n: read(p) for n, p in dirs.items()}
   if out:
     plot(runs, out)
   # Per run, epoch -> valid perplexity (the last evaluation of that epoch).
@@ -86,13 +77,13 @@ def main(argv):
   print("|---|---|---|---|---|---|")
   finals = []
   for n in names:
-    ev, prov, status = runs[n]
+    ev, _, status = runs[n]
     valid = [e["perplexity"] for e in ev if e["split"] == "valid"]
     test = [e for e in ev if e["split"] == "test"]
     rates = [e["tokens_per_sec"] for e in ev if e["split"] == "train" and e.get("tokens_per_sec")]
     tp = test[-1]["perplexity"] if test else float("nan")
     finals.append((min(valid) if valid else float("nan"), tp))
-    print(f"| {n} | {min(valid):.2f} | {tp:.2f} | {status['state']} | {wall_minutes(prov):.1f} | "
+    print(f"| {n} | {min(valid):.2f} | {tp:.2f} | {status['state']} | {wall_seconds(dirs[n]) / 60:.1f} | "
           f"{statistics.median(rates):,.0f} |")
   print(f"| paper (Zaremba 2014, Table 1) | {PAPER['valid']} | {PAPER['test']} | | | |")
   print(f"| PyTorch reference (papers.md, a Xeon 2-vCPU machine) | {TORCH_VALID[13]} | {TORCH_TEST} | | 21.5 | ~9.5k |")

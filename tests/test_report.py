@@ -727,3 +727,13 @@ def test_seq_runs_report_their_final_metrics(tmp_path):
   assert by_cell["lstm"]["test_accuracy"] == 0.86 and by_cell["gru"]["test_f1"] == pytest.approx(0.74)
   assert by_cell["lstm"]["valid_accuracy"] == 0.85 and by_cell["lstm"]["best_valid_loss"] == 0.5
   assert report.default_metrics("seq", records, None) == ["test_accuracy", "valid_accuracy"]
+
+
+def test_wall_seconds_sums_the_invocations_that_ended(tmp_path):
+  from rnnlm_jax.workdir import wall_seconds
+  assert wall_seconds(tmp_path) == 0.0  # no provenance.json
+  runs = [{"start_time": "2026-11-23T10:00:00+00:00", "end_time": "2026-11-23T10:30:00+00:00"},
+          {"start_time": "2026-11-23T11:00:00+00:00", "end_time": None},  # killed
+          {"start_time": "2026-11-23T12:00:00+00:00", "end_time": "2026-11-23T12:00:45+00:00"}]
+  (tmp_path / "provenance.json").write_text(json.dumps({"runs": runs}))
+  assert wall_seconds(tmp_path) == 30 * 60 + 45

@@ -11,10 +11,11 @@ time of the invocation (provenance.json) and the command.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import pathlib
 import sys
+
+from rnnlm_jax.workdir import wall_seconds
 
 
 def _events(wd: pathlib.Path) -> list[dict]:
@@ -27,13 +28,10 @@ def summary(wd: pathlib.Path, ev: list[dict]) -> dict:
   valids = [e for e in ev if e["split"] == "valid" and "checkpoint" not in e]
   best_epoch = next(e["epoch"] for e in valids if e["step"] == final["test"]["checkpoint_step"])
   prov = json.loads((wd / "provenance.json").read_text())["runs"]
-  t = lambda s: datetime.datetime.fromisoformat(s)
-  wall = sum((t(r["end_time"]) - t(r["start_time"])).total_seconds() for r in prov
-             if r.get("end_time"))
   cmd = " ".join(prov[-1]["command"]).replace(".venv/bin/", "")
   return {"name": wd.name, "test": final["test"], "valid": final["valid"],
           "best_epoch": best_epoch, "epochs": max(e["epoch"] for e in valids),
-          "train_s": final["test"]["train_seconds"], "wall_s": wall, "command": cmd,
+          "train_s": final["test"]["train_seconds"], "wall_s": wall_seconds(wd), "command": cmd,
           "curve": [(e["epoch"], e["accuracy"], e["loss"]) for e in valids]}
 
 

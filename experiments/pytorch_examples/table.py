@@ -10,9 +10,10 @@ older versions): 6 epochs 117.61, 6 epochs tied 110.44. Tolerance: within 2 %.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import pathlib
+
+from rnnlm_jax.workdir import wall_seconds
 
 PUBLISHED = {False: 117.61, True: 110.44}  # test perplexity after 6 epochs, by --tied
 TOLERANCE = 0.02
@@ -25,22 +26,13 @@ def read(workdir: pathlib.Path):
   return events, config, prov
 
 
-def wall_minutes(prov) -> float:
-  """Sum of the invocations' wall times (a resumed run counts every part)."""
-  total = 0.0
-  for run in prov:
-    if run.get("end_time"):
-      t0 = datetime.datetime.fromisoformat(run["start_time"])
-      total += (datetime.datetime.fromisoformat(run["end_time"]) - t0).total_seconds()
-  return total / 60
-
-
 def main() -> None:
   ap = argparse.ArgumentParser()
   ap.add_argument("workdirs", nargs="+", type=pathlib.Path)
   ap.add_argument("--plot", type=pathlib.Path)
   args = ap.parse_args()
   runs = {w.name: read(w) for w in args.workdirs}
+  paths = {w.name: w for w in args.workdirs}
   curves = {n: {int(e["epoch"]): e["perplexity"] for e in ev if e["split"] == "valid"}
             for n, (ev, _, _) in runs.items()}
   epochs = sorted({k for c in curves.values() for k in c})
@@ -52,14 +44,14 @@ def main() -> None:
   print("| run | tied | test ppl (ours) | published | difference | verdict (within 2 %) | "
         "best valid | wall min |")
   print("|---|---|---|---|---|---|---|---|")
-  for n, (ev, config, prov) in runs.items():
+  for n, (ev, config, _) in runs.items():
     tied = bool(config["model"]["tie_embeddings"])
     test = [e for e in ev if e["split"] == "test"][-1]["perplexity"]
     ref = PUBLISHED[tied]
     diff = test / ref - 1
     verdict = "within" if abs(diff) <= TOLERANCE else "outside"
     print(f"| {n} | {tied} | {test:.2f} | {ref:.2f} | {100 * diff:+.1f} % | {verdict} | "
-          f"{min(curves[n].values()):.2f} | {wall_minutes(prov):.0f} |")
+          f"{min(curves[n].values()):.2f} | {wall_seconds(paths[n]) / 60:.0f} |")
   if args.plot:
     import matplotlib
     matplotlib.use("Agg")

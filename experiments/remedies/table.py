@@ -1,0 +1,140 @@
+"""The remedies ablation table: per point, valid perplexity per epoch, test, change vs baseline.
+
+    python experiments/remedies/table.py runs/remedies [--plot experiments/remedies/valid_ppl.png]
+    python experiments/remedies/table.py runs/remedies_cells --plot experiments/remedies/cells.png
+
+Reads a sweep directory made by ``rnnlm-sweep`` (``rnnlm_jax.report.collect``) and prints one
+Markdown table per ``model.cell``: every point's valid perplexity after each epoch, the test
+perplexity of its best-valid checkpoint, the change of that test number against the mean of the
+same cell's baseline seeds (the point whose overrides name nothing but the cell and the seed),
+the training time from the logged tokens/s (compilation and evaluation excluded) and the wall
+time of the invocations that ended cleanly (``rnnlm_jax.workdir.wall_seconds``). Unfinished
+points show what they have reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import statistics
+
+from rnnlm_jax import report
+from rnnlm_jax.workdir import wall_seconds
+
+# Readable names of the overrides (without the seed and the cell), in the sweep's order.
+LABELS = {
+    (): "baseline",
+    ("model.dropout", "model.locked_dropout", "model.embed_dropout", "model.weight_drop",
+     "optim.ar", "optim.tar"): "combination (locked + embed + weight drop, AR/TAR)",
+    ("model.norm",): "layer norm",
+    ("model.residual",): "residual stack",
+    ("model.dropout",): "dropout 0.25 (Zaremba, fresh mask per step)",
+    ("model.dropout", "model.locked_dropout"): "variational (locked) dropout 0.25",
+    ("model.embed_dropout",): "embedding dropout 0.1",
+    ("model.weight_drop",): "weight drop 0.25",
+    ("optim.ar", "optim.tar"): "AR 2 / TAR 1",
+    ("model.attention_window",): "attention over 10 past states",
+    ("model.aux_weight",): "aux head (token t+2), weight 0.1",
+}
+_NOT_REMEDY = ("seed", "model.cell")
+
+
+def remedy_keys(rec: dict) -> tuple[str, ...]:
+  """The override keys of a point that name a remedy (not its seed or cell)."""
+  return tuple(k for k in rec["overrides"] if k not in _NOT_REMEDY)
+
+
+def label(rec: dict) -> str:
+  keys = remedy_keys(rec)
+  return LABELS.get(keys, ", ".join(f"{k}={rec['overrides'][k]}" for k in keys))
+
+
+def valid_curve(events: list[dict]) -> list[float]:
+  """Valid perplexity after each epoch (the periodic validations, not the final re-evaluation)."""
+  return [e["perplexity"] for e in events if e.get("split") == "valid" and "checkpoint" not in e]
+
+
+def train_minutes(events: list[dict], tokens_per_step: int) -> float:
+  """Training time from the logged throughput: each log interval's tokens / its tokens/s."""
+  total, last = 0.0, 0
+  for e in events:
+    if e.get("split") != "train":
+      continue
+    steps, last = e["step"] - last, e["step"]
+    if e.get("tokens_per_sec"):
+      total += steps * tokens_per_step / e["tokens_per_sec"]
+  return total / 60
+
+
+def rows(records: list[dict]) -> dict[str, list[dict]]:
+  """{cell: [row]} with a row per point; rows in the sweep's order."""
+  out: dict[str, list[dict]] = {}
+  for r in records:
+    flat = r["flat"]
+    cell = flat.get("model.cell", "?")
+    test = r.get("test_perplexity")
+    out.setdefault(cell, []).append({
+        "label": label(r), "seed": flat.get("seed"), "baseline": not remedy_keys(r),
+        "valid": valid_curve(r["events"]), "test": test, "state": r["state"],
+        "train_min": train_minutes(r["events"], flat.get("train.batch_size", 0) *
+                                   flat.get("data.bptt", 0)),
+        "wall_min": wall_seconds(r["path"]) / 60, "clip": r.get("clip_rate")})
+  return out
+
+
+def markdown(cell: str, table: list[dict], epochs: int) -> str:
+  base = [t["test"] for t in table if t["baseline"] and t["test"] is not None]
+  ref = statistics.mean(base) if base else None
+  head = (["point", "seed"] + [f"valid ep {i + 1}" for i in range(epochs)]
+          + ["test (best valid)", "vs baseline", "clipped", "train min", "wall min", "state"])
+  lines = [f"**{cell}**" + (f" (baseline test: mean of {len(base)} seed(s) = {ref:.2f})"
+                            if ref else ""), "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for t in table:
+    v = [f"{p:.1f}" for p in t["valid"]] + ["—"] * (epochs - len(t["valid"]))
+    test = "—" if t["test"] is None else f"{t['test']:.2f}"
+    delta = ("—" if t["test"] is None or ref is None or t["baseline"]
+             else f"{100 * (t['test'] / ref - 1):+.1f} %")
+    clip = "—" if t["clip"] is None else f"{100 * t['clip']:.0f} %"
+    lines.append("| " + " | ".join([t["label"], str(t["seed"])] + v + [
+        test, delta, clip, f"{t['train_min']:.0f}", f"{t['wall_min']:.0f}", t["state"]]) + " |")
+  return "\n".join(lines)
+
+
+def plot(tables: dict[str, list[dict]], out: pathlib.Path) -> None:
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  fig, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 4.5), squeeze=False)
+  for ax, (cell, table) in zip(axes[0], tables.items()):
+    for t in table:
+      if t["valid"]:
+        style = "k-" if t["baseline"] else "-"
+        ax.plot(range(1, len(t["valid"]) + 1), t["valid"], style, marker="o", ms=3,
+                label=f"{t['label']} (seed {t['seed']})")
+    ax.set(xlabel="epoch", ylabel="valid perplexity", yscale="log", title=f"PTB 2x200 {cell}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+  fig.tight_layout()
+  fig.savefig(out, dpi=120)
+  print(f"wrote {out}")
+
+
+def main() -> None:
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("sweep_dir", type=pathlib.Path)
+  ap.add_argument("--plot", type=pathlib.Path)
+  args = ap.parse_args()
+  records = report.collect(args.sweep_dir)
+  for r, p in zip(records, report.load_sweep(args.sweep_dir)[1]):
+    r["overrides"] = p["overrides"]
+  tables = rows(records)
+  epochs = max((len(t["valid"]) for table in tables.values() for t in table), default=0)
+  epochs = max(epochs, max(int(r["flat"].get("train.num_epochs") or 0) for r in records))
+  print("\n\n".join(markdown(cell, table, epochs) for cell, table in tables.items()))
+  if args.plot:
+    plot(tables, args.plot)
+
+
+if __name__ == "__main__":
+  main()
