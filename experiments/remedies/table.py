@@ -1,15 +1,17 @@
 """The remedies ablation table: per point, valid perplexity per epoch, test, change vs baseline.
 
-    python experiments/remedies/table.py runs/remedies [--plot experiments/remedies/valid_ppl.png]
+    python experiments/remedies/table.py runs/remedies runs/remedies_best \
+        [--plot experiments/remedies/valid_ppl.png]
     python experiments/remedies/table.py runs/remedies_cells --plot experiments/remedies/cells.png
 
-Reads a sweep directory made by ``rnnlm-sweep`` (``rnnlm_jax.report.collect``) and prints one
-Markdown table per ``model.cell``: every point's valid perplexity after each epoch, the test
-perplexity of its best-valid checkpoint, the change of that test number against the mean of the
-same cell's baseline seeds (the point whose overrides name nothing but the cell and the seed),
-the training time from the logged tokens/s (compilation and evaluation excluded) and the wall
-time of the invocations that ended cleanly (``rnnlm_jax.workdir.wall_seconds``). Unfinished
-points show what they have reached.
+Reads sweep directories made by ``rnnlm-sweep`` (``rnnlm_jax.report.collect``) and prints one
+Markdown table per corpus and ``model.cell`` over all of them (rows in the order of the
+arguments, then of each sweep): every point's valid perplexity after each epoch, the test
+perplexity of its best-valid checkpoint, the change of that test number against the mean of
+the same table's baseline seeds (points whose overrides name no remedy), the training time
+from the logged tokens/s (compilation and evaluation excluded) and the wall time of the
+invocations that ended cleanly (``rnnlm_jax.workdir.wall_seconds``). Unfinished points show
+what they have reached.
 """
 
 from __future__ import annotations
@@ -21,32 +23,35 @@ import statistics
 from rnnlm_jax import report
 from rnnlm_jax.workdir import wall_seconds
 
-# Readable names of the overrides (without the seed and the cell), in the sweep's order.
+# Readable names of the points, by the set of remedy keys they override.
+_AWD = ("model.dropout", "model.locked_dropout", "model.embed_dropout", "model.weight_drop",
+        "optim.ar", "optim.tar")
 LABELS = {
-    (): "baseline",
-    ("model.dropout", "model.locked_dropout", "model.embed_dropout", "model.weight_drop",
-     "optim.ar", "optim.tar"): "combination (locked + embed + weight drop, AR/TAR)",
-    ("model.norm",): "layer norm",
-    ("model.residual",): "residual stack",
-    ("model.dropout",): "dropout 0.25 (Zaremba, fresh mask per step)",
-    ("model.dropout", "model.locked_dropout"): "variational (locked) dropout 0.25",
-    ("model.embed_dropout",): "embedding dropout 0.1",
-    ("model.weight_drop",): "weight drop 0.25",
-    ("optim.ar", "optim.tar"): "AR 2 / TAR 1",
-    ("model.attention_window",): "attention over 10 past states",
-    ("model.aux_weight",): "aux head (token t+2), weight 0.1",
+    frozenset(): "baseline",
+    frozenset(_AWD): "combination (locked + embed + weight drop, AR/TAR)",
+    frozenset(_AWD + ("model.residual",)): "residual + combination",
+    frozenset({"model.norm"}): "layer norm",
+    frozenset({"model.residual"}): "residual stack",
+    frozenset({"model.dropout"}): "dropout 0.25 (Zaremba, fresh mask per step)",
+    frozenset({"model.dropout", "model.locked_dropout"}): "variational (locked) dropout 0.25",
+    frozenset({"model.embed_dropout"}): "embedding dropout 0.1",
+    frozenset({"model.weight_drop"}): "weight drop 0.25",
+    frozenset({"optim.ar", "optim.tar"}): "AR 2 / TAR 1",
+    frozenset({"model.attention_window"}): "attention over 10 past states",
+    frozenset({"model.aux_weight"}): "aux head (token t+2), weight 0.1",
 }
-_NOT_REMEDY = ("seed", "model.cell")
+# Override keys that set the run, not a remedy (a table per corpus and cell).
+_NOT_REMEDY = ("seed", "model.cell", "data.name", "train.num_epochs", "optim.lr_hold_epochs")
 
 
 def remedy_keys(rec: dict) -> tuple[str, ...]:
-  """The override keys of a point that name a remedy (not its seed or cell)."""
+  """The override keys of a point that name a remedy (not its seed, cell, corpus, budget)."""
   return tuple(k for k in rec["overrides"] if k not in _NOT_REMEDY)
 
 
 def label(rec: dict) -> str:
   keys = remedy_keys(rec)
-  return LABELS.get(keys, ", ".join(f"{k}={rec['overrides'][k]}" for k in keys))
+  return LABELS.get(frozenset(keys), ", ".join(f"{k}={rec['overrides'][k]}" for k in keys))
 
 
 def valid_curve(events: list[dict]) -> list[float]:
@@ -67,11 +72,11 @@ def train_minutes(events: list[dict], tokens_per_step: int) -> float:
 
 
 def rows(records: list[dict]) -> dict[str, list[dict]]:
-  """{cell: [row]} with a row per point; rows in the sweep's order."""
+  """{"corpus, cell": [row]} with a row per point; rows in the sweeps' order."""
   out: dict[str, list[dict]] = {}
   for r in records:
     flat = r["flat"]
-    cell = flat.get("model.cell", "?")
+    cell = f"{flat.get('data.name', '?')}, {flat.get('model.cell', '?')}"
     test = r.get("test_perplexity")
     out.setdefault(cell, []).append({
         "label": label(r), "seed": flat.get("seed"), "baseline": not remedy_keys(r),
@@ -112,7 +117,7 @@ def plot(tables: dict[str, list[dict]], out: pathlib.Path) -> None:
         style = "k-" if t["baseline"] else "-"
         ax.plot(range(1, len(t["valid"]) + 1), t["valid"], style, marker="o", ms=3,
                 label=f"{t['label']} (seed {t['seed']})")
-    ax.set(xlabel="epoch", ylabel="valid perplexity", yscale="log", title=f"PTB 2x200 {cell}")
+    ax.set(xlabel="epoch", ylabel="valid perplexity", yscale="log", title=f"2x200, {cell}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
   fig.tight_layout()
@@ -122,12 +127,15 @@ def plot(tables: dict[str, list[dict]], out: pathlib.Path) -> None:
 
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("sweep_dir", type=pathlib.Path)
+  ap.add_argument("sweep_dirs", type=pathlib.Path, nargs="+")
   ap.add_argument("--plot", type=pathlib.Path)
   args = ap.parse_args()
-  records = report.collect(args.sweep_dir)
-  for r, p in zip(records, report.load_sweep(args.sweep_dir)[1]):
-    r["overrides"] = p["overrides"]
+  records = []
+  for d in args.sweep_dirs:
+    recs = report.collect(d)
+    for r, p in zip(recs, report.load_sweep(d)[1]):
+      r["overrides"] = p["overrides"]
+    records += recs
   tables = rows(records)
   epochs = max((len(t["valid"]) for table in tables.values() for t in table), default=0)
   epochs = max(epochs, max(int(r["flat"].get("train.num_epochs") or 0) for r in records))
