@@ -8,10 +8,10 @@ Reads sweep directories made by ``rnnlm-sweep`` (``rnnlm_jax.report.collect``) a
 Markdown table per corpus and ``model.cell`` over all of them (rows in the order of the
 arguments, then of each sweep): every point's valid perplexity after each epoch, the test
 perplexity of its best-valid checkpoint, the change of that test number against the mean of
-the same table's baseline seeds (points whose overrides name no remedy), the training time
-from the logged tokens/s (compilation and evaluation excluded) and the wall time of the
-invocations that ended cleanly (``rnnlm_jax.workdir.wall_seconds``). Unfinished points show
-what they have reached.
+the same table's baseline seeds (points whose overrides name no remedy), the median logged
+training throughput (tokens/s; it depends on what else runs on the machine) and the wall
+time of the invocations that ended cleanly (``rnnlm_jax.workdir.wall_seconds``). Unfinished
+points show what they have reached.
 """
 
 from __future__ import annotations
@@ -59,16 +59,11 @@ def valid_curve(events: list[dict]) -> list[float]:
   return [e["perplexity"] for e in events if e.get("split") == "valid" and "checkpoint" not in e]
 
 
-def train_minutes(events: list[dict], tokens_per_step: int) -> float:
-  """Training time from the logged throughput: each log interval's tokens / its tokens/s."""
-  total, last = 0.0, 0
-  for e in events:
-    if e.get("split") != "train":
-      continue
-    steps, last = e["step"] - last, e["step"]
-    if e.get("tokens_per_sec"):
-      total += steps * tokens_per_step / e["tokens_per_sec"]
-  return total / 60
+def median_tokens_per_sec(events: list[dict]) -> float | None:
+  """Median of the logged training throughput (one value per log interval)."""
+  rates = [e["tokens_per_sec"] for e in events
+           if e.get("split") == "train" and e.get("tokens_per_sec")]
+  return statistics.median(rates) if rates else None
 
 
 def rows(records: list[dict]) -> dict[str, list[dict]]:
@@ -81,8 +76,7 @@ def rows(records: list[dict]) -> dict[str, list[dict]]:
     out.setdefault(cell, []).append({
         "label": label(r), "seed": flat.get("seed"), "baseline": not remedy_keys(r),
         "valid": valid_curve(r["events"]), "test": test, "state": r["state"],
-        "train_min": train_minutes(r["events"], flat.get("train.batch_size", 0) *
-                                   flat.get("data.bptt", 0)),
+        "tok_s": median_tokens_per_sec(r["events"]),
         "wall_min": wall_seconds(r["path"]) / 60, "clip": r.get("clip_rate")})
   return out
 
@@ -91,7 +85,7 @@ def markdown(cell: str, table: list[dict], epochs: int) -> str:
   base = [t["test"] for t in table if t["baseline"] and t["test"] is not None]
   ref = statistics.mean(base) if base else None
   head = (["point", "seed"] + [f"valid ep {i + 1}" for i in range(epochs)]
-          + ["test (best valid)", "vs baseline", "clipped", "train min", "wall min", "state"])
+          + ["test (best valid)", "vs baseline", "clipped", "tok/s", "wall min", "state"])
   lines = [f"**{cell}**" + (f" (baseline test: mean of {len(base)} seed(s) = {ref:.2f})"
                             if ref else ""), "",
            "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -102,7 +96,7 @@ def markdown(cell: str, table: list[dict], epochs: int) -> str:
              else f"{100 * (t['test'] / ref - 1):+.1f} %")
     clip = "—" if t["clip"] is None else f"{100 * t['clip']:.0f} %"
     lines.append("| " + " | ".join([t["label"], str(t["seed"])] + v + [
-        test, delta, clip, f"{t['train_min']:.0f}", f"{t['wall_min']:.0f}", t["state"]]) + " |")
+        test, delta, clip, "—" if t["tok_s"] is None else f"{t['tok_s']:,.0f}", f"{t['wall_min']:.0f}", t["state"]]) + " |")
   return "\n".join(lines)
 
 
