@@ -75,7 +75,9 @@ def rows(records: list[dict]) -> dict[str, list[dict]]:
     test = r.get("test_perplexity")
     out.setdefault(cell, []).append({
         "label": label(r), "seed": flat.get("seed"), "baseline": not remedy_keys(r),
-        "valid": valid_curve(r["events"]), "test": test, "state": r["state"],
+        "valid": valid_curve(r["events"]), "test": test,
+        "state": "interrupted" if r["reason"].startswith(("interrupted", "KeyboardInterrupt"))
+                 else r["state"],  # killed by a signal: resumable, not a failure of the point
         "tok_s": median_tokens_per_sec(r["events"]),
         "wall_min": wall_seconds(r["path"]) / 60, "clip": r.get("clip_rate")})
   return out
