@@ -7,7 +7,7 @@ clip 5, no dropout) as the baseline, shortened to a budget this 2-vCPU machine c
 keys it names (valid every epoch, test with the best-valid checkpoint):
 
     rnnlm-sweep --config experiments/remedies/sweep.py --workdir runs/remedies
-    rnnlm-report runs/remedies --metric perplexity
+    python experiments/remedies/table.py runs/remedies runs/remedies_best
 
 Rates are moderate on purpose (a 2x200 model trained 4 epochs underfits with AWD-LSTM's
 0.4-0.65 dropouts). The combination is AWD-LSTM's regularisers at this size: locked +
