@@ -310,7 +310,7 @@ def read_point(root: pathlib.Path, name: str, overrides: dict, keys: list[str],
   status = _read_json(wd / "status.json") if (wd / "status.json").is_file() else None
   events = read_events(wd / "metrics.jsonl")
   rec: dict[str, Any] = {
-      "name": name, "path": str(wd),
+      "name": name, "path": str(wd), "overrides": dict(overrides),
       "settings": {k: overrides[k] if k in overrides else flat.get(k) for k in keys},
       "kind": None if not flat else "seq" if "kind" in flat else
               ("synthetic" if any(k.startswith("task.") for k in flat) else "lm"),
@@ -365,7 +365,8 @@ def resolve_from_sweep_file(root: pathlib.Path,
 def collect(sweep_dir: str | pathlib.Path) -> list[dict]:
   """One record per point of the sweep in ``sweep_dir`` (missing points included).
 
-  Each record has ``name``, ``path``, ``settings`` ({varying key: value}, the same keys in
+  Each record has ``name``, ``path``, ``overrides`` (the point's, as sweep.json lists them),
+  ``settings`` ({varying key: value}, the same keys in
   every record, ``seed`` included; a point without config.json takes them from the sweep file,
   see :func:`resolve_from_sweep_file`, else None), ``kind`` ("lm" | "synthetic" | None when
   its config is unknown), ``state`` (finished | diverged | failed | running | missing), ``step``,

@@ -25,9 +25,8 @@ TORCH_TEST = 113.03
 
 def read(workdir: pathlib.Path):
   events = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines() if l]
-  prov = json.loads((workdir / "provenance.json").read_text())["runs"]
   status = json.loads((workdir / "status.json").read_text())
-  return events, prov, status
+  return events, status
 
 
 def plot(runs, out: str) -> None:
@@ -36,7 +35,7 @@ def plot(runs, out: str) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
   fig, ax = plt.subplots(figsize=(6, 4))
-  for name, (ev, _, _) in runs.items():
+  for name, (ev, _) in runs.items():
     v = [(e["epoch"], e["perplexity"]) for e in ev if e["split"] == "valid"]
     ax.plot(*zip(*v), marker="o", ms=3, label=f"rnnlm_jax {name}")
   known = [ep for ep in TORCH_VALID if ep <= 4]  # epochs 5-12 were not recorded
@@ -63,7 +62,7 @@ def main(argv):
     plot(runs, out)
   # Per run, epoch -> valid perplexity (the last evaluation of that epoch).
   curves = {n: {round(e["epoch"]): e["perplexity"] for e in ev if e["split"] == "valid"}
-            for n, (ev, _, _) in runs.items()}
+            for n, (ev, _) in runs.items()}
   epochs = sorted(set().union(*curves.values()))
   names = list(runs)
   print("| epoch | " + " | ".join(f"{n} valid ppl" for n in names) + " | PyTorch reference |")
@@ -77,14 +76,14 @@ def main(argv):
   print("|---|---|---|---|---|---|")
   finals = []
   for n in names:
-    ev, _, status = runs[n]
+    ev, status = runs[n]
     valid = [e["perplexity"] for e in ev if e["split"] == "valid"]
     test = [e for e in ev if e["split"] == "test"]
     rates = [e["tokens_per_sec"] for e in ev if e["split"] == "train" and e.get("tokens_per_sec")]
     tp = test[-1]["perplexity"] if test else float("nan")
     finals.append((min(valid) if valid else float("nan"), tp))
-    print(f"| {n} | {min(valid):.2f} | {tp:.2f} | {status['state']} | {wall_seconds(dirs[n]) / 60:.1f} | "
-          f"{statistics.median(rates):,.0f} |")
+    print(f"| {n} | {min(valid):.2f} | {tp:.2f} | {status['state']} | "
+          f"{wall_seconds(dirs[n]) / 60:.1f} | {statistics.median(rates):,.0f} |")
   print(f"| paper (Zaremba 2014, Table 1) | {PAPER['valid']} | {PAPER['test']} | | | |")
   print(f"| PyTorch reference (papers.md, a Xeon 2-vCPU machine) | {TORCH_VALID[13]} | {TORCH_TEST} | | 21.5 | ~9.5k |")
   print()

@@ -200,6 +200,9 @@ def test_collect_lm_records(lm_sweep):
   recs = {r["name"]: r for r in report.collect(lm_sweep)}
   assert len(recs) == 8
   assert list(recs["lstm_global_norm_s0"]["settings"]) == LM_KEYS
+  assert recs["gru_value_s1"]["overrides"] == {  # sweep.json's, also for a missing point
+      "model.cell": "gru", "optim.clip_mode": "value", "optim.clip_value": LM_CLIPS[1][1],
+      "seed": 1}
   assert recs["gru_value_s1"]["state"] == "missing"
   assert recs["gru_value_s1"]["reason"] == "no workdir"
   assert recs["gru_global_norm_s1"]["state"] == "diverged"

@@ -22,8 +22,7 @@ TOLERANCE = 0.02
 def read(workdir: pathlib.Path):
   events = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines() if l]
   config = json.loads((workdir / "config.json").read_text())
-  prov = json.loads((workdir / "provenance.json").read_text())["runs"]
-  return events, config, prov
+  return events, config
 
 
 def main() -> None:
@@ -34,7 +33,7 @@ def main() -> None:
   runs = {w.name: read(w) for w in args.workdirs}
   paths = {w.name: w for w in args.workdirs}
   curves = {n: {int(e["epoch"]): e["perplexity"] for e in ev if e["split"] == "valid"}
-            for n, (ev, _, _) in runs.items()}
+            for n, (ev, _) in runs.items()}
   epochs = sorted({k for c in curves.values() for k in c})
   print("| epoch | " + " | ".join(f"{n} valid ppl" for n in runs) + " |")
   print("|---|" + "---|" * len(runs))
@@ -44,7 +43,7 @@ def main() -> None:
   print("| run | tied | test ppl (ours) | published | difference | verdict (within 2 %) | "
         "best valid | wall min |")
   print("|---|---|---|---|---|---|---|---|")
-  for n, (ev, config, _) in runs.items():
+  for n, (ev, config) in runs.items():
     tied = bool(config["model"]["tie_embeddings"])
     test = [e for e in ev if e["split"] == "test"][-1]["perplexity"]
     ref = PUBLISHED[tied]

@@ -21,11 +21,11 @@ import pathlib
 import statistics
 
 from rnnlm_jax import report
+from rnnlm_jax.sweep import import_file
 from rnnlm_jax.workdir import wall_seconds
 
 # Readable names of the points, by the set of remedy keys they override.
-_AWD = ("model.dropout", "model.locked_dropout", "model.embed_dropout", "model.weight_drop",
-        "optim.ar", "optim.tar")
+_AWD = tuple(import_file(pathlib.Path(__file__).resolve().parent / "sweep.py").AWD)
 LABELS = {
     frozenset(): "baseline",
     frozenset(_AWD): "combination (locked + embed + weight drop, AR/TAR)",
@@ -97,8 +97,9 @@ def markdown(cell: str, table: list[dict], epochs: int) -> str:
     delta = ("—" if t["test"] is None or ref is None or t["baseline"]
              else f"{100 * (t['test'] / ref - 1):+.1f} %")
     clip = "—" if t["clip"] is None else f"{100 * t['clip']:.0f} %"
+    tok_s = "—" if t["tok_s"] is None else f"{t['tok_s']:,.0f}"
     lines.append("| " + " | ".join([t["label"], str(t["seed"])] + v + [
-        test, delta, clip, "—" if t["tok_s"] is None else f"{t['tok_s']:,.0f}", f"{t['wall_min']:.0f}", t["state"]]) + " |")
+        test, delta, clip, tok_s, f"{t['wall_min']:.0f}", t["state"]]) + " |")
   return "\n".join(lines)
 
 
@@ -126,12 +127,7 @@ def main() -> None:
   ap.add_argument("sweep_dirs", type=pathlib.Path, nargs="+")
   ap.add_argument("--plot", type=pathlib.Path)
   args = ap.parse_args()
-  records = []
-  for d in args.sweep_dirs:
-    recs = report.collect(d)
-    for r, p in zip(recs, report.load_sweep(d)[1]):
-      r["overrides"] = p["overrides"]
-    records += recs
+  records = [r for d in args.sweep_dirs for r in report.collect(d)]
   tables = rows(records)
   epochs = max((len(t["valid"]) for table in tables.values() for t in table), default=0)
   epochs = max(epochs, max(int(r["flat"].get("train.num_epochs") or 0) for r in records))
