@@ -452,6 +452,25 @@ def shard(units: Sequence[Sequence[Point]], task_index: int, num_tasks: int) -> 
   return list(units[task_index::num_tasks])
 
 
+def select(units: Sequence[Sequence[Point]], names: Sequence[str] | None) -> list:
+  """Only the points named in ``names`` (``--point``); all of ``units`` when it is empty.
+
+  Units left without a point are dropped; a vmapped group keeps its named points.
+
+  Raises:
+    SweepError: a name that is no point of the sweep.
+  """
+  if not names:
+    return list(units)
+  known = {p.name for u in units for p in u}
+  unknown = [n for n in names if n not in known]
+  if unknown:
+    raise SweepError(f"--point={unknown[0]} is not a point of this task's share of the sweep "
+                     f"(--dry_run lists the names; e.g. {sorted(known)[0]})")
+  chosen = [[p for p in u if p.name in set(names)] for u in units]
+  return [u for u in chosen if u]
+
+
 # ----------------------------------------------------------------------------- sweep.json
 
 

@@ -1,7 +1,8 @@
 """Command line: ``rnnlm-sweep`` (also ``python -m rnnlm_jax.sweep_main``).
 
     rnnlm-sweep --config configs/sweeps/tiny_lm.py --workdir runs/tiny_lm
-        [--task_index=I --num_tasks=N] [--no_vmap] [--dry_run] [--config.KEY=VALUE ...]
+        [--task_index=I --num_tasks=N] [--point=NAME ...] [--no_vmap] [--dry_run]
+        [--config.KEY=VALUE ...]
 
 Expands the sweep file (``get_config()`` and ``get_sweep()``, see :mod:`rnnlm_jax.sweep`),
 writes ``WORKDIR/sweep.json`` and trains this task's points, each in ``WORKDIR/<name>/``.
@@ -9,8 +10,10 @@ writes ``WORKDIR/sweep.json`` and trains this task's points, each in ``WORKDIR/<
 overridden). Re-running resumes: finished and diverged points are skipped.
 
 ``--task_index=I --num_tasks=N`` runs the I-th of N shares (a SLURM array job:
-``--task_index=$SLURM_ARRAY_TASK_ID --num_tasks=4`` with ``--array=0-3``). ``--dry_run`` lists
-the points (name, execution unit, shard) and exits without writing anything.
+``--task_index=$SLURM_ARRAY_TASK_ID --num_tasks=4`` with ``--array=0-3``). ``--point=NAME``
+(repeatable) runs only the named points of this task's share; ``sweep.json`` still records
+every point. ``--dry_run`` lists the points (name, execution unit, shard) and exits without
+writing anything.
 
 Exit status: 0 every point of this task finished or diverged, 1 some point failed, 2 bad input
 (one ``error:`` line on stderr, nothing written), 130 interrupted (re-run to resume).
@@ -36,6 +39,8 @@ config_flags.DEFINE_config_file(
 flags.DEFINE_string("workdir", None, "Sweep directory (created; re-use it to resume).")
 flags.DEFINE_integer("task_index", 0, "This task's share of the sweep, 0 <= i < num_tasks.")
 flags.DEFINE_integer("num_tasks", 1, "How many tasks share the sweep (array job size).")
+flags.DEFINE_multi_string("point", None, "Run only this point (its name as --dry_run lists it, "
+                          "e.g. residual=true,seed=1); repeat the flag for several.")
 flags.DEFINE_bool("no_vmap", False, "Train every synthetic point as its own unit. By default "
                   "points that may share a program form groups, trained as one vmapped program "
                   "where that is faster (several devices, e.g. --cpu_devices=2, or a GPU/TPU) "
@@ -79,7 +84,7 @@ def _validate_points(points) -> None:
 def _main(argv) -> None:
   if len(argv) > 1:
     cli.fail(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --task_index, "
-          "--num_tasks, --no_vmap, --dry_run, --config.KEY=VALUE")
+          "--num_tasks, --point, --no_vmap, --dry_run, --config.KEY=VALUE")
   if FLAGS.config is None:
     cli.fail("--config is required, e.g. --config configs/sweeps/tiny_lm.py")
   if not FLAGS.workdir:
@@ -114,7 +119,7 @@ def _main(argv) -> None:
                                  "sweep file instead")
     _validate_points(points)
     units = sweep_lib.plan(points, n, vmap)
-    mine = sweep_lib.shard(units, i, n)
+    mine = sweep_lib.select(sweep_lib.shard(units, i, n), FLAGS.point)
     record = sweep_lib.sweep_record(path, points)
     sweep_lib.check_workdir(FLAGS.workdir, record, points)
   except (sweep_lib.SweepError, WorkdirError, ValueError) as e:
@@ -128,11 +133,12 @@ def _main(argv) -> None:
         flush=True)
   if FLAGS.dry_run:
     width = max(len(p.name) for p in points)
+    chosen = {p.name for u in mine for p in u}
     for p in points:
       # The vmap group key is long (the config less what may vary in a group): a short hash.
       group = (f"  vmap_group={hashlib.sha1(p.group_key.encode()).hexdigest()[:8]}"
                if p.group_key else "")
-      mark = "*" if p.shard == i else " "
+      mark = "*" if p.name in chosen else " "
       print(f"{mark} {p.name:<{width}}  unit={p.unit} shard={p.shard}{group}", flush=True)
     print(f"(dry run: nothing written; * = run by --task_index={i})", flush=True)
     return

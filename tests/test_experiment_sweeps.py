@@ -40,10 +40,10 @@ def test_sweep_expands_and_validates(path):
 
 
 LM_SWEEPS = [p for p in SWEEPS if all(sweep.trainer_kind(q.config) == "lm" for q in _points(p))]
-# Sweeps whose training is left to `-m slow`: remedies/sweep_cells is remedies/sweep's points
-# with model.cell swapped (those train here by default, and test_remedies.py covers the cells'
-# own paths: layer norm and weight drop for each cell, the residual stack with the GRU), while
-# its 10 distinct programs cost ~40 s of compilation on 2 cores.
+# Sweeps whose training is left to `-m slow`: remedies/sweep_cells is remedies/sweep's baseline
+# and residual points with model.cell swapped (those train here by default, and
+# test_remedies.py covers the cells' own paths: layer norm and weight drop for each cell, the
+# residual stack with the GRU), while its 4 distinct programs cost ~15 s of compilation.
 SLOW_TRAIN = {"remedies/sweep_cells"}
 
 

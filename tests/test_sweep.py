@@ -365,10 +365,15 @@ def test_cli_end_to_end_tiny_lm(tmp_path):
   assert "cell=lstm,clip_mode=none,seed=0" in dry.stdout and "shard=1" in dry.stdout
   assert not wd.exists()  # a dry run writes nothing
 
-  first = _cli(args)
-  assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
   names = ["cell=rnn_tanh,clip_mode=none,seed=0", "cell=rnn_tanh,clip_mode=global_norm,seed=0",
            "cell=lstm,clip_mode=none,seed=0", "cell=lstm,clip_mode=global_norm,seed=0"]
+  one = _cli(args + [f"--point={names[2]}"])  # only that point trains
+  assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
+  assert one.stdout.count("] start ") == 1 and f"] start {names[2]}" in one.stdout, one.stdout
+  assert [(wd / n / "status.json").exists() for n in names] == [False, False, True, False]
+
+  first = _cli(args)  # the rest
+  assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
   rec = json.loads((wd / "sweep.json").read_text())
   assert rec["config"] == "configs/sweeps/tiny_lm.py"
   assert rec["keys"] == ["model.cell", "optim.clip_mode", "seed"]
@@ -382,7 +387,8 @@ def test_cli_end_to_end_tiny_lm(tmp_path):
     assert cfg["optim"]["clip_mode"] == n.split(",")[1].split("=")[1]
     assert any(json.loads(l)["split"] == "test" for l in (wd / n / "metrics.jsonl").open())
     statuses[n] = st
-  assert first.stdout.count("] start ") == 4 and first.stdout.count("] finished ") == 4
+  assert first.stdout.count("] start ") == 3 and first.stdout.count("] finished ") == 3
+  assert f"] skip {names[2]}" in first.stdout
   assert "4 points: finished 4, diverged 0, failed 0" in first.stdout
 
   second = _cli(args)
@@ -393,6 +399,8 @@ def test_cli_end_to_end_tiny_lm(tmp_path):
   # Bad input: one error line, exit 2, nothing changed.
   bad = _cli(args + ["--task_index=2", "--num_tasks=2"])
   assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: need 0")
+  bad = _cli(args + ["--point=cell=gru,seed=0"])
+  assert bad.returncode == 2 and "--point=cell=gru,seed=0 is not a point" in bad.stderr
   bad = _cli(args + ["--config.model.cell=gru"])
   assert bad.returncode == 2 and "--config.model.cell sets a key the sweep varies" in bad.stderr
   bad = _cli(args[:-1] + ["--config.model.hidden_size=8"])

@@ -44,6 +44,15 @@ def get_config():
 BEST = dict(_ABLATION.AWD, **{"model.residual": True})
 
 
+RESIDUAL_PTB = {"model.residual": True, **PTB, "seed": 0}  # the residual stack alone
+
+CUT = [  # planned, not measured to the end (README.md, "Trained longer"):
+    dict(BEST, **PTB, seed=0),  # reached epoch 9 of 13 (valid 123.0) before its session ended
+    dict(BEST, **WIKITEXT2, seed=0),  # an estimated 3 h on this CPU: not started
+]
+
+
 def get_sweep():
-  return [dict(BEST, **PTB, seed=0), dict(BEST, **WIKITEXT2, seed=0),
-          {"model.residual": True, **PTB, "seed": 0}]  # the control
+  # The residual stack alone: the best point by 4-epoch validation, and by BEST's partial run
+  # (valid 123.0 after 9 epochs, above the residual stack's 111.2 after 4) still the best.
+  return [RESIDUAL_PTB]
