@@ -740,3 +740,24 @@ def test_wall_seconds_sums_the_invocations_that_ended(tmp_path):
           {"start_time": "2026-11-23T12:00:00+00:00", "end_time": "2026-11-23T12:00:45+00:00"}]
   (tmp_path / "provenance.json").write_text(json.dumps({"runs": runs}))
   assert wall_seconds(tmp_path) == 30 * 60 + 45
+
+
+def test_archive_runs_keeps_what_reports_read(lm_sweep, tmp_path):
+  """scripts/archive_runs.py copies the text records only; the report reads the copy alike."""
+  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
+  try:
+    import archive_runs
+  finally:
+    sys.path.pop(0)
+  ckpt = lm_sweep / "lstm_value_s1" / "checkpoints" / "1"
+  ckpt.mkdir(parents=True)
+  (ckpt / "weights").write_bytes(b"\0" * 1024)
+  dst = tmp_path / "archive"
+  names = archive_runs.archive(lm_sweep, dst)
+  assert "lstm_value_s1" in names and "gru_value_s1" not in names  # no workdir: not copied
+  assert not (dst / "lstm_value_s1" / "checkpoints").exists()
+  def strip(recs):  # as text: NaN metrics compare equal
+    return json.dumps(sorted((dict(r, path=None) for r in recs), key=lambda r: r["name"]),
+                      sort_keys=True, default=str)
+  assert strip(report.collect(dst)) == strip(report.collect(lm_sweep))
+  assert archive_runs.main([str(tmp_path / "nothing"), str(tmp_path / "x")]) == 2

@@ -2,9 +2,10 @@
 
 PTB word level, configs/ptb_small.py (2x200 LSTM, bptt 20, batch 20, SGD lr 1, global-norm
 clip 5, no dropout) as the baseline, shortened to a budget this 2-vCPU machine can afford for
-13 runs: **4 epochs = 4 x 2,323 = 9,292 updates, lr 1 for 1 epoch then x0.5 per epoch**
-(1, 0.5, 0.25, 0.125; the paper's 13-epoch schedule compressed). Every point changes only the
-keys it names (valid every epoch, test with the best-valid checkpoint):
+13 runs (these 11 points and 2 second seeds in sweep_best.py): **4 epochs = 4 x 2,323 = 9,292
+updates, lr 1 for 1 epoch then x0.5 per epoch** (1, 0.5, 0.25, 0.125; the paper's 13-epoch
+schedule compressed). Every point changes only the keys it names (valid every epoch, test
+with the best-valid checkpoint):
 
     rnnlm-sweep --config experiments/remedies/sweep.py --workdir runs/remedies
     python experiments/remedies/table.py runs/remedies runs/remedies_best
