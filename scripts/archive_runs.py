@@ -1,13 +1,13 @@
 """Copy the text records of finished sweep points into the repository, without checkpoints.
 
-    python scripts/archive_runs.py runs/remedies_best experiments/remedies/runs/remedies_best
+    python scripts/archive_runs.py runs/remedies_best experiments/remedies/records/remedies_best
 
 A sweep directory lives under ``runs/`` (ignored by git), so a fresh checkout has none of the
 runs behind a README's numbers. This copies what the reports read, a few kB per point:
 ``DST/sweep.json`` and, per point, ``config.json``, ``status.json``, ``metrics.jsonl`` and
 ``provenance.json`` (no checkpoints, TensorBoard files or vocabularies). The reporting
 scripts then read ``DST`` like the original, e.g.
-``python experiments/remedies/table.py experiments/remedies/runs/remedies_best``.
+``python experiments/remedies/table.py experiments/remedies/records/remedies_best``.
 Points that have not started (no ``config.json``) are skipped; existing files in ``DST`` are
 overwritten, so re-running after more points finished brings the archive up to date.
 """
