@@ -173,7 +173,10 @@ def _discover(root: pathlib.Path) -> tuple[list[str], list[dict]]:
     raise ReportError(f"{root} has no sweep.json and no run subdirectories (with config.json); "
                       "is it a sweep directory?")
   flats = [flatten(_read_json(root / n / "config.json")) for n in names]
-  return varying_keys(flats), [{"name": n, "overrides": {}} for n in names]
+  keys = varying_keys(flats)
+  # Without sweep.json a point's overrides are its values of the keys that vary.
+  return keys, [{"name": n, "overrides": {k: f[k] for k in keys if k in f}}
+                for n, f in zip(names, flats)]
 
 
 def load_sweep(root: str | pathlib.Path) -> tuple[list[str], list[dict]]:
@@ -365,8 +368,9 @@ def resolve_from_sweep_file(root: pathlib.Path,
 def collect(sweep_dir: str | pathlib.Path) -> list[dict]:
   """One record per point of the sweep in ``sweep_dir`` (missing points included).
 
-  Each record has ``name``, ``path``, ``overrides`` (the point's, as sweep.json lists them),
-  ``settings`` ({varying key: value}, the same keys in
+  Each record has ``name``, ``path``, ``overrides`` (the point's, as sweep.json lists them;
+  without sweep.json its values of the varying keys), ``settings`` ({varying key: value}, the
+  same keys in
   every record, ``seed`` included; a point without config.json takes them from the sweep file,
   see :func:`resolve_from_sweep_file`, else None), ``kind`` ("lm" | "synthetic" | None when
   its config is unknown), ``state`` (finished | diverged | failed | running | missing), ``step``,

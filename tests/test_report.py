@@ -364,6 +364,7 @@ def test_discovery_without_sweep_json(tmp_path):
   # data.dir differs between seeds but is an ignored (location) key; the missing point has no
   # directory, so discovery cannot see it
   assert list(recs[0]["settings"]) == ["model.cell", "optim.clip_mode", "optim.clip_value", "seed"]
+  assert all(r["overrides"] == r["settings"] for r in recs)  # the varying keys' values
   assert len(recs) == 7 and {r["state"] for r in recs} == {"finished", "diverged"}
   md = report.write_report(root, plots=False)["md"].read_text()
   assert _md_cell(md, "lstm", "global_norm").startswith("105.00 ± 7.07 (2)")
@@ -761,3 +762,16 @@ def test_archive_runs_keeps_what_reports_read(lm_sweep, tmp_path):
                       sort_keys=True, default=str)
   assert strip(report.collect(dst)) == strip(report.collect(lm_sweep))
   assert archive_runs.main([str(tmp_path / "nothing"), str(tmp_path / "x")]) == 2
+
+
+def test_remedies_table_names_only_remedies_turned_on():
+  """experiments/remedies/table.py: a remedy key at its off value (discovery gives every point
+  all varying keys) names no remedy, so the baseline row is labelled baseline."""
+  from rnnlm_jax.sweep import import_file
+  table = import_file(pathlib.Path(__file__).resolve().parent.parent / "experiments" / "remedies"
+                      / "table.py")
+  off = {"overrides": {"model.residual": False, "model.norm": "none", "model.dropout": 0.0,
+                       "seed": 0, "model.cell": "rnn_tanh"}}
+  on = {"overrides": {"model.residual": True, "model.dropout": 0.25, "seed": 1}}
+  assert table.remedy_keys(off) == () and table.label(off) == "baseline"
+  assert table.remedy_keys(on) == ("model.residual", "model.dropout")

@@ -44,9 +44,18 @@ LABELS = {
 _NOT_REMEDY = ("seed", "model.cell", "data.name", "train.num_epochs", "optim.lr_hold_epochs")
 
 
+_OFF = (False, 0, "none")  # a remedy key's "off" values (every remedy is off by default)
+
+
 def remedy_keys(rec: dict) -> tuple[str, ...]:
-  """The override keys of a point that name a remedy (not its seed, cell, corpus, budget)."""
-  return tuple(k for k in rec["overrides"] if k not in _NOT_REMEDY)
+  """The override keys of a point that turn a remedy on (not its seed, cell, corpus, budget).
+
+  A key set to its "off" value names no remedy: a directory of workdirs without sweep.json
+  (``report.collect`` by discovery) gives every point all the varying keys, the baseline's
+  ``model.residual`` False among them.
+  """
+  return tuple(k for k, v in rec["overrides"].items()
+               if k not in _NOT_REMEDY and v not in _OFF)
 
 
 def label(rec: dict) -> str:
