@@ -462,12 +462,12 @@ def select(units: Sequence[Sequence[Point]], names: Sequence[str] | None) -> lis
   """
   if not names:
     return list(units)
-  known = {p.name for u in units for p in u}
+  wanted, known = set(names), {p.name for u in units for p in u}
   unknown = [n for n in names if n not in known]
   if unknown:
     raise SweepError(f"--point={unknown[0]} is not a point of this task's share of the sweep "
                      f"(--dry_run lists the names; e.g. {sorted(known)[0]})")
-  chosen = [[p for p in u if p.name in set(names)] for u in units]
+  chosen = [[p for p in u if p.name in wanted] for u in units]
   return [u for u in chosen if u]
 
 
