@@ -8,7 +8,7 @@ its 2 epochs is comparable with the LSTM rows' valid after their second epoch (R
 
 Cut, for the CPU budget (about 6 h for the whole issue, spent mostly on the LSTM ablation):
 the 4-epoch budget, and the combination and layer-norm rows (the combination cost the LSTM
-17 % at 4 epochs; layer norm 6 %, at about 20 % lower throughput, the LN cells having no
+16 % at 4 epochs; layer norm 6 %, at about 20 % lower throughput, the LN cells having no
 hand-written backward pass).
 
     rnnlm-sweep --config experiments/remedies/sweep_cells.py --workdir runs/remedies_cells
