@@ -29,8 +29,11 @@ Run it with ``rnnlm-sweep --config configs/sweeps/NAME.py --workdir runs/NAME`` 
 ``sweep.json`` and point configs) before anything is written. Re-running the command skips
 the points whose ``status.json`` says ``finished`` or ``diverged`` (diverging again would be
 deterministic) and resumes the others from their checkpoints; a point whose config changed in
-a non-resumable key is refused. A finished point is never extended: to train longer, raise
-``train.max_steps`` and run ``rnnlm-train`` on its directory, or use a new sweep workdir.
+a non-resumable key is refused. A finished language-model or whole-sequence point is trained
+on (resumed) when its run length changed: re-run the sweep with a larger
+``--config.train.num_epochs`` or ``--config.train.max_steps`` (or raise it in the sweep file)
+and every such point continues from its checkpoint, as ``rnnlm-train`` would on its directory.
+Synthetic-task points stop at their own success or step cap and are never extended.
 
 Execution units: a language-model point (a config without ``task``) is trained alone by
 :func:`rnnlm_jax.train.train_and_evaluate`; synthetic-task points (with ``task``) with equal
