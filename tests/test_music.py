@@ -272,26 +272,7 @@ def test_mat_conversion_reproduces_mirror_pickle(iso, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------
-# Batching and the metric
-
-
-def test_pad_batch_and_shift():
-  a, b = _hand_roll(TINY["train"][0]), _hand_roll(TINY["train"][1])
-  x, mask = data.pad_batch([a, b])
-  assert x.shape == (2, 3, 88) and x.dtype == np.float32 and mask.dtype == np.float32
-  np.testing.assert_array_equal(mask, [[1, 1, 1], [1, 0, 0]])
-  np.testing.assert_array_equal(x[0], a)
-  np.testing.assert_array_equal(x[1, 0], b[0])
-  assert not x[1, 1:].any()
-  x5, m5 = data.pad_batch([a, b], length=5)
-  assert x5.shape == (2, 5, 88) and m5.sum() == 4
-  with pytest.raises(DataError, match="length=2 is shorter than the longest roll"):
-    data.pad_batch([a, b], length=2)
-  with pytest.raises(DataError, match=r"roll 1 has shape \[3, 87\]"):
-    data.pad_batch([a, np.zeros((3, 87))])
-  inp = np.asarray(data.shift_inputs(x))
-  assert not inp[:, 0].any()
-  np.testing.assert_array_equal(inp[:, 1:], x[:, :-1])
+# The metric
 
 
 def test_bernoulli_nll_hand_computation():

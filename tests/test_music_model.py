@@ -99,9 +99,10 @@ def test_causal_next_frame_prediction(cell):
     np.testing.assert_array_equal(out[0, :t + 1], base[0, :t + 1])
     if t < 11:
       assert not np.allclose(out[0, t + 1], base[0, t + 1])
-  # shift_inputs is the convention: same logits as the stack run on shifted inputs by hand.
+  # The convention: same logits as the stack run on inputs shifted by hand (input t = frame
+  # t - 1, an all-zero frame at t = 0).
   cell_fns = spec.cell_fns
-  inp = np.asarray(music_data.shift_inputs(x))
+  inp = np.concatenate([np.zeros_like(x[:, :1]), x[:, :-1]], axis=1)
   carries = [cell_fns.init_carry(1, 7) for _ in range(2)]
   _, hs = rnn.stack(cell_fns, params["rnn"], carries, jnp.asarray(inp))
   np.testing.assert_allclose(base, np.asarray(hs @ params["out"]["w"] + params["out"]["b"]),
@@ -269,12 +270,12 @@ def _shrink(c, data_dir):
 
 
 def test_music_config_trains_a_few_steps(tiny_music, tmp_path):
-  from rnnlm_jax import train_seq
+  from rnnlm_jax import loop, tasks
   c = _load(REPO / "configs" / "music.py").get_config()
-  assert c.kind == "music" and sweep_lib.trainer_kind(c) == "seq"
+  assert tasks.task_name(c) == "music"
   assert (c.model.cell, c.model.hidden_size, c.optim.name, c.optim.clip_mode,
           c.optim.clip_value) == ("lstm", 36, "rmsprop", "global_norm", 1.0)
-  out = train_seq.train_and_evaluate(_shrink(c, tiny_music), str(tmp_path / "run"))
+  out = loop.train_and_evaluate(_shrink(c, tiny_music), str(tmp_path / "run"))
   assert out["split"] == "test" and out["checkpoint"] == "best_valid"
   assert out["steps"] == 16 and out["sequences"] == 2 and 0 < out["loss"] < 88 * math.log(2) + 1
   events = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -296,12 +297,12 @@ SWEEPS = {
 def test_experiment_sweep_points_load_and_train(name, tiny_music, tmp_path):
   """Every point expands, validates and builds its task; the first point trains 3 steps with
   its optimiser and clipping (shrunk model and batches, tiny data)."""
-  from rnnlm_jax import train_seq
+  from rnnlm_jax import loop, tasks
   mod = sweep_lib.load_sweep_module(SWEEPS[name])
   points = sweep_lib.expand(mod.get_config(), mod.get_sweep())
   assert points and len({p.name for p in points}) == len(points)
   for p in points:
-    train_seq.validate_config(p.config)
+    tasks.validate_config(p.config)
     music.validate_config(p.config)
     assert p.config.kind == "music" and p.config.optim.clip_value > 0
   for name in {p.config.data.name for p in points}:  # every data set's tiny copy loads
@@ -309,7 +310,7 @@ def test_experiment_sweep_points_load_and_train(name, tiny_music, tmp_path):
     c.data.name, c.data.dir = name, str(tiny_music)
     assert len(music.make_task(c, "").data["train"]) == 7
   c = _shrink(ml_collections.ConfigDict(points[0].config.to_dict()), tiny_music)
-  out = train_seq.train_and_evaluate(c, str(tmp_path / "run"))
+  out = loop.train_and_evaluate(c, str(tmp_path / "run"))
   assert out["split"] == "test" and np.isfinite(out["loss"])
 
 

@@ -13,7 +13,7 @@ Public API::
     get_window(batched, i, bptt) -> (x, y); eval_windows(batched, bptt)
     JsbChorales, Nottingham, MuseData, PianoMidi       # polyphonic music TFDS builders
     make_music_builder(name, data_dir=, tfds_dir=); load_music(name, data_dir, tfds_dir)
-      -> {split: [roll [T, 88] uint8]}; pad_batch(rolls) -> (x, mask); shift_inputs(x);
+      -> {split: [roll [T, 88] uint8]}
     bernoulli_nll_per_step(logits, targets, mask) -> (nll_sum, num_steps)
 """
 
@@ -26,7 +26,7 @@ from rnnlm_jax.data.lm import (TOKENIZERS, LMCorpus, batchify, check_or_write_vo
                                num_train_windows)
 from rnnlm_jax.data.music import (MUSIC_BUILDERS, MUSIC_DATASETS, JsbChorales, MuseData,
                                   Nottingham, PianoMidi, bernoulli_nll_per_step, load_music,
-                                  make_music_builder, pad_batch, shift_inputs)
+                                  make_music_builder)
 from rnnlm_jax.data.sources import read_text, resolve_raw_file
 from rnnlm_jax.data.vocab import EOS, UNK, Vocab
 
@@ -38,6 +38,6 @@ __all__ = [
     "TextFile", "TinyShakespeare", "UNK", "Vocab", "Wikitext2", "batchify",
     "bernoulli_nll_per_step", "check_or_write_vocab", "encode_text_file", "eval_windows",
     "get_window", "load_lm_corpus", "load_music", "make_builder", "make_music_builder",
-    "num_train_windows", "pad_batch", "read_split_lines", "read_text", "resolve_raw_file",
-    "resolve_tfds_dir", "shift_inputs",
+    "num_train_windows", "read_split_lines", "read_text", "resolve_raw_file",
+    "resolve_tfds_dir",
 ]

@@ -527,54 +527,7 @@ def load_music(name: str, data_dir: str | os.PathLike | None = None,
 
 
 # ------------------------------------------------------------------------------------------
-# Batching and the metric
-
-
-def pad_batch(rolls: Sequence[np.ndarray], length: int | None = None,
-              dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
-  """Stacks piano rolls, zero-padded at the end: ``(x [B, L, 88], mask [B, L])``.
-
-  Args:
-    rolls: ``B`` arrays ``[T_b, 88]``.
-    length: ``L``; default ``max_b T_b``. Give a fixed value to keep shapes (and jit
-      compilations) fixed; it must be at least every ``T_b``.
-    dtype: of ``x`` and ``mask``.
-
-  Returns:
-    ``x[b, t] = rolls[b][t]`` and ``mask[b, t] = 1`` for ``t < T_b``; zeros after.
-  """
-  if not len(rolls):
-    raise DataError("pad_batch needs at least one piano roll.")
-  lengths = []
-  for i, r in enumerate(rolls):
-    shape = np.shape(r)
-    if len(shape) != 2 or shape[1] != NUM_KEYS:
-      raise DataError(f"pad_batch: roll {i} has shape {list(shape)}, expected [T, {NUM_KEYS}].")
-    lengths.append(shape[0])
-  t_max = max(lengths)
-  if length is None:
-    length = t_max
-  elif length < t_max:
-    raise DataError(f"pad_batch: length={length} is shorter than the longest roll "
-                    f"({t_max} steps); give length >= {t_max} or None.")
-  x = np.zeros((len(rolls), length, NUM_KEYS), dtype)
-  mask = np.zeros((len(rolls), length), dtype)
-  for i, (r, n) in enumerate(zip(rolls, lengths)):
-    x[i, :n] = r
-    mask[i, :n] = 1
-  return x, mask
-
-
-def shift_inputs(x):
-  """Model inputs for next-step prediction: ``inputs[:, 0] = 0``, ``inputs[:, t] = x[:, t-1]``.
-
-  With ``targets = x`` the model predicts frame ``t`` from frames ``< t``; the first frame
-  of every sequence is predicted from an all-zero (silent) input frame and the initial
-  state, so all ``T`` frames are scored (see ``bernoulli_nll_per_step``).
-  """
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  x = jnp.asarray(x)
-  return jnp.concatenate([jnp.zeros_like(x[:, :1]), x[:, :-1]], axis=1)
+# The metric
 
 
 def bernoulli_nll_per_step(logits, targets, mask):
@@ -589,8 +542,8 @@ def bernoulli_nll_per_step(logits, targets, mask):
   by the total number of frames (not a mean of per-sequence means).
 
   Convention: ``logits[b, t]`` is the model's prediction of frame ``targets[b, t]`` made from
-  the frames before ``t`` only (use ``shift_inputs``: the input at ``t`` is frame ``t - 1``
-  and at ``t = 0`` an all-zero frame). So every frame of a sequence is scored, the first one
+  the frames before ``t`` only (as :func:`rnnlm_jax.models.music.logits` does: the input at
+  ``t`` is frame ``t - 1`` and at ``t = 0`` an all-zero frame). So every frame of a sequence is scored, the first one
   included (predicted from the zero input and the initial state), and ``num_steps`` is the
   sum of the sequence lengths.
 
