@@ -10,13 +10,9 @@ run killed mid-save leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
-import logging
 import pathlib
 
 import orbax.checkpoint as ocp
-
-# Orbax logs every save at INFO; keep the training log readable.
-logging.getLogger("absl").setLevel(logging.WARNING)
 
 
 class Checkpointer:

@@ -11,9 +11,9 @@ input ends with one ``error:`` line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import sys
-
 from absl import app, flags
+
+from rnnlm_jax import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("tables", None, "Config key(s), comma-separated: one table per value "
@@ -32,25 +32,18 @@ flags.DEFINE_string("metric", None, "Metric to tabulate (a results.csv column, e
                     "test perplexity|bpc and best valid, synthetic: error_rate.")
 flags.DEFINE_boolean("plots", True, "Write the PNGs under DIR/plots/ (--noplots to skip).")
 
-EXIT_BAD_INPUT = 2
-USAGE = ("usage: rnnlm-report DIR [--tables KEYS] [--rows KEYS] [--cols KEYS] [--metric NAME] "
-         "[--noplots]")
-
-
-def _fail(msg: str, code: int = EXIT_BAD_INPUT):
-  print(f"error: {msg}", file=sys.stderr)
-  sys.exit(code)
+USAGE = cli.PROGRAMS["rnnlm-report"].usage
 
 
 def _main(argv) -> None:
   if len(argv) != 2:
-    _fail(f"expected one sweep directory, got {len(argv) - 1} arguments; {USAGE}")
+    cli.fail(f"expected one sweep directory, got {len(argv) - 1} arguments; usage: {USAGE}")
   from rnnlm_jax import report
   try:
     paths = report.write_report(argv[1], rows=FLAGS.rows, cols=FLAGS.cols, metric=FLAGS.metric,
                                 plots=FLAGS.plots, tables=FLAGS.tables)
   except (report.ReportError, OSError) as e:
-    _fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    cli.fail(cli.one_line(e))
   print(paths["summary"])
   print()
   for key in ("md", "tex", "csv", "cells_csv"):
@@ -59,17 +52,9 @@ def _main(argv) -> None:
     print(f"wrote {len(paths['plots'])} plots in {paths['plots'][0].parent}")
 
 
-def _parse_flags(argv):
-  """absl flag parsing, with errors turned into one line."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    _fail(f"{e}; {USAGE}")
-
-
 def main() -> None:
   """Entry point of ``rnnlm-report``."""
-  app.run(_main, flags_parser=_parse_flags)
+  app.run(_main, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 Expands the sweep file (``get_config()`` and ``get_sweep()``, see :mod:`rnnlm_jax.sweep`),
 writes ``WORKDIR/sweep.json`` and trains this task's points, each in ``WORKDIR/<name>/``.
 ``--config.KEY=VALUE`` overrides the base config of every point (a swept key may not be
-overridden). Re-running resumes: finished and diverged points are skipped.
+overridden). Re-running resumes: finished and diverged points are skipped (a finished point
+is trained on when ``train.num_epochs`` / ``train.max_steps`` is raised).
 
 ``--task_index=I --num_tasks=N`` runs the I-th of N shares (a SLURM array job:
 ``--task_index=$SLURM_ARRAY_TASK_ID --num_tasks=4`` with ``--array=0-3``). ``--point=NAME``
