@@ -329,9 +329,9 @@ def export_lm_embeddings(workdir: str | os.PathLike, out: str | os.PathLike,
   Raises:
     ValueError (one line): not a language-model workdir, no such checkpoint.
   """
-  from rnnlm_jax import sample_main  # pylint: disable=import-outside-toplevel
+  from rnnlm_jax import sample  # pylint: disable=import-outside-toplevel
 
-  _, _, params, vocab, _ = sample_main.load_workdir(str(workdir), checkpoint)
+  _, _, params, vocab, _ = sample.load_workdir(str(workdir), checkpoint)
   embed = np.asarray(params["embed"], np.float32)
   skipped = write_glove(out, vocab.tokens, embed)
   return {"out": str(out), "written": len(vocab) - skipped, "skipped": skipped,
@@ -342,15 +342,27 @@ def export_cli() -> None:
   """``rnnlm-export-embeddings --workdir W --out F [--checkpoint best|latest]``."""
   import argparse  # pylint: disable=import-outside-toplevel
   import json  # pylint: disable=import-outside-toplevel
+  import textwrap  # pylint: disable=import-outside-toplevel
 
   from rnnlm_jax import cli  # pylint: disable=import-outside-toplevel
 
   parser = argparse.ArgumentParser(
       prog="rnnlm-export-embeddings",
-      description="Write a trained language model's input embeddings as a GloVe text file.")
-  parser.add_argument("--workdir", required=True, help="a language-model run directory")
+      description=textwrap.fill(
+          "Write a trained language model's input embedding matrix (a run directory made by "
+          "rnnlm-train) as a GloVe text file, one line per vocabulary token in vocab.txt "
+          "order; tokens holding whitespace cannot be written in that format and are skipped "
+          "and counted. The file can be read back as pretrained vectors "
+          "(--config.model.embeddings=FILE) or by any GloVe reader. Prints one JSON line "
+          "{out, written, skipped, dim}. Exit status: 0 done, 2 bad input.", width=90,
+          break_on_hyphens=False),
+      epilog="example:\n  rnnlm-export-embeddings --workdir runs/ptb_small --out ptb_small.txt",
+      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--workdir", required=True,
+                      help="a language-model run directory made by rnnlm-train")
   parser.add_argument("--out", required=True, help="the GloVe text file to write")
-  parser.add_argument("--checkpoint", choices=("best", "latest"), default="best")
+  parser.add_argument("--checkpoint", choices=("best", "latest"), default="best",
+                      help="which checkpoint's parameters (default: best)")
   args = parser.parse_args()
   cli.setup_logging()
   try:

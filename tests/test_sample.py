@@ -1,9 +1,12 @@
 """The jitted sampler: deterministic per key, greedy at temperature 0, state carried correctly,
-top-k / top-p filtering; prompt tokenization and the ``rnnlm-sample`` command."""
+top-k / top-p filtering; prompt tokenization, workdir loading and the ``rnnlm-sample``
+command."""
 
 from __future__ import annotations
 
+import json
 import os
+import runpy
 import subprocess
 import sys
 
@@ -12,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnlm_jax import config_base, sample, sample_main, train
+from rnnlm_jax import config_base, sample, train
 from rnnlm_jax.data import Vocab
 from rnnlm_jax.models import lm
 from test_train import REPO, corpus, tiny_config  # noqa: F401  (corpus is a fixture)
@@ -197,30 +200,30 @@ def test_bad_filter_values_are_refused():
 
 def test_word_prompt_unknown_words_newlines_and_empty_prompt():
   vocab = Vocab(["<eos>", "<unk>", "the", "cat", "sat"])
-  ids, unknown = sample_main.encode_prompt("the dog sat\nthe zebra", vocab, "word")
+  ids, unknown = sample.encode_prompt("the dog sat\nthe zebra", vocab, "word")
   assert ids == [2, 1, 4, 0, 2, 1] and unknown == ["dog", "zebra"]
-  ids, _ = sample_main.encode_prompt("the cat\n", vocab, "word")
+  ids, _ = sample.encode_prompt("the cat\n", vocab, "word")
   assert ids == [2, 3, 0]  # a final newline is an <eos>
-  assert sample_main.encode_prompt("", vocab, "word") == ([0], [])
-  assert sample_main.encode_prompt("  ", vocab, "word") == ([0], [])
-  text = sample_main.detokenize(vocab.decode([2, 3, 0, 4, 0, 0, 2]), "word")
+  assert sample.encode_prompt("", vocab, "word") == ([0], [])
+  assert sample.encode_prompt("  ", vocab, "word") == ([0], [])
+  text = sample.detokenize(vocab.decode([2, 3, 0, 4, 0, 0, 2]), "word")
   assert text == "the cat\nsat\n\nthe"
 
 
 def test_char_prompts():
   chars = Vocab(list("ab \n"))
-  assert sample_main.encode_prompt("ba b", chars, "char") == ([1, 0, 2, 1], [])
-  assert sample_main.encode_prompt("", chars, "char") == ([3], [])  # no <eos>: a newline
-  assert sample_main.encode_prompt("axb", chars, "char") == ([0, 1], ["x"])  # no <unk>: dropped
+  assert sample.encode_prompt("ba b", chars, "char") == ([1, 0, 2, 1], [])
+  assert sample.encode_prompt("", chars, "char") == ([3], [])  # no <eos>: a newline
+  assert sample.encode_prompt("axb", chars, "char") == ([0, 1], ["x"])  # no <unk>: dropped
   with pytest.raises(ValueError, match="no <eos>"):
-    sample_main.encode_prompt("", Vocab(list("ab")), "char")
+    sample.encode_prompt("", Vocab(list("ab")), "char")
   with pytest.raises(ValueError, match="none of the prompt"):
-    sample_main.encode_prompt("xyz", chars, "char")
-  assert sample_main.detokenize(list("ab \nb"), "char") == "ab \nb"
+    sample.encode_prompt("xyz", chars, "char")
+  assert sample.detokenize(list("ab \nb"), "char") == "ab \nb"
   ptb = Vocab(["<eos>", "_", "a", "b"])
-  ids, unknown = sample_main.encode_prompt("ab b\nba", ptb, "ptb_char")
+  ids, unknown = sample.encode_prompt("ab b\nba", ptb, "ptb_char")
   assert ptb.decode(ids) == ["a", "b", "_", "b", "<eos>", "b", "a"] and not unknown
-  assert sample_main.detokenize(ptb.decode(ids), "ptb_char") == "ab b\nba"
+  assert sample.detokenize(ptb.decode(ids), "ptb_char") == "ab b\nba"
 
 
 # ----------------------------------------------------------------------------- rnnlm-sample
@@ -265,20 +268,53 @@ def test_cli_samples_from_a_trained_workdir(tmp_path, corpus):
     assert len([w for w in words if w != "<eos>"]) <= 3 + 12 and set(words) <= vocab
   # In-process: the same text as the command; another seed differs; bad input refused.
   kw = dict(top_k=10, top_p=0.95, num_samples=2)
-  same = sample_main.sample_texts(str(wd), "the n1 zzz", 12, seed=3, **kw)
+  same = sample.sample_texts(str(wd), "the n1 zzz", 12, seed=3, **kw)
   assert [p.split("<==\n", 1)[1].rstrip("\n") for p in parts[1:]] == [
       t.rstrip("\n") for t in same]
-  assert sample_main.sample_texts(str(wd), "the n1 zzz", 12, seed=4, **kw) != same
+  assert sample.sample_texts(str(wd), "the n1 zzz", 12, seed=4, **kw) != same
   for bad, msg in (({"temperature": -1.0}, "temperature"), ({"top_k": 10_000}, "vocabulary size"),
                    ({"top_p": 0.0}, "top_p"), ({"num_samples": 0}, "num_samples")):
     with pytest.raises(ValueError, match=msg):
-      sample_main.sample_texts(str(wd), "the", 5, **bad)
+      sample.sample_texts(str(wd), "the", 5, **bad)
   bare = tmp_path / "bare"
   bare.mkdir()
   for name in ("config.json", "vocab.txt"):
     (bare / name).write_bytes((wd / name).read_bytes())
   with pytest.raises(ValueError, match="no best checkpoint"):
-    sample_main.sample_texts(str(bare), "the", 5)
+    sample.sample_texts(str(bare), "the", 5)
   missing, = _sample_cli("--workdir", str(tmp_path / "nope"), "--prompt", "the")
   assert missing.returncode == 2 and missing.stderr.startswith("error: workdir")
   assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def _non_lm_workdir(path, config_file: str):
+  """A workdir holding only the config.json a run of ``configs/<config_file>`` writes."""
+  config = runpy.run_path(str(REPO / "configs" / config_file))["get_config"]()
+  path.mkdir()
+  (path / "config.json").write_text(json.dumps(config.to_dict()), encoding="utf-8")
+  return path
+
+
+def test_music_classifier_and_synthetic_workdirs_are_refused(tmp_path):
+  """Sampling needs a language model: the others get one ``error:`` line, exit 2, no
+  traceback (the command) and a one-line ValueError (the library)."""
+  music = _non_lm_workdir(tmp_path / "music", "music.py")
+  classify = _non_lm_workdir(tmp_path / "classify", "sst2_bilstm.py")
+  synthetic = _non_lm_workdir(tmp_path / "synthetic", "synthetic.py")
+  for wd, what in ((music, "music"), (classify, "classify"), (synthetic, "synthetic(-task)?")):
+    with pytest.raises(ValueError, match=rf"is a {what} run\b.*not a language model") as e:
+      sample.read_workdir(str(wd))
+    assert "\n" not in str(e.value)
+  procs = [subprocess.Popen([sys.executable, "-m", "rnnlm_jax.sample_main", "--workdir", str(wd),
+                             "--prompt", "the"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, JAX_PLATFORMS="cpu"))
+           for wd in (music, classify)]
+  for proc, wd, what in zip(procs, (music, classify), ("music", "classify")):
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2, err
+    assert out == "" and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and err.rstrip("\n").endswith(errors[0])
+    assert errors[0].startswith(f"error: {wd} is a {what} run")
+    assert errors[0].endswith("not a language model; sampling needs a language-model workdir")
