@@ -1,8 +1,10 @@
-"""Recurrent cells as pure functions: tanh RNN, ReLU RNN, LSTM and GRU.
+"""Recurrent cells as pure functions: tanh RNN, ReLU RNN, LSTM and GRU, plain or layer-normalised.
 
 Every cell is a :class:`Cell` record of pure functions; parameters are plain dicts of
-arrays, carries are arrays (or a tuple for the LSTM). Nothing here holds state.
+arrays, carries are arrays (or a tuple for the LSTM). Nothing here holds state. One registry,
+:func:`get_cell`, gives every cell::
 
+    lstm = get_cell("lstm")                                      # or get_cell("lstm", norm="layer")
     params = lstm.init(key, input_size, hidden_size)            # a pytree
     carry  = lstm.init_carry(batch_size, hidden_size)            # zeros
     carry, h_t = lstm.apply(params, carry, x_t)                  # one step on the raw input
@@ -12,6 +14,16 @@ For speed the step is split in two halves, used by :func:`rnnlm_jax.rnn.scan_lay
     gx = lstm.project_inputs(params, xs)      # all time steps in one matmul, outside the scan
     carry, h_t = lstm.step(params, carry, gx_t)   # one fused recurrent matmul per time step
 
+and a cell may carry its whole scanned recurrence with a hand-written backward pass, the field
+``Cell.recurrence``::
+
+    final, hs = lstm.recurrence(params, carry, gx)   # = lax.scan(lstm.step), leaner backward
+
+:func:`rnnlm_jax.rnn.scan_layer_time_major` runs ``cell.recurrence`` when the cell has one (and
+no remat / unroll / reverse is asked), else autodiff of ``lax.scan(cell.step)``. The built-in
+cells have one; ``get_cell(name, backward="autodiff")`` returns the same cell without it (for
+A/B benchmarks), and the layer-normalised cells have none.
+
 Formulas are PyTorch's ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (checked in ``tests/test_cells.py``):
 
     rnn_tanh: h' = tanh(x W_ih + b_ih + h W_hh + b_hh)            (rnn_relu: relu instead of tanh)
@@ -19,6 +31,10 @@ Formulas are PyTorch's ``nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (checked in ``tests
               c' = f * c + i * g ;  h' = o * tanh(c')
     gru:      r, z = sigmoid(x W_ih[r,z] + b_ih[r,z] + h W_hh[r,z] + b_hh[r,z])
               n = tanh(x W_in + b_in + r * (h W_hn + b_hn)) ;  h' = (1 - z) * n + z * h
+
+Each cell's gate math (what follows its two matmuls) is written once, in :func:`_lstm_gates`,
+:func:`_gru_gates` and :data:`ACTIVATIONS`, and shared by the step, the layer-normalised step
+and the hand-differentiated recurrence's forward pass.
 
 Parameter layout (``H`` = hidden size, ``G`` = number of gate blocks: 1 RNN, 4 LSTM, 3 GRU):
 
@@ -35,10 +51,27 @@ Initialisers (``init=``): ``"uniform"`` every parameter U[-init_scale, init_scal
 ``"identity"`` W_hh the identity per gate block (IRNN, Le et al. 2015, with ``rnn_relu``),
 W_ih U[-init_scale, init_scale], biases 0. For the LSTM ``forget_bias`` is added to the
 forget-gate block of ``b_ih`` after initialisation (0 keeps the initialiser's value).
+
+Layer normalisation (``norm="layer"``, config key ``model.norm``; Ba, Kiros & Hinton 2016): each
+gate block of the input projection ``x W_ih`` and of the recurrent projection ``h W_hh`` is
+normalised on its own (mean 0, variance 1 over that block's H units of one example) and scaled
+by a learned gain; the LSTM's new cell state is also normalised (gain and bias) before its
+``tanh``::
+
+    gates = LN(x W_ih) * g_ih + LN(h W_hh) * g_hh + b_ih (+ b_hh)
+    lstm: c' = f * c + i * g ;  h' = o * tanh(LN(c') * g_c + b_c)
+    gru:  r, z from the gates ; n = tanh(LN(x W_in) g + b_in + r * (LN(h W_hn) g + b_hn))
+    rnn:  h' = act(gates)
+
+so the cell's output does not change when ``W_ih`` or ``W_hh`` is rescaled. Parameters: the base
+cell's (same layout and initialiser) plus gains ``g_ih, g_hh [G*H]`` (ones) and, for the LSTM,
+``g_c, b_c [H]`` (ones, zeros). These cells are named ``f"{name}_ln"`` and have no
+``recurrence`` (autodiff of ``lax.scan``).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -50,6 +83,9 @@ Params = dict[str, jax.Array]
 Carry = Any  # jax.Array [batch, H], or (h, c) for the LSTM
 
 INITS = ("uniform", "orthogonal", "identity")
+NORMS = ("none", "layer")  # model.norm
+BACKWARDS = ("lean", "autodiff")  # get_cell(backward=...)
+LN_EPS = 1e-5  # added to the variance inside layer normalisation
 
 
 class Cell(NamedTuple):
@@ -66,7 +102,12 @@ class Cell(NamedTuple):
   # The step after its one recurrent matmul: step_hw(params, carry, gx_t, hw_t) with
   # hw_t = carry_output(carry) @ w_hh [B, G*H]; it may read params["b_hh"] only, which lets
   # rnnlm_jax.rnn.recurrence compute W_hh's gradient as one GEMM after the backward scan.
-  step_hw: Callable[..., tuple[Carry, jax.Array]] = None
+  step_hw: Callable[..., tuple[Carry, jax.Array]] | None = None
+  # The scanned recurrence with a hand-written backward pass: recurrence(params, carry, gx) with
+  # gx = project_inputs(params, xs) [time, batch, G*H] -> (final carry, hs [time, batch, H]),
+  # the values of lax.scan(step). It reads params["w_hh"] (and the GRU params["b_hh"]) only,
+  # and accepts a member axis K after time (see rnnlm_jax.rnn.recurrence). None: autodiff.
+  recurrence: Callable[[Params, Carry, jax.Array], tuple[Carry, jax.Array]] | None = None
 
 
 # ----------------------------------------------------------------------------- initialisers
@@ -111,6 +152,22 @@ def _zeros_carry(batch_size, hidden_size, dtype=jnp.float32):
   return jnp.zeros((batch_size, hidden_size), dtype)
 
 
+# ----------------------------------------------------------------------------- projections
+
+
+def _flat_matmul(xs: jax.Array, w: jax.Array, compute_dtype: str) -> jax.Array:
+  """``xs [..., K] @ w [K, N] -> [prod(...), N]`` float32, one GEMM over all leading dims."""
+  flat = xs.reshape(-1, xs.shape[-1])
+  if compute_dtype == "float32":
+    return flat @ w
+  return fused.dense(flat[None], w, compute_dtype)[0]
+
+
+def matmul(xs: jax.Array, w: jax.Array, compute_dtype: str = "float32") -> jax.Array:
+  """``xs [..., K] @ w [K, N] -> [..., N]`` float32 (bfloat16 inputs if asked, as the cells do)."""
+  return _flat_matmul(xs, w, compute_dtype).reshape(*xs.shape[:-1], -1)
+
+
 def _project(params: Params, xs: jax.Array, with_hh_bias: bool,
              compute_dtype: str = "float32") -> jax.Array:
   """``xs [..., input] -> [..., G*H]`` float32: one GEMM over all leading dims, plus biases.
@@ -118,19 +175,253 @@ def _project(params: Params, xs: jax.Array, with_hh_bias: bool,
   ``compute_dtype="bfloat16"``: the GEMM's inputs are rounded to bfloat16 and it accumulates in
   float32 (forward and backward, :func:`rnnlm_jax.fused.dense`); parameters stay float32.
   """
-  lead = xs.shape[:-1]
-  if compute_dtype == "float32":
-    flat = xs.reshape(-1, xs.shape[-1]) @ params["w_ih"]
-  else:
-    flat = fused.dense(xs.reshape(1, -1, xs.shape[-1]), params["w_ih"], compute_dtype)[0]
+  flat = _flat_matmul(xs, params["w_ih"], compute_dtype)
   bias = params["b_ih"] + params["b_hh"] if with_hh_bias else params["b_ih"]
-  return (flat + bias).reshape(*lead, -1)
+  return (flat + bias).reshape(*xs.shape[:-1], -1)
 
+
+def layer_norm(x: jax.Array, num_blocks: int = 1, eps: float | None = None) -> jax.Array:
+  """Normalise each of ``num_blocks`` equal slices of the last axis to mean 0 and variance 1.
+
+  ``x [..., num_blocks * H] -> [..., num_blocks * H]``: every ``H``-wide block of every row
+  becomes ``(x - mean) / sqrt(var + eps)`` with its own mean and (biased) variance
+  (``eps=None``: :data:`LN_EPS`). No gain or bias here; the cells apply their own.
+  """
+  eps = LN_EPS if eps is None else eps
+  width = x.shape[-1]
+  if width % num_blocks:
+    raise ValueError(f"layer_norm: last axis {width} does not split into {num_blocks} blocks")
+  xb = x.reshape(*x.shape[:-1], num_blocks, width // num_blocks)
+  mean = jnp.mean(xb, axis=-1, keepdims=True)
+  var = jnp.mean(jnp.square(xb - mean), axis=-1, keepdims=True)
+  return ((xb - mean) * jax.lax.rsqrt(var + eps)).reshape(x.shape)
+
+
+# ----------------------------------------------------------------------------- gate math
+# What each cell computes after its matmuls, written once: the steps, the layer-normalised
+# steps and the forward passes of the hand-differentiated recurrences all call these.
+
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}  # the Elman cells' nonlinearities
+
+
+def _activation_derivative(activation: str, a: jax.Array) -> jax.Array:
+  """``f'`` of an Elman activation from its output ``a = f(pre)``."""
+  return (1.0 - a * a) if activation == "tanh" else (a > 0).astype(a.dtype)
+
+
+def _lstm_gates(gates: jax.Array, c: jax.Array, c_norm: Callable | None = None):
+  """The LSTM after its matmuls: pre-activations ``gates [B, 4H]`` ``(i, f, o, g)``, cell ``c``.
+
+  Returns ``(h', c', ifo, g, tc)``: the new state, the gate activations
+  ``ifo = sigmoid(gates[:3H])`` and ``g = tanh(gates[3H:])``, and ``tc = tanh(c')`` (with
+  ``c_norm``: ``tanh(c_norm(c'))``, the layer-normalised cell), so that ``h' = o * tc``.
+  """
+  hidden = c.shape[-1]
+  ifo = jax.nn.sigmoid(gates[..., :3 * hidden])
+  g = jnp.tanh(gates[..., 3 * hidden:])
+  i, f, o = ifo[..., :hidden], ifo[..., hidden:2 * hidden], ifo[..., 2 * hidden:]
+  c = f * c + i * g
+  tc = jnp.tanh(c if c_norm is None else c_norm(c))
+  h = o * tc
+  return h, c, ifo, g, tc
+
+
+def _gru_gates(gx_t: jax.Array, gh: jax.Array, h: jax.Array):
+  """The GRU after its matmuls: ``gx_t = x W_ih + b_ih``, ``gh = h W_hh + b_hh`` (``[B, 3H]``).
+
+  Returns ``(h', rz, n, ghn)``: the new state, ``rz = sigmoid(r, z pre-activations)``, the
+  candidate ``n`` and ``ghn = h W_hn + b_hn`` (what the reset gate multiplies).
+  """
+  hidden = h.shape[-1]
+  rz = jax.nn.sigmoid(gx_t[..., :2 * hidden] + gh[..., :2 * hidden])
+  r, z = rz[..., :hidden], rz[..., hidden:]
+  ghn = gh[..., 2 * hidden:]
+  n = jnp.tanh(gx_t[..., 2 * hidden:] + r * ghn)
+  h = (1.0 - z) * n + z * h
+  return h, rz, n, ghn
+
+
+# ----------------------------------------------------------------------------- hand-differentiated recurrences
+# Same values and gradients as autodiff of lax.scan over the step, less work backward: the
+# forward saves the gate activations, each backward step is one matmul (dh W_hh^T) and a few
+# elementwise products (nothing recomputed), and dW_hh is one [H, T*B] x [T*B, G*H] GEMM after
+# the scan. Several independent models at once (a vmapped sweep): give every array a member
+# axis K after time (gx [T, K, B, G*H], carry [K, B, H], w_hh [K, H, G*H], b_hh [K, 1, G*H]).
+
+
+def elman_recurrence(activation: str, w_hh: jax.Array, h0: jax.Array, gx: jax.Array,
+                     eps: jax.Array | None = None) -> jax.Array:
+  """The tanh/ReLU RNN recurrence ``h_t = f(gx_t + h_{t-1} W_hh) (+ eps_t)`` with a lean backward.
+
+  Same values and gradients as scanning ``rnn_tanh.step`` (or ``rnn_relu``), faster: the
+  forward saves only ``hs``; the backward step is one matmul and one multiply by
+  ``f'`` (from the saved ``h_t``: ``1 - h_t^2`` or ``h_t > 0``), with nothing recomputed, and
+  ``dW_hh`` is one GEMM after the scan.
+
+  Args:
+    activation: ``"tanh"`` or ``"relu"``.
+    w_hh: ``[H, H]`` (or ``[K, H, H]`` for K models at once).
+    h0: ``[batch, H]`` (``[K, batch, H]``).
+    gx: ``[time, batch, H]`` (``[time, K, batch, H]``): ``x W_ih + b_ih + b_hh``.
+    eps: optional, like ``gx``: added to ``h_t`` after the activation and carried on. Zeros
+      change nothing; the gradient w.r.t. ``eps`` is ``dC/dh_t``, the total gradient w.r.t. each
+      hidden state (Pascanu et al.'s regulariser needs it), at no extra cost.
+
+  Returns:
+    ``hs``, shaped like ``gx``.
+  """
+  if activation not in ACTIVATIONS:
+    raise ValueError(f"activation must be tanh or relu, got {activation!r}")
+  return _elman(activation, w_hh, h0, gx, jnp.zeros_like(gx) if eps is None else eps)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _elman(activation, w_hh, h0, gx, eps):
+  return _elman_fwd(activation, w_hh, h0, gx, eps)[0]
+
+
+def _elman_fwd(activation, w_hh, h0, gx, eps):
+  act = ACTIVATIONS[activation]
+
+  def body(h, inp):
+    g_t, e_t = inp
+    h = act(g_t + h @ w_hh) + e_t
+    return h, h
+
+  _, hs = jax.lax.scan(body, h0, (gx, eps))
+  return hs, (w_hh, h0, hs, eps)
+
+
+def _elman_bwd(activation, res, d_hs):
+  w_hh, h0, hs, eps = res
+  w_t = jnp.swapaxes(w_hh, -1, -2)
+
+  def body(d_pre_next, inp):
+    dh_t, h_t, e_t = inp
+    g_t = dh_t + d_pre_next @ w_t  # dC/dh_t, through later steps too
+    d_pre = g_t * _activation_derivative(activation, h_t - e_t)  # from the activation's output
+    return d_pre, (d_pre, g_t)
+
+  d_pre0, (d_pre, g) = jax.lax.scan(body, jnp.zeros_like(h0), (d_hs, hs, eps), reverse=True)
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+  d_w = jnp.einsum("t...bh,t...bg->...hg", h_prev, d_pre)
+  return d_w, d_pre0 @ w_t, d_pre, g
+
+
+_elman.defvjp(_elman_fwd, _elman_bwd)
+
+
+def lstm_recurrence(w_hh: jax.Array, carry: tuple[jax.Array, jax.Array],
+                    gx: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+  """The LSTM recurrence (gates ``(i, f, o, g)``) with a lean backward pass.
+
+  Same values and gradients as scanning ``lstm.step``; the forward saves the gate
+  activations, so the backward step is one matmul and a few multiplications (no sigmoid or
+  tanh recomputed), and ``dW_hh`` is one GEMM after the scan. ``w_hh [H, 4H]``, ``carry (h, c)``
+  each ``[batch, H]``, ``gx [time, batch, 4H]`` (or with a member axis K after time); returns
+  ``((h_T, c_T), hs [time, batch, H])``.
+  """
+  return _lstm(w_hh, carry, gx)
+
+
+@jax.custom_vjp
+def _lstm(w_hh, carry, gx):
+  return _lstm_fwd(w_hh, carry, gx)[0]
+
+
+def _lstm_fwd(w_hh, carry, gx):
+  def body(hc, gx_t):
+    h, c = hc
+    h, c, ifo, g, tc = _lstm_gates(gx_t + h @ w_hh, c)
+    return (h, c), (h, c, ifo, g, tc)
+
+  final, (hs, cs, ifo, g, tc) = jax.lax.scan(body, carry, gx)
+  return (final, hs), (w_hh, carry, hs, cs, ifo, g, tc)
+
+
+def _lstm_bwd(res, cotangents):
+  w_hh, (h0, c0), hs, cs, ifo, g, tc = res
+  (dh_final, dc_final), d_hs = cotangents
+  hidden = w_hh.shape[-2]
+  w_t = jnp.swapaxes(w_hh, -1, -2)
+  c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
+
+  def body(acc, inp):
+    dh_next, dc_next = acc
+    dh_t, ifo_t, g_t, tc_t, cp_t = inp
+    i, f, o = ifo_t[..., :hidden], ifo_t[..., hidden:2 * hidden], ifo_t[..., 2 * hidden:]
+    dh = dh_t + dh_next
+    dc = dc_next + dh * o * (1.0 - tc_t * tc_t)
+    d_ifo = jnp.concatenate([dc * g_t, dc * cp_t, dh * tc_t], axis=-1) * ifo_t * (1.0 - ifo_t)
+    d_gates = jnp.concatenate([d_ifo, dc * i * (1.0 - g_t * g_t)], axis=-1)
+    return (d_gates @ w_t, dc * f), d_gates
+
+  (d_h0, d_c0), d_gates = jax.lax.scan(body, (dh_final, dc_final), (d_hs, ifo, g, tc, c_prev),
+                                       reverse=True)
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+  d_w = jnp.einsum("t...bh,t...bg->...hg", h_prev, d_gates)
+  return d_w, (d_h0, d_c0), d_gates
+
+
+_lstm.defvjp(_lstm_fwd, _lstm_bwd)
+
+
+def gru_recurrence(w_hh: jax.Array, b_hh: jax.Array, h0: jax.Array,
+                   gx: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The GRU recurrence (gates ``(r, z, n)``) with a lean backward pass.
+
+  Same values and gradients as scanning ``gru.step``; the forward saves ``r, z, n`` and
+  ``h W_hn + b_hn``, so nothing is recomputed backward. ``b_hh [3H]`` (``[K, 1, 3H]`` with a
+  member axis); other shapes as :func:`lstm_recurrence`. Returns ``(h_T, hs [time, batch, H])``.
+  """
+  return _gru(w_hh, b_hh, h0, gx)
+
+
+@jax.custom_vjp
+def _gru(w_hh, b_hh, h0, gx):
+  return _gru_fwd(w_hh, b_hh, h0, gx)[0]
+
+
+def _gru_fwd(w_hh, b_hh, h0, gx):
+  def body(h, gx_t):
+    h, rz, n, ghn = _gru_gates(gx_t, h @ w_hh + b_hh, h)
+    return h, (h, rz, n, ghn)
+
+  final, (hs, rz, n, ghn) = jax.lax.scan(body, h0, gx)
+  return (final, hs), (w_hh, b_hh, h0, hs, rz, n, ghn)
+
+
+def _gru_bwd(res, cotangents):
+  w_hh, b_hh, h0, hs, rz, n, ghn = res
+  dh_final, d_hs = cotangents
+  hidden = w_hh.shape[-2]
+  w_t = jnp.swapaxes(w_hh, -1, -2)
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
+
+  def body(dh_next, inp):
+    dh_t, rz_t, n_t, ghn_t, hp_t = inp
+    r, z = rz_t[..., :hidden], rz_t[..., hidden:]
+    dh = dh_t + dh_next
+    dn_pre = dh * (1.0 - z) * (1.0 - n_t * n_t)
+    d_rz = jnp.concatenate([dn_pre * ghn_t, dh * (hp_t - n_t)], axis=-1) * rz_t * (1.0 - rz_t)
+    d_gx = jnp.concatenate([d_rz, dn_pre], axis=-1)
+    d_gh = jnp.concatenate([d_rz, dn_pre * r], axis=-1)
+    return dh * z + d_gh @ w_t, (d_gx, d_gh)
+
+  d_h0, (d_gx, d_gh) = jax.lax.scan(body, dh_final, (d_hs, rz, n, ghn, h_prev), reverse=True)
+  d_w = jnp.einsum("t...bh,t...bg->...hg", h_prev, d_gh)
+  d_b = jnp.sum(d_gh, axis=0).sum(axis=-2).reshape(b_hh.shape)
+  return d_w, d_b, d_h0, d_gx
+
+
+_gru.defvjp(_gru_fwd, _gru_bwd)
 
 # ----------------------------------------------------------------------------- vanilla RNN
 
 
-def _make_rnn(name: str, activation: Callable[[jax.Array], jax.Array]) -> Cell:
+def _make_rnn(name: str, activation: str) -> Cell:
+  act = ACTIVATIONS[activation]
+
   def init(key, input_size, hidden_size, *, init="uniform", init_scale=0.1, forget_bias=0.0,
            gain=1.0):
     """Parameters of an Elman RNN; ``forget_bias`` is accepted and ignored (no gates)."""
@@ -145,7 +436,7 @@ def _make_rnn(name: str, activation: Callable[[jax.Array], jax.Array]) -> Cell:
   def step_hw(params, h, gx_t, hw_t):
     """``h [B, H], gx_t [B, H], hw_t = h W_hh [B, H] -> (h', h')``."""
     del params, h
-    h = activation(gx_t + hw_t)
+    h = act(gx_t + hw_t)
     return h, h
 
   def step(params, h, gx_t):
@@ -156,11 +447,17 @@ def _make_rnn(name: str, activation: Callable[[jax.Array], jax.Array]) -> Cell:
     """One step on the raw input ``x_t [B, input]``."""
     return step(params, carry, project_inputs(params, x_t))
 
-  return Cell(name, 1, init, _zeros_carry, project_inputs, step, apply, lambda h: h, step_hw)
+  def recurrence(params, h0, gx):
+    """:func:`elman_recurrence` as ``(h_T, hs)``."""
+    hs = elman_recurrence(activation, params["w_hh"], h0, gx)
+    return hs[-1], hs
+
+  return Cell(name, 1, init, _zeros_carry, project_inputs, step, apply, lambda h: h, step_hw,
+              recurrence)
 
 
-rnn_tanh = _make_rnn("rnn_tanh", jnp.tanh)
-rnn_relu = _make_rnn("rnn_relu", jax.nn.relu)
+rnn_tanh = _make_rnn("rnn_tanh", "tanh")
+rnn_relu = _make_rnn("rnn_relu", "relu")
 
 # ----------------------------------------------------------------------------- LSTM
 
@@ -194,14 +491,7 @@ def _lstm_step(params, carry, gx_t):
 def _lstm_step_hw(params, carry, gx_t, hw_t):
   """As :func:`_lstm_step` given ``hw_t = h W_hh [B, 4H]``."""
   del params
-  h, c = carry
-  hidden = h.shape[-1]
-  gates = gx_t + hw_t
-  ifo = jax.nn.sigmoid(gates[..., :3 * hidden])
-  g = jnp.tanh(gates[..., 3 * hidden:])
-  i, f, o = ifo[..., :hidden], ifo[..., hidden:2 * hidden], ifo[..., 2 * hidden:]
-  c = f * c + i * g
-  h = o * jnp.tanh(c)
+  h, c, *_ = _lstm_gates(gx_t + hw_t, carry[1])
   return (h, c), h
 
 
@@ -211,7 +501,8 @@ def _lstm_apply(params, carry, x_t):
 
 
 lstm = Cell("lstm", 4, _lstm_init, _lstm_init_carry, _lstm_project, _lstm_step, _lstm_apply,
-            lambda carry: carry[0], _lstm_step_hw)
+            lambda carry: carry[0], _lstm_step_hw,
+            lambda params, carry, gx: lstm_recurrence(params["w_hh"], carry, gx))
 
 # ----------------------------------------------------------------------------- GRU
 
@@ -235,12 +526,7 @@ def _gru_step(params, h, gx_t):
 
 def _gru_step_hw(params, h, gx_t, hw_t):
   """As :func:`_gru_step` given ``hw_t = h W_hh [B, 3H]`` (adds ``b_hh`` itself)."""
-  hidden = h.shape[-1]
-  gh = hw_t + params["b_hh"]
-  rz = jax.nn.sigmoid(gx_t[..., :2 * hidden] + gh[..., :2 * hidden])
-  r, z = rz[..., :hidden], rz[..., hidden:]
-  n = jnp.tanh(gx_t[..., 2 * hidden:] + r * gh[..., 2 * hidden:])
-  h = (1.0 - z) * n + z * h
+  h, *_ = _gru_gates(gx_t, hw_t + params["b_hh"], h)
   return h, h
 
 
@@ -250,18 +536,80 @@ def _gru_apply(params, carry, x_t):
 
 
 gru = Cell("gru", 3, _gru_init, _zeros_carry, _gru_project, _gru_step, _gru_apply, lambda h: h,
-           _gru_step_hw)
+           _gru_step_hw,
+           lambda params, h0, gx: gru_recurrence(params["w_hh"], params["b_hh"], h0, gx))
+
+# ----------------------------------------------------------------------------- layer norm
+
+
+def _layer_norm_cell(base: Cell) -> Cell:
+  """The layer-normalised version of ``base`` (see the module docstring); no ``recurrence``."""
+  num_gates = base.num_gates
+  is_lstm, is_gru = base is lstm, base is gru
+
+  def init(key, input_size, hidden_size, **init_kw):
+    """Base parameters plus the LN gains (and the LSTM cell-state gain and bias)."""
+    p = dict(base.init(key, input_size, hidden_size, **init_kw))
+    p["g_ih"] = jnp.ones((num_gates * hidden_size,), jnp.float32)
+    p["g_hh"] = jnp.ones((num_gates * hidden_size,), jnp.float32)
+    if is_lstm:
+      p["g_c"] = jnp.ones((hidden_size,), jnp.float32)
+      p["b_c"] = jnp.zeros((hidden_size,), jnp.float32)
+    return p
+
+  def project_inputs(params, xs, compute_dtype="float32"):
+    """``xs [..., input] -> [..., G*H]`` = LN(x W_ih) g_ih + b_ih (+ b_hh, not for the GRU)."""
+    out = layer_norm(matmul(xs, params["w_ih"], compute_dtype), num_gates) * params["g_ih"]
+    out = out + params["b_ih"]
+    return out if is_gru else out + params["b_hh"]
+
+  def step(params, carry, gx_t):
+    """``carry, gx_t [B, G*H] -> (carry', h' [B, H])``."""
+    h = base.carry_output(carry)
+    hw = layer_norm(h @ params["w_hh"], num_gates) * params["g_hh"]
+    if not is_lstm:  # the base step after its matmul (the GRU adds b_hh itself)
+      return base.step_hw(params, carry, gx_t, hw)
+    h, c, *_ = _lstm_gates(gx_t + hw, carry[1],
+                           lambda c: layer_norm(c) * params["g_c"] + params["b_c"])
+    return (h, c), h
+
+  def apply(params, carry, x_t):
+    """One step on the raw input ``x_t [B, input]``."""
+    return step(params, carry, project_inputs(params, x_t))
+
+  return Cell(f"{base.name}_ln", num_gates, init, base.init_carry, project_inputs, step, apply,
+              base.carry_output, None, None)
+
 
 # ----------------------------------------------------------------------------- registry
 
-CELLS: dict[str, Cell] = {c.name: c for c in (rnn_tanh, rnn_relu, lstm, gru)}
+CELLS: dict[str, Cell] = {c.name: c for c in (rnn_tanh, rnn_relu, lstm, gru)}  # norm="none"
+_REGISTRY: dict[tuple[str, str, str], Cell] = {}
+for _name, _base in CELLS.items():
+  for _norm, _cell in (("none", _base), ("layer", _layer_norm_cell(_base))):
+    _REGISTRY[_name, _norm, "lean"] = _cell
+    _REGISTRY[_name, _norm, "autodiff"] = _cell._replace(recurrence=None)
+del _name, _base, _norm, _cell
 
 
-def get_cell(name: str) -> Cell:
-  """The cell called ``name``; a clear ``ValueError`` for an unknown name."""
-  try:
-    return CELLS[name]
-  except KeyError:
+def get_cell(name: str, norm: str = "none", *, backward: str = "lean") -> Cell:
+  """The cell called ``name`` with normalisation ``norm``; clear ``ValueError``s.
+
+  Args:
+    name: ``rnn_tanh`` | ``rnn_relu`` | ``lstm`` | ``gru`` (config key ``model.cell``).
+    norm: ``none`` | ``layer`` (config key ``model.norm``): layer-normalised gates.
+    backward: ``lean`` (default): the cell's hand-differentiated ``recurrence`` where it has one;
+      ``autodiff``: the same cell with ``recurrence=None``, so scans differentiate
+      ``lax.scan(cell.step)`` (same values and gradients to float rounding; for A/B benchmarks).
+
+  One object per ``(name, norm, backward)``: the same call always returns the same cell.
+  """
+  if norm not in NORMS:
+    raise ValueError(f"model.norm must be one of {' | '.join(NORMS)}, got {norm!r} (recurrent "
+                     f"batch norm is not implemented; see experiments/remedies/README.md)")
+  if backward not in BACKWARDS:
+    raise ValueError(f"backward must be one of {' | '.join(BACKWARDS)}, got {backward!r}")
+  if name not in CELLS:
     raise ValueError(
-        f"unknown cell {name!r}; choose one of {', '.join(CELLS)} (config key model.cell)"
-    ) from None
+        f"unknown cell {name!r}; choose one of {', '.join(CELLS)} (config key model.cell)")
+  return _REGISTRY[name, norm, backward]

@@ -5,9 +5,28 @@ Public shapes are batch-major, ``[batch, time, features]``. The ``*_time_major``
 path). A stack's carry is a list with one cell carry per layer, so it can be passed from one
 window to the next (truncated BPTT).
 
-Dropout follows Zaremba et al. 2014: only non-recurrent connections are dropped. The stack
-drops the input of layers 2..L (between layers); the model drops the embeddings and the
-output of the last layer.
+A layer runs its cell's hand-differentiated recurrence (the field ``Cell.recurrence``) where the
+cell has one and nothing asks for remat, unroll or reverse; otherwise autodiff of ``lax.scan``.
+Same values and gradients either way; the lean one does less work backward (scripts/bench.py,
+scripts/bench_lean_backward.py). ``cells.get_cell(name, backward="autodiff")`` gives a cell
+without it.
+
+The stack (:func:`stack_time_major`) is the one stack of every model, with the remedy options
+of issue 8 (each off by default, and then without effect):
+
+* dropout on the input of layers 2..L, following Zaremba et al. 2014: only non-recurrent
+  connections are dropped (the model drops the embeddings and the output of the last layer);
+  ``locked=True`` makes it variational (:func:`locked_dropout`: Gal & Ghahramani 2016, one mask
+  per sequence and feature, the same at every time step of a window);
+* ``residual=True``: layer ``l`` outputs ``x_l + layer_l(x_l)`` where ``x_l`` is the layer's
+  input (after any between-layer dropout); where the widths differ (layer 0 with
+  ``embed_size != hidden_size``) the skip path is a learned projection ``x_0 P`` (``res_proj
+  [E, H]``, no bias);
+* ``weight_drop_rate``: DropConnect on each layer's recurrent matrix ``W_hh`` (Merity et al.
+  2017; :func:`weight_drop`): one mask per layer and window, shared by every time step and
+  every sequence of the batch. It changes the weights fed to the recurrence, not the cell's
+  math, so the hand-differentiated recurrences still apply (their gradient is taken with
+  respect to the masked matrix, and autodiff multiplies by the mask).
 """
 
 from __future__ import annotations
@@ -20,12 +39,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from rnnlm_jax.cells import Carry, Cell, Params
-
-
-# Layers without remat run the hand-differentiated recurrences (:func:`recurrence`) rather than
-# autodiff of ``lax.scan``: same values and gradients, less work backward (scripts/bench.py).
-LEAN_BACKWARD = True
+from rnnlm_jax.cells import (Carry, Cell, Params, elman_recurrence, gru_recurrence,  # noqa: F401
+                             lstm_recurrence, matmul)
 
 REMAT_MODES = ("none", "step", "segment")
 REMAT_POLICIES = ("none", "dots")
@@ -167,9 +182,8 @@ def scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.
     return _segment_scan(cell, params, carry, xs_TBI, remat, unroll=unroll, reverse=reverse,
                          compute_dtype=compute_dtype)
   gx_TBG = cell.project_inputs(params, xs_TBI, compute_dtype)  # one GEMM for all time steps
-  if (LEAN_BACKWARD and cell.step_hw is not None and remat.mode == "none" and unroll == 1
-      and not reverse):  # cells without step_hw (layer-normalised ones) use autodiff below
-    return recurrence(cell, params, carry, gx_TBG)  # same values, hand-written backward pass
+  if cell.recurrence is not None and remat.mode == "none" and unroll == 1 and not reverse:
+    return cell.recurrence(params, carry, gx_TBG)  # same values, hand-written backward pass
 
   def body(c, gx_t):
     return cell.step(params, c, gx_t)
@@ -186,9 +200,10 @@ def recurrence(cell: Cell, params: Params, carry: Carry,
   ``gx_TBG [time, batch, G*H]`` are the projected inputs (``cell.project_inputs``); returns
   ``(final carry, hs [time, batch, H])`` exactly as ``lax.scan(cell.step)`` does.
 
-  The built-in cells take specialised paths (:func:`elman_recurrence`, :func:`lstm_recurrence`,
-  :func:`gru_recurrence`) that also save the gate activations, so the backward step recomputes
-  nothing; any other cell uses the generic path below (``cell.step_hw`` recomputed backward).
+  Runs the cell's own ``cell.recurrence`` (the built-in cells': :func:`elman_recurrence`,
+  :func:`lstm_recurrence`, :func:`gru_recurrence`, which save the gate activations so the
+  backward step recomputes nothing); a cell without one (e.g. ``get_cell(name,
+  backward="autodiff")``) takes the generic path below, ``cell.step_hw`` recomputed backward.
 
   Several independent models at once (a vmapped sweep): give every array a member axis after
   time, ``gx [time, K, batch, G*H]``, carry ``[K, batch, H]``, ``w_hh [K, H, G*H]`` and biases
@@ -196,18 +211,15 @@ def recurrence(cell: Cell, params: Params, carry: Carry,
 
   Why: differentiating ``lax.scan`` makes every backward step do two small GEMMs (``dh W_hh^T``
   and the ``dW_hh += h^T dgates`` accumulation) plus the saved-residual traffic. Here the
-  backward scan does only ``dh W_hh^T`` and the elementwise part of the step (recomputed from
-  the saved carries and ``hw_t = h_{t-1} W_hh`` through ``cell.step_hw``); ``dW_hh`` is then one
-  ``[H, time*batch] x [time*batch, G*H]`` GEMM. On this project's 2-core CPU that halves the
+  backward scan does only ``dh W_hh^T`` and the elementwise part of the step; ``dW_hh`` is then
+  one ``[H, time*batch] x [time*batch, G*H]`` GEMM. On this project's 2-core CPU that halves the
   time of a small tanh-RNN update (see scripts/bench_sweep_vmap.py).
   """
-  if cell.name in ("rnn_tanh", "rnn_relu"):
-    hs = elman_recurrence(cell.name[4:], params["w_hh"], carry, gx_TBG)
-    return hs[-1], hs
-  if cell.name == "lstm":  # the gate activations are saved: nothing recomputed backward
-    return lstm_recurrence(params["w_hh"], carry, gx_TBG)
-  if cell.name == "gru":
-    return gru_recurrence(params["w_hh"], params["b_hh"], carry, gx_TBG)
+  if cell.recurrence is not None:
+    return cell.recurrence(params, carry, gx_TBG)
+  if cell.step_hw is None:
+    raise ValueError(f"cell {cell.name!r} has neither a recurrence nor a step_hw: differentiate "
+                     f"lax.scan(cell.step) instead (rnn.scan_layer_time_major does)")
   return _recurrence(cell, params, carry, gx_TBG)
 
 
@@ -257,193 +269,6 @@ def _recurrence_bwd(cell, res, cotangents):
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
-def lstm_recurrence(w_hh: jax.Array, carry: tuple[jax.Array, jax.Array],
-                    gx: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
-  """The LSTM recurrence (``cells.lstm``, gates ``(i, f, o, g)``) with a lean backward pass.
-
-  Same values and gradients as scanning ``cells.lstm.step``; the forward saves the gate
-  activations, so the backward step is one matmul and a few multiplications (no sigmoid or
-  tanh recomputed), and ``dW_hh`` is one GEMM after the scan. Shapes as :func:`recurrence`:
-  ``w_hh [H, 4H]``, ``carry (h, c)`` each ``[batch, H]``, ``gx [time, batch, 4H]`` (or with a
-  member axis K after time); returns ``((h_T, c_T), hs [time, batch, H])``.
-  """
-  return _lstm(w_hh, carry, gx)
-
-
-@jax.custom_vjp
-def _lstm(w_hh, carry, gx):
-  return _lstm_fwd(w_hh, carry, gx)[0]
-
-
-def _lstm_fwd(w_hh, carry, gx):
-  hidden = w_hh.shape[-2]
-
-  def body(hc, gx_t):
-    h, c = hc
-    gates = gx_t + h @ w_hh
-    ifo = jax.nn.sigmoid(gates[..., :3 * hidden])
-    g = jnp.tanh(gates[..., 3 * hidden:])
-    i, f, o = ifo[..., :hidden], ifo[..., hidden:2 * hidden], ifo[..., 2 * hidden:]
-    c = f * c + i * g
-    tc = jnp.tanh(c)
-    h = o * tc
-    return (h, c), (h, c, ifo, g, tc)
-
-  final, (hs, cs, ifo, g, tc) = jax.lax.scan(body, carry, gx)
-  return (final, hs), (w_hh, carry, hs, cs, ifo, g, tc)
-
-
-def _lstm_bwd(res, cotangents):
-  w_hh, (h0, c0), hs, cs, ifo, g, tc = res
-  (dh_final, dc_final), d_hs = cotangents
-  hidden = w_hh.shape[-2]
-  w_t = jnp.swapaxes(w_hh, -1, -2)
-  c_prev = jnp.concatenate([c0[None], cs[:-1]], axis=0)
-
-  def body(acc, inp):
-    dh_next, dc_next = acc
-    dh_t, ifo_t, g_t, tc_t, cp_t = inp
-    i, f, o = ifo_t[..., :hidden], ifo_t[..., hidden:2 * hidden], ifo_t[..., 2 * hidden:]
-    dh = dh_t + dh_next
-    dc = dc_next + dh * o * (1.0 - tc_t * tc_t)
-    d_ifo = jnp.concatenate([dc * g_t, dc * cp_t, dh * tc_t], axis=-1) * ifo_t * (1.0 - ifo_t)
-    d_gates = jnp.concatenate([d_ifo, dc * i * (1.0 - g_t * g_t)], axis=-1)
-    return (d_gates @ w_t, dc * f), d_gates
-
-  (d_h0, d_c0), d_gates = jax.lax.scan(body, (dh_final, dc_final), (d_hs, ifo, g, tc, c_prev),
-                                       reverse=True)
-  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-  d_w = jnp.einsum("t...bh,t...bg->...hg", h_prev, d_gates)
-  return d_w, (d_h0, d_c0), d_gates
-
-
-_lstm.defvjp(_lstm_fwd, _lstm_bwd)
-
-
-def gru_recurrence(w_hh: jax.Array, b_hh: jax.Array, h0: jax.Array,
-                   gx: jax.Array) -> tuple[jax.Array, jax.Array]:
-  """The GRU recurrence (``cells.gru``, gates ``(r, z, n)``) with a lean backward pass.
-
-  Same values and gradients as scanning ``cells.gru.step``; the forward saves ``r, z, n`` and
-  ``h W_hn + b_hn``, so nothing is recomputed backward. ``b_hh [3H]`` (``[K, 1, 3H]`` with a
-  member axis); other shapes as :func:`recurrence`. Returns ``(h_T, hs [time, batch, H])``.
-  """
-  return _gru(w_hh, b_hh, h0, gx)
-
-
-@jax.custom_vjp
-def _gru(w_hh, b_hh, h0, gx):
-  return _gru_fwd(w_hh, b_hh, h0, gx)[0]
-
-
-def _gru_fwd(w_hh, b_hh, h0, gx):
-  hidden = w_hh.shape[-2]
-
-  def body(h, gx_t):
-    gh = h @ w_hh + b_hh
-    rz = jax.nn.sigmoid(gx_t[..., :2 * hidden] + gh[..., :2 * hidden])
-    r, z = rz[..., :hidden], rz[..., hidden:]
-    ghn = gh[..., 2 * hidden:]
-    n = jnp.tanh(gx_t[..., 2 * hidden:] + r * ghn)
-    h = (1.0 - z) * n + z * h
-    return h, (h, rz, n, ghn)
-
-  final, (hs, rz, n, ghn) = jax.lax.scan(body, h0, gx)
-  return (final, hs), (w_hh, b_hh, h0, hs, rz, n, ghn)
-
-
-def _gru_bwd(res, cotangents):
-  w_hh, b_hh, h0, hs, rz, n, ghn = res
-  dh_final, d_hs = cotangents
-  hidden = w_hh.shape[-2]
-  w_t = jnp.swapaxes(w_hh, -1, -2)
-  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-
-  def body(dh_next, inp):
-    dh_t, rz_t, n_t, ghn_t, hp_t = inp
-    r, z = rz_t[..., :hidden], rz_t[..., hidden:]
-    dh = dh_t + dh_next
-    dn_pre = dh * (1.0 - z) * (1.0 - n_t * n_t)
-    d_rz = jnp.concatenate([dn_pre * ghn_t, dh * (hp_t - n_t)], axis=-1) * rz_t * (1.0 - rz_t)
-    d_gx = jnp.concatenate([d_rz, dn_pre], axis=-1)
-    d_gh = jnp.concatenate([d_rz, dn_pre * r], axis=-1)
-    return dh * z + d_gh @ w_t, (d_gx, d_gh)
-
-  d_h0, (d_gx, d_gh) = jax.lax.scan(body, dh_final, (d_hs, rz, n, ghn, h_prev), reverse=True)
-  d_w = jnp.einsum("t...bh,t...bg->...hg", h_prev, d_gh)
-  d_b = jnp.sum(d_gh, axis=0).sum(axis=-2).reshape(b_hh.shape)
-  return d_w, d_b, d_h0, d_gx
-
-
-_gru.defvjp(_gru_fwd, _gru_bwd)
-
-
-def elman_recurrence(activation: str, w_hh: jax.Array, h0: jax.Array, gx: jax.Array,
-                     eps: jax.Array | None = None) -> jax.Array:
-  """The tanh/ReLU RNN recurrence ``h_t = f(gx_t + h_{t-1} W_hh) (+ eps_t)`` with a lean backward.
-
-  Same values and gradients as scanning ``cells.rnn_tanh.step`` (or ``rnn_relu``), faster: the
-  forward saves only ``hs``; the backward step is one matmul and one multiply by
-  ``f'`` (from the saved ``h_t``: ``1 - h_t^2`` or ``h_t > 0``), with nothing recomputed, and
-  ``dW_hh`` is one GEMM after the scan.
-
-  Args:
-    activation: ``"tanh"`` or ``"relu"``.
-    w_hh: ``[H, H]`` (or ``[K, H, H]`` for K models at once, see :func:`recurrence`).
-    h0: ``[batch, H]`` (``[K, batch, H]``).
-    gx: ``[time, batch, H]`` (``[time, K, batch, H]``): ``x W_ih + b_ih + b_hh``.
-    eps: optional, like ``gx``: added to ``h_t`` after the activation and carried on. Zeros
-      change nothing; the gradient w.r.t. ``eps`` is ``dC/dh_t``, the total gradient w.r.t. each
-      hidden state (Pascanu et al.'s regulariser needs it), at no extra cost.
-
-  Returns:
-    ``hs``, shaped like ``gx``.
-  """
-  if activation not in ("tanh", "relu"):
-    raise ValueError(f"activation must be tanh or relu, got {activation!r}")
-  return _elman(activation, w_hh, h0, gx, jnp.zeros_like(gx) if eps is None else eps)
-
-
-def _elman_act(activation, x):
-  return jnp.tanh(x) if activation == "tanh" else jax.nn.relu(x)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _elman(activation, w_hh, h0, gx, eps):
-  return _elman_fwd(activation, w_hh, h0, gx, eps)[0]
-
-
-def _elman_fwd(activation, w_hh, h0, gx, eps):
-  def body(h, inp):
-    g_t, e_t = inp
-    h = _elman_act(activation, g_t + h @ w_hh) + e_t
-    return h, h
-
-  _, hs = jax.lax.scan(body, h0, (gx, eps))
-  return hs, (w_hh, h0, hs, eps)
-
-
-def _elman_bwd(activation, res, d_hs):
-  w_hh, h0, hs, eps = res
-  w_t = jnp.swapaxes(w_hh, -1, -2)
-
-  def body(d_pre_next, inp):
-    dh_t, h_t, e_t = inp
-    g_t = dh_t + d_pre_next @ w_t  # dC/dh_t, through later steps too
-    a_t = h_t - e_t  # the activation's output
-    deriv = (1.0 - a_t * a_t) if activation == "tanh" else (a_t > 0).astype(a_t.dtype)
-    d_pre = g_t * deriv
-    return d_pre, (d_pre, g_t)
-
-  d_pre0, (d_pre, g) = jax.lax.scan(body, jnp.zeros_like(h0), (d_hs, hs, eps), reverse=True)
-  h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
-  d_w = jnp.einsum("t...bh,t...bg->...hg", h_prev, d_pre)
-  return d_w, d_pre0 @ w_t, d_pre, g
-
-
-_elman.defvjp(_elman_fwd, _elman_bwd)
-
-
 def scan_layer(cell: Cell, params: Params, carry: Carry, xs_BTI: jax.Array, **kw):
   """As :func:`scan_layer_time_major` on ``[batch, time, input]``; returns ``hs [batch, time, H]``."""
   carry, hs = scan_layer_time_major(cell, params, carry, jnp.swapaxes(xs_BTI, 0, 1), **kw)
@@ -473,23 +298,72 @@ def dropout(x: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
   return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
 
 
+def locked_dropout(x_TBF: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
+  """Variational dropout on ``x [time, batch, features]``: one mask ``[1, batch, features]``
+  for every time step, kept units scaled by ``1 / (1 - rate)``. Identity when ``rate == 0`` or
+  ``rng is None`` (evaluation)."""
+  if rate == 0.0 or rng is None:
+    return x_TBF
+  keep = jax.random.bernoulli(rng, 1.0 - rate, (1,) + x_TBF.shape[1:])
+  return jnp.where(keep, x_TBF / (1.0 - rate), jnp.zeros_like(x_TBF))
+
+
+def weight_drop(params: Params, rate: float, rng: jax.Array | None) -> Params:
+  """``params`` with ``w_hh`` DropConnect-ed: one mask ``[H, G*H]`` (the same for every time
+  step and sequence of the window), kept weights scaled by ``1 / (1 - rate)``. Unchanged when
+  ``rate == 0`` or ``rng is None``."""
+  if rate == 0.0 or rng is None:
+    return params
+  w = params["w_hh"]
+  keep = jax.random.bernoulli(rng, 1.0 - rate, w.shape)
+  return dict(params, w_hh=jnp.where(keep, w / (1.0 - rate), jnp.zeros_like(w)))
+
+
 def stack_time_major(cell: Cell, params: Sequence[Params], carries: Sequence[Carry],
                      xs_TBI: jax.Array, *, dropout_rate: float = 0.0, rng: jax.Array | None = None,
+                     locked: bool = False, residual: bool = False,
+                     res_proj: jax.Array | None = None, weight_drop_rate: float = 0.0,
                      unroll: int = 1, remat: "bool | str | Remat" = False,
                      compute_dtype: str = "float32") -> tuple[list, jax.Array]:
-  """Run a stack of layers over ``[time, batch, input]``.
+  """Run a stack of layers over ``[time, batch, input]`` (the remedy options: module docstring).
 
-  Dropout (``rng`` given and ``dropout_rate > 0``) is applied to the input of every layer but
-  the first. Returns ``(carries, hs [time, batch, H])`` where ``hs`` is the last layer's output.
+  Args:
+    cell, unroll, remat, compute_dtype: as :func:`scan_layer_time_major`, for every layer.
+    params, carries: one entry per layer.
+    xs_TBI: inputs ``[time, batch, input]``.
+    dropout_rate: dropout on the input of every layer but the first (``rng`` given).
+    rng: dropout key (None: evaluation, nothing dropped). The between-layer masks use
+      ``split(rng, L)[layer]``, the weight masks ``fold_in(rng, 1000 + layer)``.
+    locked: that dropout uses one mask per window (:func:`locked_dropout`).
+    residual: each layer outputs ``x + layer(x)``; ``res_proj [input, H]`` maps layer 0's
+      input when its width differs from ``H`` (required then).
+    weight_drop_rate: DropConnect on every layer's ``w_hh`` (:func:`weight_drop`).
+
+  Returns:
+    ``(carries, hs [time, batch, H])``, the last layer's output.
   """
+  num_layers = len(params)
+  rngs = jax.random.split(rng, num_layers) if rng is not None else [None] * num_layers
+  drop = locked_dropout if locked else dropout
   new_carries = []
   h = xs_TBI
-  rngs = jax.random.split(rng, len(params)) if rng is not None else [None] * len(params)
   for layer, (p, c) in enumerate(zip(params, carries)):
     if layer > 0:
-      h = dropout(h, dropout_rate, rngs[layer])
-    c, h = scan_layer_time_major(cell, p, c, h, unroll=unroll, remat=remat,
-                                 compute_dtype=compute_dtype)
+      h = drop(h, dropout_rate, rngs[layer])
+    if weight_drop_rate and rng is not None:
+      p = weight_drop(p, weight_drop_rate, jax.random.fold_in(rng, 1000 + layer))
+    c, out = scan_layer_time_major(cell, p, c, h, unroll=unroll, remat=remat,
+                                   compute_dtype=compute_dtype)
+    if residual:
+      if h.shape[-1] == out.shape[-1]:
+        skip = h
+      elif res_proj is None:
+        raise ValueError(f"residual layer {layer}: input width {h.shape[-1]} != hidden size "
+                         f"{out.shape[-1]} and no res_proj given")
+      else:
+        skip = matmul(h, res_proj, compute_dtype)
+      out = skip + out
+    h = out
     new_carries.append(c)
   return new_carries, h
 

@@ -123,9 +123,12 @@ class _JaxTrainer:
 
 
 class OursTrainer(_JaxTrainer):
-  """rnnlm_jax: the library's own train step (what ``rnnlm-train`` runs)."""
+  """rnnlm_jax: the library's own train step (what ``rnnlm-train`` runs).
 
-  def __init__(self, w: Workload, cell: str, dtype: str, batches):
+  ``backward="autodiff"``: the cells without their hand-written recurrences (autodiff of
+  ``lax.scan``; ``lm.LMSpec.backward``), for scripts/bench_lean_backward.py."""
+
+  def __init__(self, w: Workload, cell: str, dtype: str, batches, backward: str = "lean"):
     c = config_base.base_config()
     c.model.cell, c.model.num_layers = cell, w.layers
     c.model.hidden_size, c.model.embed_size = w.hidden, w.embed
@@ -134,7 +137,7 @@ class OursTrainer(_JaxTrainer):
     c.optim.name, c.optim.learning_rate = "sgd", LR
     c.optim.clip_mode, c.optim.clip_value = "global_norm", CLIP
     c.train.batch_size = w.batch
-    self.spec = lm.LMSpec.from_config(c.model, w.vocab)
+    self.spec = dataclasses.replace(lm.LMSpec.from_config(c.model, w.vocab), backward=backward)
     self.state = train.create_train_state(c, self.spec, steps_per_epoch=1000)
     self.fn = train.make_train_step(self.spec, c.optim)
     self.batches = [(jnp.asarray(x), jnp.asarray(y)) for x, y in batches]

@@ -3,9 +3,10 @@
     python scripts/bench_lean_backward.py
 
 For a few rows of scripts/bench.py, builds rnnlm_jax's train step twice, with
-``rnn.LEAN_BACKWARD = False`` (autodiff of ``lax.scan``) and ``True`` (the hand-written
-backward passes of ``rnn.recurrence``), runs them interleaved (5 blocks of ~0.5 s) and prints
-the median ms per step, the speed-up and the compiled temporary memory of each.
+``lm.LMSpec.backward = "autodiff"`` (cells from ``cells.get_cell(name, backward="autodiff")``:
+autodiff of ``lax.scan``) and ``"lean"`` (the default: the hand-written backward passes of
+``Cell.recurrence``), runs them interleaved (5 blocks of ~0.5 s) and prints the median ms per
+step, the speed-up and the compiled temporary memory of each.
 """
 
 import os
@@ -14,7 +15,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (scripts/bench.py)
-from rnnlm_jax import rnn  # noqa: E402
 
 ROWS = [("char", "lstm"), ("pascanu", "lstm"), ("ptb_small", "lstm"), ("char", "gru"),
         ("pascanu", "rnn_tanh")]
@@ -24,8 +24,7 @@ for wl, cell in ROWS:
   batches = bench.random_batches(w)
   trainers = {}
   for lean in (False, True):
-    rnn.LEAN_BACKWARD = lean  # read when the step is traced (first call)
-    tr = bench.OursTrainer(w, cell, "float32", batches)
+    tr = bench.OursTrainer(w, cell, "float32", batches, backward="lean" if lean else "autodiff")
     bench._block(tr, 2)
     trainers[lean] = tr
   n = max(2, int(0.5 / (bench._block(trainers[False], 2) / 2)))

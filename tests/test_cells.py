@@ -8,6 +8,9 @@ PyTorch itself is not needed.
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -483,6 +486,102 @@ def test_stack_gradients_match_finite_differences(name):
       assert abs(an) > 1e-3
       np.testing.assert_allclose(an, fd, rtol=1e-6, atol=1e-8)
   assert jnp.zeros(1).dtype == jnp.float32  # x64 is off again
+
+
+# ----------------------------------------------------------------------------- lean backward: a field of the cell
+
+
+LEAN_CALL = re.compile(r"custom_vjp_call\[\s*name=(_elman|_lstm|_gru)\b")
+
+
+def lean_calls(fn, *args) -> list[str]:
+  """The hand-differentiated recurrences (custom VJPs of cells.py) that ``fn(*args)`` traces."""
+  return LEAN_CALL.findall(str(jax.make_jaxpr(fn)(*args)))
+
+
+@pytest.mark.parametrize("name", CELL_NAMES)
+def test_lean_backward_is_a_field_of_the_cell(name):
+  """``Cell.recurrence`` is what the scan runs (not the name); ``backward="autodiff"`` drops it
+  and gives the same values and gradients."""
+  cell = cells.get_cell(name)
+  auto = cells.get_cell(name, backward="autodiff")
+  assert cell.recurrence is not None and auto.recurrence is None
+  assert cells.get_cell(name) is cell and cells.get_cell(name, backward="autodiff") is auto
+  assert auto._replace(recurrence=cell.recurrence) == cell  # nothing else differs
+  for norm in cells.NORMS:  # the LN cells have none: autodiff either way
+    assert cells.get_cell(name, "layer", backward="autodiff").recurrence is None
+    assert (cells.get_cell(name, norm).recurrence is None) == (norm == "layer")
+
+  params, carry, xs = random_params(name, 60), random_carry(name, 61), random_inputs(62)
+  xs_TBI = jnp.swapaxes(xs, 0, 1)
+  # Dispatch is by the field: a renamed cell still runs it, a spy in its place is called.
+  fwd = lambda c: lambda p: rnn.scan_layer_time_major(c, p, carry, xs_TBI)[1]
+  want = {"rnn_tanh": ["_elman"], "rnn_relu": ["_elman"], "lstm": ["_lstm"], "gru": ["_gru"]}
+  assert lean_calls(fwd(cell), params) == want[name]
+  assert lean_calls(fwd(cell._replace(name="renamed")), params) == want[name]
+  assert lean_calls(fwd(auto), params) == []
+  calls = []
+
+  def spy(p, c, gx):
+    calls.append(gx.shape)
+    return cell.recurrence(p, c, gx)
+
+  out = rnn.scan_layer_time_major(cell._replace(recurrence=spy), params, carry, xs_TBI)
+  assert calls == [(T, B, GATES[name] * H)]
+  assert_trees_close(out, rnn.scan_layer_time_major(cell, params, carry, xs_TBI), atol=0.0)
+  # remat / reverse / unroll need the scan: the field is not used then
+  calls.clear()
+  rnn.scan_layer_time_major(cell._replace(recurrence=spy), params, carry, xs_TBI, remat="step")
+  rnn.scan_layer_time_major(cell._replace(recurrence=spy), params, carry, xs_TBI, reverse=True)
+  assert calls == []
+
+  # The explicit autodiff cell: same values and gradients.
+  w = random_inputs(63, shape=(T, B, H))
+
+  def loss(c):
+    def f(p, c0, x):
+      c1, hs = rnn.scan_layer_time_major(c, p, c0, x)
+      return jnp.sum(jnp.sin(hs) * w) + sum(jnp.sum(jnp.cos(leaf)) for leaf in jax.tree.leaves(c1))
+    return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2)))
+
+  v_lean, g_lean = loss(cell)(params, carry, xs_TBI)
+  v_auto, g_auto = loss(auto)(params, carry, xs_TBI)
+  np.testing.assert_allclose(float(v_lean), float(v_auto), rtol=1e-6)
+  assert_trees_close(g_lean, g_auto, atol=1e-5)
+  assert float(jnp.abs(g_lean[0]["w_hh"]).max()) > 1e-2  # not trivially zero
+  # rnn.recurrence: the field too, or the generic step_hw path for a cell without one
+  gx = cell.project_inputs(params, xs_TBI)
+  assert_trees_close(rnn.recurrence(auto, params, carry, gx),
+                     rnn.recurrence(cell, params, carry, gx), atol=1e-6)
+  with pytest.raises(ValueError, match="neither a recurrence nor a step_hw"):
+    rnn.recurrence(cells.get_cell(name, "layer"), params, carry, gx)
+
+
+def test_lm_runs_the_lean_backward_by_default():
+  """The LM's stack takes the cells' hand-written recurrences unless its spec says autodiff
+  (an explicit argument, no global switch), with the same loss and gradients."""
+  from rnnlm_jax.config_base import base_config
+  from rnnlm_jax.models import lm
+
+  c = base_config().model
+  c.hidden_size, c.embed_size, c.num_layers = 8, 8, 2
+  spec = lm.LMSpec.from_config(c, 11)
+  assert spec.backward == "lean" and spec.cell_fns is cells.get_cell("lstm")
+  auto = dataclasses.replace(spec, backward="autodiff")
+  assert auto.cell_fns is cells.get_cell("lstm", backward="autodiff")
+  params = lm.init_params(jax.random.key(0), spec)
+  x = jax.random.randint(jax.random.key(1), (3, 5), 0, 11)
+  y = jax.random.randint(jax.random.key(2), (3, 5), 0, 11)
+  loss = lambda s: lambda p: lm.token_nll(p, s, lm.init_carry(s, 3), x, y)[1].sum()
+  assert lean_calls(loss(spec), params) == ["_lstm", "_lstm"]  # one per layer
+  assert lean_calls(loss(auto), params) == []
+  v0, g0 = jax.jit(jax.value_and_grad(loss(spec)))(params)
+  v1, g1 = jax.jit(jax.value_and_grad(loss(auto)))(params)
+  np.testing.assert_allclose(float(v0), float(v1), rtol=1e-6)
+  assert_trees_close(g0, g1, atol=1e-6)
+  assert float(jnp.abs(g0["rnn"][0]["w_hh"]).max()) > 1e-4
+  with pytest.raises(ValueError, match=r"backward must be one of lean \| autodiff"):
+    cells.get_cell("lstm", backward="fast")
 
 
 # ----------------------------------------------------------------------------- initialisers

@@ -126,17 +126,19 @@ def test_bad_remedy_values_are_one_line_errors():
 
 def test_layer_norm_output_statistics():
   x = 3.0 + 5.0 * jax.random.normal(jax.random.PRNGKey(0), (7, 5, 4 * 16))
-  y = remedies.layer_norm(x, 4).reshape(7, 5, 4, 16)
+  y = cells.layer_norm(x, 4).reshape(7, 5, 4, 16)
   np.testing.assert_allclose(np.asarray(y.mean(-1)), 0.0, atol=1e-5)
   np.testing.assert_allclose(np.asarray(y.var(-1)), 1.0, atol=1e-3)
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "rnn_tanh"])
 def test_ln_cell_is_invariant_to_weight_scale_and_normalises(name, monkeypatch):
-  monkeypatch.setattr(remedies, "LN_EPS", 1e-12)  # exact invariance (eps breaks it slightly)
-  cell = remedies.get_cell(name, "layer")
-  assert cell.name == f"{name}_ln" and cell.step_hw is None
-  assert remedies.get_cell(name, "layer") is cell  # cached: one object per name
+  monkeypatch.setattr(cells, "LN_EPS", 1e-12)  # exact invariance (eps breaks it slightly)
+  cell = cells.get_cell(name, "layer")
+  assert cell.name == f"{name}_ln" and cell.recurrence is None  # autodiff of lax.scan
+  assert cells.get_cell(name, "layer") is cell  # one object per (name, norm)
+  with pytest.deprecated_call():  # the old factory: a thin alias of the registry
+    assert remedies.get_cell(name, "layer") is cell
   params = cell.init(jax.random.PRNGKey(0), 5, 8, init_scale=1.0)  # variances >> LN's eps
   xs = jax.random.normal(jax.random.PRNGKey(1), (6, 3, 5))
   carry = cell.init_carry(3, 8)
@@ -158,7 +160,7 @@ def test_ln_cell_is_invariant_to_weight_scale_and_normalises(name, monkeypatch):
 
 
 def test_ln_lstm_layer_gradient_equals_plain_scan():
-  cell = remedies.get_cell("lstm", "layer")
+  cell = cells.get_cell("lstm", "layer")
   params = cell.init(jax.random.PRNGKey(0), 4, 6)
   params = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.PRNGKey(9), a.shape),
                         params)  # non-trivial gains and biases
@@ -181,11 +183,15 @@ def test_residual_stack_adds_the_input_or_its_projection():
     proj = remedies.init_res_proj(jax.random.PRNGKey(3), embed, 8, 0.1) if embed != 8 else None
     carries = rnn.init_stack_carry(cell, 2, 3, 8)
     xs = jax.random.normal(jax.random.PRNGKey(1), (4, 3, embed))
-    _, hs = remedies.stack_time_major(cell, params, carries, xs, residual=True, res_proj=proj)
+    _, hs = rnn.stack_time_major(cell, params, carries, xs, residual=True, res_proj=proj)
     _, o0 = rnn.scan_layer_time_major(cell, params[0], carries[0], xs)
     h0 = o0 + (xs if proj is None else xs @ proj)
     _, o1 = rnn.scan_layer_time_major(cell, params[1], carries[1], h0)
     np.testing.assert_allclose(np.asarray(hs), np.asarray(h0 + o1), rtol=1e-6, atol=1e-6)
+    with pytest.deprecated_call():  # the old remedies stack: an alias of the one stack
+      _, hs_old = remedies.stack_time_major(cell, params, carries, xs, residual=True,
+                                            res_proj=proj)
+    np.testing.assert_array_equal(np.asarray(hs_old), np.asarray(hs))
   spec = _spec(residual=True, embed_size=5)
   assert lm.init_params(jax.random.PRNGKey(0), spec)["res_proj"].shape == (5, 12)
   assert "res_proj" not in lm.init_params(jax.random.PRNGKey(0), _spec(residual=True))
@@ -196,11 +202,11 @@ def test_residual_stack_adds_the_input_or_its_projection():
 
 def test_locked_dropout_mask_is_constant_over_time():
   x = jnp.ones((20, 4, 50))
-  y = remedies.locked_dropout(x, 0.4, jax.random.PRNGKey(0))
+  y = rnn.locked_dropout(x, 0.4, jax.random.PRNGKey(0))
   np.testing.assert_array_equal(np.asarray(y), np.asarray(jnp.broadcast_to(y[:1], y.shape)))
   np.testing.assert_allclose(np.unique(np.asarray(y)), [0.0, 1 / 0.6], rtol=1e-6)
   assert 0.25 < float(jnp.mean(y[0] == 0)) < 0.55
-  assert remedies.locked_dropout(x, 0.4, None) is x
+  assert rnn.locked_dropout(x, 0.4, None) is x
   plain = rnn.dropout(x, 0.4, jax.random.PRNGKey(0))  # the standard mask changes every step
   assert not bool(jnp.all(plain == plain[:1]))
   # In the LM: the input dropout mask of a locked model is the same at every step (a word
@@ -244,31 +250,31 @@ def test_weight_drop_mask_is_fixed_within_a_window_and_gradients_match(name, mon
   rng = jax.random.PRNGKey(4)
 
   def run(p):
-    return remedies.stack_time_major(cell, p, carries, xs, weight_drop_rate=0.5, rng=rng)[1]
+    return rnn.stack_time_major(cell, p, carries, xs, weight_drop_rate=0.5, rng=rng)[1]
 
   # Reference: each layer scanned with ONE masked W_hh, the one weight_drop draws for it.
   def reference(p):
     h = xs
     for layer in range(2):
-      q = remedies.weight_drop(p[layer], 0.5, jax.random.fold_in(rng, 1000 + layer))
+      q = rnn.weight_drop(p[layer], 0.5, jax.random.fold_in(rng, 1000 + layer))
       h = _scan_reference(cell, q, carries[layer], h)[1]
     return h
 
   np.testing.assert_allclose(np.asarray(run(params)), np.asarray(reference(params)),
                              rtol=1e-5, atol=1e-6)
-  masked = remedies.weight_drop(params[0], 0.5, jax.random.fold_in(rng, 1000))
+  masked = rnn.weight_drop(params[0], 0.5, jax.random.fold_in(rng, 1000))
   frac = float(jnp.mean(masked["w_hh"] == 0))
   assert 0.3 < frac < 0.7
   np.testing.assert_allclose(np.asarray(masked["w_hh"])[np.asarray(masked["w_hh"]) != 0],
                              2 * np.asarray(params[0]["w_hh"])[np.asarray(masked["w_hh"]) != 0])
-  assert rnn.LEAN_BACKWARD  # run() takes the hand-written recurrences
+  assert cell.recurrence is not None  # run() takes the hand-written recurrences
   loss = lambda f: lambda p: jnp.sum(jnp.sin(3 * f(p)))
   g_fast, g_ref = jax.grad(loss(run))(params), jax.grad(loss(reference))(params)
   for a, b in zip(jax.tree.leaves(g_fast), jax.tree.leaves(g_ref)):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
   # Evaluation (no rng): nothing dropped.
   np.testing.assert_array_equal(
-      np.asarray(remedies.stack_time_major(cell, params, carries, xs, weight_drop_rate=0.5)[1]),
+      np.asarray(rnn.stack_time_major(cell, params, carries, xs, weight_drop_rate=0.5)[1]),
       np.asarray(rnn.stack_time_major(cell, params, carries, xs)[1]))
 
 

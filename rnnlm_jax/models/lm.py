@@ -8,8 +8,9 @@ With ``tie_embeddings`` the head has no ``w``: the output matrix is ``embed.T`` 
 The model runs time-major internally; tokens come in as ``[batch, time]`` int32.
 
 Remedies (issue 8; :mod:`rnnlm_jax.remedies`, each off by default and then without effect):
-``norm`` (layer-normalised cells), ``residual`` (adds ``params["res_proj"] [E, H]`` when
-E != H), ``locked_dropout``, ``embed_dropout``, ``weight_drop``, ``attention_window`` (an
+``norm`` (layer-normalised cells, ``cells.get_cell(cell, norm)``), ``residual`` (adds
+``params["res_proj"] [E, H]`` when E != H), ``locked_dropout``, ``weight_drop`` (options of the
+stack, ``rnn.stack_time_major``), ``embed_dropout``, ``attention_window`` (an
 attention head over past states, :mod:`rnnlm_jax.models.attention`: ``params["attn"]``, and
 its memory as one more entry after the layer carries) and ``aux_weight`` (a second softmax
 head ``params["aux_head"] = {"w": [H, V], "b": [V]}`` predicting the token two steps ahead).
@@ -56,6 +57,9 @@ class LMSpec:
   weight_drop: float = 0.0  # DropConnect on the recurrent matrices W_hh at this rate
   attention_window: int = 0  # K > 0: attention head over the last K hidden states
   aux_weight: float = 0.0  # > 0: auxiliary head predicting the token 2 steps ahead, its weight
+  # Not a config key: "autodiff" differentiates lax.scan instead of the cells' hand-written
+  # recurrences (same values and gradients; for A/B benchmarks, scripts/bench_lean_backward.py).
+  backward: str = "lean"  # lean | autodiff (cells.get_cell's backward=)
 
   @classmethod
   def from_config(cls, model_cfg, vocab_size: int) -> "LMSpec":
@@ -77,7 +81,7 @@ class LMSpec:
                weight_drop=float(model_cfg.get("weight_drop", 0.0)),
                attention_window=int(model_cfg.get("attention_window", 0)),
                aux_weight=float(model_cfg.get("aux_weight", 0.0)))
-    remedies.get_cell(spec.cell, spec.norm)  # clear error for an unknown model.norm
+    cells.get_cell(spec.cell, spec.norm)  # clear error for an unknown model.norm
     for key in ("embed_dropout", "weight_drop"):
       if not 0.0 <= getattr(spec, key) < 1.0:
         raise ValueError(f"model.{key} must be in [0, 1) (0 = off), got {getattr(spec, key)}")
@@ -108,7 +112,7 @@ class LMSpec:
   @property
   def cell_fns(self) -> cells.Cell:
     """The cell (its layer-normalised version with ``norm="layer"``)."""
-    return remedies.get_cell(self.cell, self.norm)
+    return cells.get_cell(self.cell, self.norm, backward=self.backward)
 
   @property
   def stochastic(self) -> bool:
@@ -197,20 +201,13 @@ def forward(params: dict, spec: LMSpec, carry: list, tokens_BT: jax.Array,
                                        jax.random.fold_in(rng, 3))
   else:
     x_TBE = jnp.take(params["embed"], tokens_BT.T, axis=0)
-  drop = remedies.locked_dropout if spec.locked_dropout else rnn.dropout
+  drop = rnn.locked_dropout if spec.locked_dropout else rnn.dropout
   x_TBE = drop(x_TBE, spec.dropout, rngs[0])
-  layer_carry = carry[:spec.num_layers]
-  if spec.locked_dropout or spec.residual or spec.weight_drop:
-    new_carry, h_TBH = remedies.stack_time_major(
-        spec.cell_fns, params["rnn"], layer_carry, x_TBE, dropout_rate=spec.dropout,
-        locked=spec.locked_dropout, residual=spec.residual, res_proj=params.get("res_proj"),
-        weight_drop_rate=spec.weight_drop, rng=rngs[1], unroll=spec.scan_unroll,
-        remat=spec.remat_spec, compute_dtype=spec.compute_dtype)
-  else:
-    new_carry, h_TBH = rnn.stack_time_major(spec.cell_fns, params["rnn"], layer_carry, x_TBE,
-                                            dropout_rate=spec.dropout, rng=rngs[1],
-                                            unroll=spec.scan_unroll, remat=spec.remat_spec,
-                                            compute_dtype=spec.compute_dtype)
+  new_carry, h_TBH = rnn.stack_time_major(
+      spec.cell_fns, params["rnn"], carry[:spec.num_layers], x_TBE, dropout_rate=spec.dropout,
+      rng=rngs[1], locked=spec.locked_dropout, residual=spec.residual,
+      res_proj=params.get("res_proj"), weight_drop_rate=spec.weight_drop,
+      unroll=spec.scan_unroll, remat=spec.remat_spec, compute_dtype=spec.compute_dtype)
   features = h_TBH
   if spec.attention_window:
     memory, features = attention.attend(params["attn"], carry[spec.num_layers], h_TBH)

@@ -117,11 +117,11 @@ def hidden_states(cell: cells.Cell, params: dict, x: jax.Array, eps: jax.Array |
   hidden = p["w_hh"].shape[-2]
   carry = jax.tree.map(lambda c: jnp.broadcast_to(c, lead + (hidden,)),
                        cell.init_carry(1, hidden))
-  if cell.name in ("rnn_tanh", "rnn_relu"):  # lean hand-written backward pass (rnn.py)
-    return rnn.elman_recurrence(cell.name[4:], p["w_hh"], carry, gx, eps)
-  if eps is not None:
+  if eps is None:
+    return rnn.recurrence(cell, p, carry, gx)[1]  # the cell's hand-written backward pass
+  if cell.name not in ("rnn_tanh", "rnn_relu"):
     raise ValueError("eps (Omega) is defined for the Elman cells only")
-  return rnn.recurrence(cell, p, carry, gx)[1]  # hand-written backward pass (rnn.py)
+  return rnn.elman_recurrence(cell.name[4:], p["w_hh"], carry, gx, eps)
 
 
 def readout(params: dict, hs: jax.Array, t_out: jax.Array, members: bool = False) -> jax.Array:
