@@ -6,9 +6,13 @@ Two pure functions with custom VJPs, used by :mod:`rnnlm_jax.models.lm`:
     A matmul over time-major activations. With ``compute_dtype=bfloat16`` the operands are cast
     to bfloat16 and the products accumulate in float32 (``preferred_element_type``), forward and
     backward; the backward is written as the 3-D einsums ``tbn,kn->tbk`` and ``tbk,tbn->kn``
-    because XLA:CPU keeps exactly these forms on its fast bfloat16 path (with autodiff the
-    backward dots become 2-D transposed products that silently run in float32; see
-    ../shared/notes/performance.md). With ``float32`` it is a plain ``einsum``.
+    because XLA:CPU (jaxlib 0.10.2) keeps exactly these forms, like ``tbk,kn->tbn``, on its
+    fast bfloat16 path: with autodiff the backward dots become 2-D transposed products
+    (``a.T @ g``, ``g @ W.T``) that silently run in float32 (check for ``__ynn_fusion`` with
+    bfloat16 operands in ``jax.jit(f).lower(...).compile().as_text()``). Measured on a CPU
+    with AMX: default autodiff gained only 7-11 % over float32, these forms 50-87 %; the
+    bfloat16 results are in experiments/benchmarks/README.md. With ``float32`` it is a plain
+    ``einsum``.
 
 ``softmax_xent(h [T, B, H], w [H, V], b [V], targets [T, B], compute_dtype, vocab_chunk)
 -> nll [T, B]``
