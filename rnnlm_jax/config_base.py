@@ -12,6 +12,7 @@ import ml_collections
 def base_config() -> ml_collections.ConfigDict:
   """Defaults: a 2x200 LSTM on PTB with plain SGD; the configs override what differs."""
   c = ml_collections.ConfigDict()
+  c.task = "lm"  # what is trained: lm | music | classify | synthetic (rnnlm_jax/tasks/)
   c.seed = 0  # initialisation and dropout RNG seed
 
   c.data = ml_collections.ConfigDict()
@@ -82,8 +83,8 @@ def base_config() -> ml_collections.ConfigDict:
 def synthetic_config() -> ml_collections.ConfigDict:
   """Defaults for the synthetic long-range tasks (Pascanu et al. 2013's setup).
 
-  A config with a ``task`` field is a synthetic-task run (trained by
-  :mod:`rnnlm_jax.train_synthetic`); one without is a language-model run (:mod:`rnnlm_jax.train`).
+  Its ``task`` sub-config (``task.name``, ``task.length``, ...) makes it a ``synthetic`` run
+  (:mod:`rnnlm_jax.tasks.synthetic`; see :func:`rnnlm_jax.tasks.task_name`).
   """
   c = ml_collections.ConfigDict()
   c.seed = 0  # initialisation and training-data RNG seed (the test set does not depend on it)
@@ -121,16 +122,15 @@ def synthetic_config() -> ml_collections.ConfigDict:
   return c
 
 
-def seq_config(kind: str) -> ml_collections.ConfigDict:
-  """Defaults shared by the padded-sequence tasks trained by :mod:`rnnlm_jax.train_seq`.
+def seq_config(task: str) -> ml_collections.ConfigDict:
+  """Defaults shared by the padded-sequence tasks (:mod:`rnnlm_jax.tasks.padded`).
 
-  ``kind`` picks the task: ``music`` (polyphonic piano rolls, :mod:`rnnlm_jax.models.music`) or
+  ``task`` is ``music`` (polyphonic piano rolls, :mod:`rnnlm_jax.models.music`) or
   ``classify`` (text classification, :mod:`rnnlm_jax.models.classifier`). Each task's config
-  adds its own fields (e.g. ``model.bidirectional``); a config with a ``kind`` field is
-  trained by ``train_seq``, whatever else it holds.
+  adds its own fields (e.g. ``model.bidirectional``).
   """
   c = ml_collections.ConfigDict()
-  c.kind = kind  # music | classify: the padded-sequence task (rnnlm_jax/train_seq.py: TASKS)
+  c.task = task  # music | classify (rnnlm_jax/tasks/)
   c.seed = 0  # initialisation, dropout and batch-order RNG seed
 
   c.data = ml_collections.ConfigDict()

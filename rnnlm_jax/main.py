@@ -26,7 +26,8 @@ from rnnlm_jax import cli
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Path to a config file (configs/*.py).",
                                 lock_config=True)
-flags.DEFINE_string("workdir", None, "Run directory (created; resumed if it exists).")
+flags.DEFINE_string("workdir", None, "The run directory: rnnlm-train creates it or resumes the "
+                    "run in it; rnnlm-eval reads its config and checkpoints.")
 flags.DEFINE_enum("mode", "train", ["train", "eval"], "train, or evaluate a workdir.")
 flags.DEFINE_string("split", "test", "rnnlm-eval: split to evaluate (train, valid, test).")
 flags.DEFINE_string("text", None, "rnnlm-eval: evaluate on this UTF-8 text file instead.")
@@ -44,40 +45,23 @@ def _main(argv) -> None:
     parallel.maybe_initialize_distributed()
   except ValueError as e:
     cli.fail(cli.one_line(e))
-  from rnnlm_jax import train  # heavy imports after flag checks
+  from rnnlm_jax import loop, tasks  # heavy imports after flag checks
   from rnnlm_jax.data import DataError
   from rnnlm_jax.workdir import Workdir, WorkdirError
   try:
     if FLAGS.mode == "eval":
-      from rnnlm_jax import sweep
-      if sweep.trainer_kind(Workdir(FLAGS.workdir).read_config()) == "seq":
-        if FLAGS.text:
-          cli.fail("--text works for language models only; use --split for this workdir")
-        from rnnlm_jax import train_seq
-        print(json.dumps(train_seq.evaluate_workdir(FLAGS.workdir, FLAGS.split,
-                                                    FLAGS.checkpoint)))
-        return
-      print(json.dumps(train.evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.text,
-                                              FLAGS.checkpoint)))
+      task = tasks.get_task(Workdir(FLAGS.workdir).read_config())
+      print(json.dumps(task.evaluate_workdir(FLAGS.workdir, FLAGS.split, FLAGS.checkpoint,
+                                             text=FLAGS.text)))
       return
     if FLAGS.config is None:
       cli.fail("--config is required, e.g. --config configs/ptb_small.py")
-    from rnnlm_jax import sweep
-    if sweep.trainer_kind(FLAGS.config) == "seq":  # music / classification (a `kind` field)
-      from rnnlm_jax import train_seq
-      print(json.dumps(train_seq.train_and_evaluate(FLAGS.config, FLAGS.workdir)))
-      return
-    if sweep.is_synthetic(FLAGS.config):  # a synthetic long-range task (configs/synthetic.py)
-      from rnnlm_jax import train_synthetic
-      status = train_synthetic.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-      print(json.dumps(status))
-      return
-    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    print(json.dumps(loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)))
   except (DataError, WorkdirError, ValueError, FileNotFoundError) as e:
-    cli.fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
-  except train.Diverged as e:
+    cli.fail(cli.one_line(e))
+  except loop.Diverged as e:
     cli.fail(f"training diverged: {e}", cli.EXIT_DIVERGED)
-  except train.Interrupted as e:
+  except loop.Interrupted as e:
     cli.fail(str(e), cli.EXIT_INTERRUPTED)
 
 

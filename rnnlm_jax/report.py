@@ -41,6 +41,8 @@ import re
 import statistics
 from typing import Any, Iterable, Sequence
 
+from rnnlm_jax import tasks
+
 SEED_KEY = "seed"
 LENGTH_KEY = "task.length"
 TASK_KEY = "task.name"
@@ -264,7 +266,7 @@ _SEQ_SKIP = ("step", "epoch", "checkpoint_step", "best")  # event fields that ar
 
 
 def _seq_metrics(events: list[dict]) -> dict:
-  """Final metrics of a padded-sequence run (music, classification; rnnlm_jax.train_seq):
+  """Final metrics of a padded-sequence run (music, classification; rnnlm_jax.tasks.padded):
   ``test_<m>`` and ``valid_<m>`` for every metric ``m`` of its final test and valid events (both
   scored with the best-validation checkpoint), and ``best_valid_loss``."""
   out: dict[str, Any] = {"metric_unit": "loss"}
@@ -315,8 +317,7 @@ def read_point(root: pathlib.Path, name: str, overrides: dict, keys: list[str],
   rec: dict[str, Any] = {
       "name": name, "path": str(wd), "overrides": dict(overrides),
       "settings": {k: overrides[k] if k in overrides else flat.get(k) for k in keys},
-      "kind": None if not flat else "seq" if "kind" in flat else
-              ("synthetic" if any(k.startswith("task.") for k in flat) else "lm"),
+      "task": tasks.task_name(flat) if flat else None,
       "state": status.get("state", "unknown") if status else "missing",
       "step": status.get("step") if status else None,
       "epoch": status.get("epoch") if status else None,
@@ -324,6 +325,8 @@ def read_point(root: pathlib.Path, name: str, overrides: dict, keys: list[str],
                 ("no workdir" if not wd.is_dir() else "no status.json (not started)"),
       "config": config, "flat": flat, "resolved": config is None and bool(resolved),
       "events": events}
+  # how the final metrics are read: the padded-sequence tasks share one event layout
+  rec["kind"] = {"music": "seq", "classify": "seq"}.get(rec["task"], rec["task"])
   train = [e for e in events if e.get("split") == "train"]
   rec.update(_train_stats(train))
   if rec["kind"] == "synthetic":
@@ -635,7 +638,7 @@ def default_metrics(kind: str, records: list[dict], metric: str | None) -> list[
     return ["error_rate"]
   if kind == "seq":  # classification: accuracy; music: NLL per time step (loss)
     metric = "accuracy" if any("test_accuracy" in r for r in records) and not any(
-        r.get("flat", {}).get("kind") == "music" for r in records) else "loss"
+        r.get("task") == "music" for r in records) else "loss"
     return [f"test_{metric}", f"valid_{metric}"]
   units = list(dict.fromkeys(r["metric_unit"] for r in records if r.get("metric_unit")))
   units = units or ["perplexity"]  # mixed word/char runs: a table per unit

@@ -280,12 +280,11 @@ def read_workdir(workdir: str):
   if not wd.path.is_dir():
     raise ValueError(f"workdir {workdir} not found; give a run directory made by rnnlm-train")
   config = ml_collections.ConfigDict(wd.read_config())
-  if "kind" in config:  # music / classification (rnnlm_jax.train_seq)
-    raise ValueError(f"{workdir} is a {config.kind} run (config.json kind={config.kind!r}), "
-                     "not a language model; sampling needs a language-model workdir")
-  if "task" in config:
-    raise ValueError(f"{workdir} is a synthetic-task run, not a language model; sampling needs "
-                     "a language-model workdir")
+  from rnnlm_jax import tasks
+  name = tasks.task_name(config)
+  if not tasks.get_task(name).has_text:  # music, classification, synthetic
+    raise ValueError(f"{workdir} is a {name} run, not a language model; sampling needs a "
+                     "language-model workdir")
   if not wd.vocab_file.exists():
     raise ValueError(f"{wd.vocab_file} not found; is {workdir} a workdir made by rnnlm-train?")
   vocab = data_lib.Vocab.load(wd.vocab_file)
@@ -298,14 +297,14 @@ def restore_params(workdir: str, config, spec, checkpoint: str = "best") -> dict
   """The parameters of a workdir's ``best`` or ``latest`` checkpoint, on the default device.
 
   The train state is restored into an abstract target built from the config and the
-  vocabulary size (``jax.eval_shape`` of ``train.create_train_state``; the schedule's
+  vocabulary size (``jax.eval_shape`` of ``tasks.lm.create_train_state``; the schedule's
   ``steps_per_epoch`` does not change the state's structure, so 1 is used).
 
   Raises:
     ValueError: no such checkpoint, or one that does not fit the config/vocabulary.
   """
   from rnnlm_jax import checkpoint as ckpt_lib
-  from rnnlm_jax import train
+  from rnnlm_jax.tasks import lm as lm_task
   from rnnlm_jax.workdir import Workdir
 
   wd = Workdir(workdir)
@@ -315,7 +314,7 @@ def restore_params(workdir: str, config, spec, checkpoint: str = "best") -> dict
                      + (" (or use --checkpoint latest)" if checkpoint == "best" else ""))
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
-                        jax.eval_shape(lambda: train.create_train_state(config, spec, 1)))
+                        jax.eval_shape(lambda: lm_task.create_train_state(config, spec, 1)))
   ckpt = ckpt_lib.Checkpointer(wd.checkpoint_dir, async_save=False)
   try:
     restored = ckpt.restore_best(target) if checkpoint == "best" else ckpt.restore_latest(target)

@@ -35,11 +35,10 @@ on (resumed) when its run length changed: re-run the sweep with a larger
 and every such point continues from its checkpoint, as ``rnnlm-train`` would on its directory.
 Synthetic-task points stop at their own success or step cap and are never extended.
 
-Execution units: a language-model point (a config without ``task``) is trained alone by
-:func:`rnnlm_jax.train.train_and_evaluate`; synthetic-task points (with ``task``) with equal
-:func:`rnnlm_jax.train_synthetic.vmap_group_key` are trained together by
-:func:`rnnlm_jax.train_synthetic.train_group` (one vmapped program), or one by one with
-``--no_vmap``. Units are ordered by their first point and dealt round-robin to
+Execution units: a point is trained alone by :func:`rnnlm_jax.loop.train_and_evaluate`,
+except points of a task with a group key (synthetic: equal
+:func:`rnnlm_jax.tasks.synthetic.vmap_group_key`), which are trained together by the task's
+``train_group`` (one vmapped program), or one by one with ``--no_vmap``. Units are ordered by their first point and dealt round-robin to
 ``--num_tasks`` shards, so a cluster array job covers the sweep with no coordinator; every
 task must be given the same flags (``--no_vmap`` changes the units)::
 
@@ -70,6 +69,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import ml_collections
 
+from rnnlm_jax import tasks
 from rnnlm_jax.workdir import Workdir, _flatten
 
 SWEEP_FILE = "sweep.json"
@@ -267,30 +267,6 @@ def apply_overrides(config: ml_collections.ConfigDict,
   return out
 
 
-def trainer_kind(config) -> str:
-  """Which trainer runs ``config`` (a ConfigDict or a plain dict).
-
-  ``"seq"`` (:mod:`rnnlm_jax.train_seq`: music, classification) for a config with a ``kind``
-  field, ``"synthetic"`` (:mod:`rnnlm_jax.train_synthetic`) for one with a ``task`` field, else
-  ``"lm"`` (:mod:`rnnlm_jax.train`).
-  """
-  if "kind" in config:
-    return "seq"
-  return "synthetic" if "task" in config else "lm"
-
-
-def is_synthetic(config) -> bool:
-  """A config with a ``task`` field (and no ``kind``) is a synthetic-task run."""
-  return trainer_kind(config) == "synthetic"
-
-
-def trainer_module(config):
-  """The module whose ``train_and_evaluate(config, workdir)`` trains a single ``config``."""
-  return importlib.import_module({"seq": "rnnlm_jax.train_seq", "synthetic":
-                                  "rnnlm_jax.train_synthetic", "lm": "rnnlm_jax.train"}[
-                                      trainer_kind(config)])
-
-
 def import_file(path: str | os.PathLike):
   """Import a Python file (a config or sweep file) by path, as a module.
 
@@ -406,17 +382,12 @@ def expand(base: ml_collections.ConfigDict, overrides: Sequence[Mapping[str, Any
 # ----------------------------------------------------------------------------- plan
 
 
-def synthetic_module():
-  """:mod:`rnnlm_jax.train_synthetic`, imported on first use (heavy, and optional for LM)."""
-  return importlib.import_module("rnnlm_jax.train_synthetic")
-
-
 def plan(points: Sequence[Point], num_tasks: int = 1, vmap: bool = True) -> list[list[Point]]:
   """Group points into execution units and deal the units to ``num_tasks`` shards.
 
-  A language-model point is a unit of its own. Synthetic points with equal
-  ``train_synthetic.vmap_group_key(config)`` form one unit when ``vmap`` (one unit each
-  otherwise). Units are ordered by their first point's index; unit ``u`` goes to shard
+  A point is a unit of its own, except that points of a task with a ``group_key``
+  (synthetic: :func:`rnnlm_jax.tasks.synthetic.vmap_group_key`) and equal keys form one unit
+  when ``vmap``. Units are ordered by their first point's index; unit ``u`` goes to shard
   ``u % num_tasks``. Sets ``unit``, ``shard`` and ``group_key`` on every point.
 
   Returns:
@@ -428,8 +399,9 @@ def plan(points: Sequence[Point], num_tasks: int = 1, vmap: bool = True) -> list
   by_key: dict[str, int] = {}
   for p in sorted(points, key=lambda p: p.index):
     key = ""
-    if vmap and is_synthetic(p.config):
-      key = str(synthetic_module().vmap_group_key(p.config))
+    group_key = tasks.get_task(p.config).group_key
+    if vmap and group_key is not None:
+      key = str(group_key(p.config))
     p.group_key = key
     if key and key in by_key:
       units[by_key[key]].append(p)
@@ -567,16 +539,6 @@ class SweepResult:
             + (f" ({len(self.skipped)} already done, skipped)" if self.skipped else ""))
 
 
-def _exc_classes(names: Sequence[str], modules: Sequence) -> tuple[type, ...]:
-  out = []
-  for m in modules:
-    for n in names:
-      c = getattr(m, n, None)
-      if isinstance(c, type) and issubclass(c, BaseException) and c not in out:
-        out.append(c)
-  return tuple(out)
-
-
 def _first_line(e: BaseException) -> str:
   return f"{type(e).__name__}: {e}".splitlines()[0]
 
@@ -621,7 +583,7 @@ def _run_lengthened(path: pathlib.Path, config, status: Mapping) -> bool:
   / ``train.max_steps``) is now set differently: it is trained on (resumed) rather than
   skipped, like ``rnnlm-train`` on a finished workdir. Synthetic points stop at their own
   success or cap and are always skipped once ended."""
-  if status.get("state") != "finished" or trainer_kind(config) == "synthetic":
+  if status.get("state") != "finished" or tasks.get_task(config).group_key is not None:
     return False
   try:
     old = _flatten(Workdir(path).read_config())
@@ -644,7 +606,7 @@ def run_sweep(units: Sequence[Sequence[Point]], workdir: str | os.PathLike, *,
   Args:
     units: lists of points; language-model units hold one point.
     workdir: the sweep directory; point ``p`` runs in ``workdir/p.name``.
-    vmap: passed to ``train_synthetic.train_group``.
+    vmap: passed to the task's ``train_group`` (synthetic).
     out: progress printer (default: print to stdout, flushed).
 
   Raises:
@@ -671,34 +633,29 @@ def run_sweep(units: Sequence[Sequence[Point]], workdir: str | os.PathLike, *,
         todo.append(p)
     if not todo:
       continue
-    synthetic = is_synthetic(todo[0].config)
-    from rnnlm_jax import train as train_mod  # heavy (jax): imported once there is work
-    # mods[0] trains the unit; train_synthetic may reuse train's exceptions or define its own.
-    mods = [synthetic_module(), train_mod] if synthetic else [
-        trainer_module(todo[0].config), train_mod]
-    interrupt_cls = (KeyboardInterrupt,) + _exc_classes(["Interrupted"], mods)
-    diverged_cls = _exc_classes(["Diverged"], mods)
-
+    from rnnlm_jax import loop  # heavy (jax): imported once there is work
+    task = tasks.get_task(todo[0].config)
+    grouped = task.train_group is not None
     befores = [Workdir(root / p.name).read_status() for p in todo]
     for k, p in enumerate(todo):
-      group = f" (group of {len(todo)})" if synthetic and len(todo) > 1 else ""
+      group = f" (group of {len(todo)})" if grouped and len(todo) > 1 else ""
       out(f"[sweep {done + k + 1}/{total}] start {p.name}{group}")
     t0 = time.perf_counter()
     error: BaseException | None = None
     returned: list = [None] * len(todo)
     try:
-      if synthetic:
-        returned = list(mods[0].train_group([p.config for p in todo],
-                                            [str(root / p.name) for p in todo],
-                                            vmap="auto" if vmap else False))
+      if grouped:
+        returned = list(task.train_group([p.config for p in todo],
+                                         [str(root / p.name) for p in todo],
+                                         vmap="auto" if vmap else False))
         returned += [None] * (len(todo) - len(returned))
       else:
-        mods[0].train_and_evaluate(todo[0].config, str(root / todo[0].name))
+        loop.train_and_evaluate(todo[0].config, str(root / todo[0].name))
     except BaseException as e:  # noqa: BLE001  recorded below; interrupts re-raised after
       error = e
     elapsed = time.perf_counter() - t0
-    interrupted = isinstance(error, interrupt_cls)
-    diverged = isinstance(error, diverged_cls)
+    interrupted = isinstance(error, (KeyboardInterrupt, loop.Interrupted))
+    diverged = isinstance(error, loop.Diverged)
     for p, before, ret in zip(todo, befores, returned):
       wd = Workdir(root / p.name)
       status = _settle_status(wd, before, error, diverged,

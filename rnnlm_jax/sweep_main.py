@@ -57,23 +57,10 @@ def _raise_keyboard_interrupt(signum, frame):
 
 
 def _validate_points(points) -> None:
-  """Each point's config passes its trainer's validation (before anything is written)."""
+  """Each point's config passes its task's validation (before anything is written)."""
   from rnnlm_jax import sweep as sweep_lib
-  kinds = {p.name: sweep_lib.trainer_kind(p.config) for p in points}
-  lm = [p for p in points if kinds[p.name] == "lm"]
-  syn = [p for p in points if kinds[p.name] == "synthetic"]
-  seq = [p for p in points if kinds[p.name] == "seq"]
-  checks = []
-  if lm:
-    from rnnlm_jax import train
-    checks.append((lm, train.validate_config))
-  if seq:
-    from rnnlm_jax import train_seq
-    checks.append((seq, train_seq.validate_config))
-  if syn:
-    validate = getattr(sweep_lib.synthetic_module(), "validate_config", None)
-    if validate is not None:
-      checks.append((syn, validate))
+  from rnnlm_jax import tasks
+  checks = [([p], tasks.get_task(p.config).validate_config) for p in points]
   for pts, validate in checks:
     for p in pts:
       try:
@@ -125,8 +112,6 @@ def _main(argv) -> None:
     sweep_lib.check_workdir(FLAGS.workdir, record, points)
   except (sweep_lib.SweepError, WorkdirError, ValueError) as e:
     cli.fail(cli.one_line(e))
-  except ImportError as e:  # a synthetic sweep before rnnlm_jax.train_synthetic exists
-    cli.fail(f"cannot import what this sweep needs: {cli.one_line(e)}")
 
   n_mine = sum(len(u) for u in mine)
   print(f"sweep {path}: {len(points)} points in {len(units)} units; task {i} of {n} runs "

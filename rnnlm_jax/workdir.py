@@ -76,7 +76,8 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def config_conflicts(old: dict, new: dict) -> list[str]:
   """Keys (dotted) whose values differ between two config dicts, ignoring RESUMABLE_KEYS."""
-  a, b = _flatten(old), _flatten(new)
+  from rnnlm_jax.tasks import normalise_task_key  # `kind` -> `task`; no key -> "lm"
+  a, b = normalise_task_key(_flatten(old)), normalise_task_key(_flatten(new))
   for flat in (a, b):
     for k, v in ADDED_KEY_DEFAULTS.items():
       flat.setdefault(k, v)

@@ -9,7 +9,7 @@ What one row measures: a full training step on random tokens -- embedding -> RNN
 softmax over the vocabulary, loss summed over time / batch, backward, global-norm clip 5, SGD
 -- with the recurrent state carried from step to step (truncated BPTT), for
 
-* **rnnlm_jax**: ``train.make_train_step`` (the code every config trains with);
+* **rnnlm_jax**: ``lm_task.make_train_step`` (the code every config trains with);
 * **flax**: the same model the idiomatic flax way, ``nn.RNN`` over ``OptimizedLSTMCell`` /
   ``GRUCell`` / ``SimpleCell`` (tanh), ``nn.Embed``, ``nn.Dense``, optax, one jitted step;
 * **torch**: ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` (oneDNN on CPU, cuDNN on GPU) as in
@@ -138,8 +138,8 @@ class OursTrainer(_JaxTrainer):
     c.optim.clip_mode, c.optim.clip_value = "global_norm", CLIP
     c.train.batch_size = w.batch
     self.spec = dataclasses.replace(lm.LMSpec.from_config(c.model, w.vocab), backward=backward)
-    self.state = train.create_train_state(c, self.spec, steps_per_epoch=1000)
-    self.fn = train.make_train_step(self.spec, c.optim)
+    self.state = lm_task.create_train_state(c, self.spec, steps_per_epoch=1000)
+    self.fn = lm_task.make_train_step(self.spec, c.optim)
     self.batches = [(jnp.asarray(x), jnp.asarray(y)) for x, y in batches]
     x, y = self.batches[0]
     self.temp_bytes = _temp_bytes(self.fn, self.state, x, y)

@@ -10,7 +10,7 @@ Prints, in one process:
    the program; compilation excluded), the plain single-run program vs the K-member program,
    medians of interleaved repeats, and the achieved GFLOP/s of the matmuls against this
    machine's float32 matmul peak (measured here on a 1024^3 product);
-2. the wall time of the whole sweep through ``train_synthetic.train_group`` (compilation,
+2. the wall time of the whole sweep through ``synthetic_task.train_group`` (compilation,
    the 10,000-sequence test evaluation and the workdir files included): ``vmap=False`` (each
    point alone, the program compiled once and reused) vs ``vmap=True``, and their ratio.
 
@@ -47,7 +47,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from rnnlm_jax import cells, config_base, train_synthetic as ts  # noqa: E402
+from rnnlm_jax import cells, config_base  # noqa: E402
+from rnnlm_jax.tasks import synthetic as ts  # noqa: E402
 from rnnlm_jax.synthetic import tasks as tasks_lib  # noqa: E402
 from rnnlm_jax.workdir import hardware, library_versions  # noqa: E402
 

@@ -1,5 +1,5 @@
 """The text classifier: masking (padded batch == each text alone, both directions, every
-pooling), loss sums and metrics, frozen embeddings, the task on tiny data through train_seq,
+pooling), loss sums and metrics, frozen embeddings, the task on tiny data through the one loop,
 and the configs."""
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ def test_backoff_vectors_read_like_table_rows():
 
 
 # ------------------------------------------------------------------------------------------
-# The task, on tiny data, through train_seq
+# The task, on tiny data, through the one loop
 
 
 def _load_config(name):
@@ -227,7 +227,7 @@ def _tiny(iso, **over):
 
 
 def test_task_protocol_and_training(iso):
-  from rnnlm_jax import train_seq
+  from rnnlm_jax import loop, tasks
   from rnnlm_jax.workdir import Workdir
   c = _tiny(iso, **{"model.cell": "gru"})
   wd = iso / "run"
@@ -240,7 +240,7 @@ def test_task_protocol_and_training(iso):
   params = task.init_params(jax.random.PRNGKey(0))
   obj, sums = jax.jit(task.loss)(params, bs[0], jax.random.PRNGKey(1))
   assert np.isfinite(obj) and float(sums["examples"]) == 8
-  result = train_seq.train_and_evaluate(c, str(wd))
+  result = loop.train_and_evaluate(c, str(wd))
   events = Workdir(wd).read_metrics()
   test = [e for e in events if e["split"] == "test"][-1]
   assert test["checkpoint"] == "best_valid" and test == {**test, **result}
@@ -286,10 +286,10 @@ def test_task_with_pretrained_vectors_and_dim_mismatch(iso):
 
 @pytest.mark.parametrize("name", ["sst2_bilstm", "sms_spam"])
 def test_configs_validate(name):
-  from rnnlm_jax import train_seq
+  from rnnlm_jax import loop, tasks
   c = _load_config(name)
-  assert c.kind == "classify"
-  train_seq.validate_config(c)
+  assert c.task == "classify"
+  tasks.validate_config(c)
   C.validate_config(c)
   C.ClassifierSpec.from_config(c.model, 100, 2)
   src = (REPO / "configs" / f"{name}.py").read_text().splitlines()

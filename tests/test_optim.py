@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnlm_jax import optim, train
+from rnnlm_jax import optim
+from rnnlm_jax.tasks import lm as lm_task
 from rnnlm_jax.config_base import base_config
 
 
@@ -181,8 +182,8 @@ def test_bad_optim_fields(key, value, msg):
 
 def test_loss_reduction_scales():
   """sum_time = batch mean summed over time (Zaremba); mean = per token."""
-  assert train._reduce(jnp.asarray(800.0), 20, 20, "sum_time") == 40.0
-  assert train._reduce(jnp.asarray(800.0), 20, 20, "mean") == 2.0
+  assert lm_task._reduce(jnp.asarray(800.0), 20, 20, "sum_time") == 40.0
+  assert lm_task._reduce(jnp.asarray(800.0), 20, 20, "mean") == 2.0
 
 
 def test_rmsprop_and_adamw_are_the_optax_updates():

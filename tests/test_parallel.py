@@ -15,7 +15,8 @@ import sys
 import numpy as np
 import pytest
 
-from rnnlm_jax import parallel, train
+from rnnlm_jax import loop, parallel
+from rnnlm_jax.tasks import lm as lm_task
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -28,7 +29,8 @@ _SCRIPT = r"""
 import json, pathlib, sys
 sys.path.insert(0, sys.argv[3])
 import jax, numpy as np
-from rnnlm_jax import checkpoint as ckpt_lib, cli, data as data_lib, parallel, train
+from rnnlm_jax import checkpoint as ckpt_lib, cli, data as data_lib, loop, parallel
+from rnnlm_jax.tasks import lm as lm_task
 from rnnlm_jax.models import lm
 from rnnlm_jax.workdir import Workdir
 from test_train import tiny_config
@@ -36,7 +38,7 @@ from test_train import tiny_config
 cli.setup_logging()  # INFO lines on stdout
 corpus, tmp = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 seen, current = {}, [None]
-real = train.make_train_step
+real = lm_task.make_train_step
 
 def recording(*args, **kw):
   step_fn = real(*args, **kw)
@@ -49,7 +51,7 @@ def recording(*args, **kw):
     return step_fn(state, x, y)
   return wrapped
 
-train.make_train_step = recording
+lm_task.make_train_step = recording
 over = {"train.log_every": 1, "train.checkpoint_every_steps": 100, "train.eval_batch_size": 4}
 out = {"devices": jax.device_count()}
 
@@ -59,9 +61,9 @@ def config(n, steps):
 
 for name, n in (("many", 4), ("one", 1)):
   current[0] = name
-  train.train_and_evaluate(config(n, 6), str(tmp / name))
+  loop.train_and_evaluate(config(n, 6), str(tmp / name))
   current[0] = name + "_resumed"
-  train.train_and_evaluate(config(n, 12), str(tmp / name))  # resumes from the step-6 checkpoint
+  loop.train_and_evaluate(config(n, 12), str(tmp / name))  # resumes from the step-6 checkpoint
 out["shardings"] = seen
 for name in ("many", "one"):
   out[name] = [e for e in Workdir(tmp / name).read_metrics()]
@@ -75,7 +77,7 @@ spe = data_lib.num_train_windows(data_lib.batchify(corp.train, 4), c.data.bptt)
 
 def restore(name, mesh):
   ck = ckpt_lib.Checkpointer(tmp / name / "checkpoints")
-  state, _ = ck.restore_latest(train.create_train_state(c, spec, spe, mesh))
+  state, _ = ck.restore_latest(lm_task.create_train_state(c, spec, spe, mesh))
   ck.close()
   return state
 
@@ -94,7 +96,7 @@ local = parallel.place_process_local_batch(window[rows], mesh4, 4)
 out["local_batch_ok"] = (rows == slice(0, 4) and local.sharding == parallel.batch_sharded(mesh4)
                          and bool((np.asarray(local) == window).all()))
 try:
-  train.validate_config(tiny_config(corpus, tmp / "tfds", **{"train.batch_size": 6}))
+  lm_task.validate_config(tiny_config(corpus, tmp / "tfds", **{"train.batch_size": 6}))
   out["indivisible_error"] = None
 except ValueError as e:
   out["indivisible_error"] = str(e)
@@ -184,8 +186,8 @@ def test_num_devices_out_of_range(tmp_path):
   # Through the config validation (this process has one device).
   config = tiny_config(tmp_path / "c.txt", tmp_path / "tfds", **{"train.num_devices": 2})
   with pytest.raises(ValueError, match=r"train.num_devices=2 but only 1"):
-    train.validate_config(config)
-  train.validate_config(tiny_config(tmp_path / "c.txt", tmp_path / "tfds"))
+    lm_task.validate_config(config)
+  lm_task.validate_config(tiny_config(tmp_path / "c.txt", tmp_path / "tfds"))
 
 
 def test_distributed_only_when_asked():

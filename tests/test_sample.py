@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnlm_jax import config_base, sample, train
+from rnnlm_jax import config_base, loop, sample
+from rnnlm_jax.tasks import lm as lm_task
 from rnnlm_jax.data import Vocab
 from rnnlm_jax.models import lm
 from test_train import REPO, corpus, tiny_config  # noqa: F401  (corpus is a fixture)
@@ -244,7 +245,7 @@ def _sample_cli(*args, runs=1):
 
 def test_cli_samples_from_a_trained_workdir(tmp_path, corpus):
   wd = tmp_path / "run"
-  train.train_and_evaluate(tiny_config(corpus, tmp_path / "tfds", **{"train.max_steps": 5,
+  loop.train_and_evaluate(tiny_config(corpus, tmp_path / "tfds", **{"train.max_steps": 5,
                                                                       "train.sample_length": 7}),
                            str(wd))
   # train.sample_length: a sample after the (end-of-run) validation, in samples.txt

@@ -130,10 +130,12 @@ def test_apply_overrides_copies_and_reports_unknown_keys():
 
 @pytest.fixture()
 def fake_synthetic(monkeypatch, tmp_path):
-  """A stand-in for rnnlm_jax.train_synthetic: groups by everything but the seed; train_group
-  records its calls and writes each point's status (state from config.train.max_steps:
-  1 -> diverged, 2 -> raise for the whole group, else finished)."""
-  mod = types.ModuleType("rnnlm_jax.train_synthetic")
+  """A stand-in for the synthetic task (rnnlm_jax.tasks.synthetic) in the task registry:
+  groups by everything but the seed; train_group records its calls and writes each point's
+  status (state from config.train.max_steps: 1 -> diverged, 2 -> raise for the whole group,
+  else finished)."""
+  from rnnlm_jax import tasks
+  mod = types.ModuleType("fake_synthetic_task")
   mod.calls = []
 
   def vmap_group_key(config):
@@ -154,8 +156,11 @@ def fake_synthetic(monkeypatch, tmp_path):
       out.append(wd.read_status())
     return out
 
-  mod.vmap_group_key, mod.train_group = vmap_group_key, train_group
-  monkeypatch.setitem(sys.modules, "rnnlm_jax.train_synthetic", mod)
+  mod.TASK = tasks.Task(name="synthetic", validate_config=lambda c: None, make_run=None,
+                        evaluate_workdir=None, group_key=vmap_group_key, train_group=train_group,
+                        train_and_evaluate=lambda c, w: train_group([c], [w])[0])
+  monkeypatch.setitem(sys.modules, "fake_synthetic_task", mod)
+  monkeypatch.setitem(tasks.REGISTRY, "synthetic", "fake_synthetic_task")
   return mod
 
 
@@ -204,10 +209,10 @@ def test_sharding_covers_every_point_once(fake_synthetic):
 
 @pytest.fixture()
 def fake_lm(monkeypatch):
-  """Replaces train.train_and_evaluate: records (point dir, seed); the behaviour is chosen by
+  """Replaces loop.train_and_evaluate: records (point dir, seed); the behaviour is chosen by
   model.cell: gru raises without writing a status, rnn_relu diverges (status written, then
-  train.Diverged), rnn_tanh is interrupted, others finish."""
-  from rnnlm_jax import train
+  loop.Diverged), rnn_tanh is interrupted, others finish."""
+  from rnnlm_jax import loop
   calls = []
 
   def fake(config, workdir):
@@ -219,14 +224,14 @@ def fake_lm(monkeypatch):
       raise RuntimeError("boom\nsecond line")
     if config.model.cell == "rnn_relu":
       wd.write_status("diverged", 3, 0.1, "non-finite loss or gradient at step 3")
-      raise train.Diverged("non-finite loss")
+      raise loop.Diverged("non-finite loss")
     if config.model.cell == "rnn_tanh":
       wd.write_status("failed", 2, 0.1, "interrupted by signal 2 at step 2")
-      raise train.Interrupted("interrupted by signal 2 at step 2")
+      raise loop.Interrupted("interrupted by signal 2 at step 2")
     wd.write_status("finished", 5, 1.0)
     return {"split": "test"}
 
-  monkeypatch.setattr(train, "train_and_evaluate", fake)
+  monkeypatch.setattr(loop, "train_and_evaluate", fake)
   return calls
 
 

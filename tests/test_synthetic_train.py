@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rnnlm_jax import cells, config_base, rnn
-from rnnlm_jax import train_synthetic as ts
+from rnnlm_jax.tasks import synthetic as ts
 from rnnlm_jax.models import synthetic as model
 from rnnlm_jax.synthetic import tasks as tasks_lib
 
@@ -273,7 +273,7 @@ SPLIT_SCRIPT = """
 import json, sys
 import jax
 from tests.test_synthetic_train import small_config
-from rnnlm_jax import train_synthetic as ts
+from rnnlm_jax.tasks import synthetic as ts
 assert jax.device_count() == 2
 configs = [small_config(seed=s, max_steps=20, eval_every=20) for s in range(3)]  # 3: padded to 4
 ts.train_group(configs, [sys.argv[1] + f"/m{i}" for i in range(3)], vmap=True)

@@ -1,4 +1,4 @@
-"""The padded-sequence trainer (rnnlm_jax/train_seq.py) on a toy task defined here.
+"""The one loop on padded sequences (rnnlm_jax/loop.py with rnnlm_jax/tasks/padded.py) on a toy task defined here.
 
 Toy task: sequences of +-1 of random length 3..12, padded to 12; label 1 if their sum is
 positive. Model: a GRU over the masked sequence, last state -> 2 logits. It is learnable in a few
@@ -9,14 +9,16 @@ frozen parameters without any real dataset.
 from __future__ import annotations
 
 import json
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnnlm_jax import cells, config_base, rnn, train_seq
-from rnnlm_jax.train import Interrupted
+from rnnlm_jax import cells, config_base, loop, rnn, tasks
+from rnnlm_jax.tasks import padded
+from rnnlm_jax.loop import Interrupted
 
 MAX_T = 12
 
@@ -94,13 +96,23 @@ def toy_config(**train):
   return c
 
 
+def validate_config(config) -> None:
+  """The toy task has no fields of its own."""
+
+
+def make_task(config, workdir=None) -> "ToyTask":
+  return ToyTask(config)
+
+
+TASK = padded.make_task_def("toy", sys.modules[__name__])
+
+
 @pytest.fixture(autouse=True)
 def toy_task(monkeypatch):
-  monkeypatch.setitem(train_seq.TASKS, "toy", __name__)  # this module: no validate_config
-  monkeypatch.setattr(train_seq, "make_task", lambda config, workdir=None: ToyTask(config))
+  monkeypatch.setitem(tasks.REGISTRY, "toy", __name__)  # this module: TASK above
 
 
-def _events(wd, timing=("updates_per_sec", "train_seconds")):
+def _events(wd, timing=("steps_per_sec", "tokens_per_sec", "train_seconds")):
   lines = (wd / "metrics.jsonl").read_text().splitlines()
   return [{k: v for k, v in json.loads(l).items() if k not in timing} for l in lines]
 
@@ -108,14 +120,14 @@ def _events(wd, timing=("updates_per_sec", "train_seconds")):
 def _params(wd, config):
   from rnnlm_jax import checkpoint
   ckpt = checkpoint.Checkpointer(wd / "checkpoints")
-  state, _ = ckpt.restore_latest(train_seq.create_train_state(config, ToyTask(config)))
+  state, _ = ckpt.restore_latest(padded.create_train_state(config, ToyTask(config)))
   ckpt.close()
   return state.params
 
 
 def test_trains_and_honours_the_workdir_contract(tmp_path):
   config = toy_config()
-  result = train_seq.train_and_evaluate(config, str(tmp_path / "run"))
+  result = loop.train_and_evaluate(config, str(tmp_path / "run"))
   events = _events(tmp_path / "run")
   splits = [e["split"] for e in events]
   assert splits.count("valid") == 6 + 1 and splits[-1] == "test"  # 6 epochs + final valid
@@ -133,8 +145,8 @@ def test_trains_and_honours_the_workdir_contract(tmp_path):
 
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
   config = toy_config(num_epochs=3)
-  train_seq.train_and_evaluate(config, str(tmp_path / "ref"))
-  real = train_seq.make_train_step
+  loop.train_and_evaluate(config, str(tmp_path / "ref"))
+  real = padded.make_train_step
 
   def crashing(*args, **kw):
     step_fn = real(*args, **kw)
@@ -146,12 +158,12 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
 
     return wrapped
 
-  monkeypatch.setattr(train_seq, "make_train_step", crashing)
+  monkeypatch.setattr(padded, "make_train_step", crashing)
   with pytest.raises(RuntimeError, match="simulated crash"):
-    train_seq.train_and_evaluate(config, str(tmp_path / "run"))
+    loop.train_and_evaluate(config, str(tmp_path / "run"))
   assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "failed"
-  monkeypatch.setattr(train_seq, "make_train_step", real)
-  train_seq.train_and_evaluate(config, str(tmp_path / "run"))
+  monkeypatch.setattr(padded, "make_train_step", real)
+  loop.train_and_evaluate(config, str(tmp_path / "run"))
   assert _events(tmp_path / "run") == _events(tmp_path / "ref")
   for a, b in zip(jax.tree.leaves(_params(tmp_path / "ref", config)),
                   jax.tree.leaves(_params(tmp_path / "run", config))):
@@ -160,7 +172,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
 
 def test_signal_saves_and_resume_finishes(tmp_path, monkeypatch):
   config = toy_config(num_epochs=2)
-  real = train_seq.make_train_step
+  real = padded.make_train_step
 
   def signalling(*args, **kw):
     step_fn = real(*args, **kw)
@@ -174,21 +186,21 @@ def test_signal_saves_and_resume_finishes(tmp_path, monkeypatch):
 
     return wrapped
 
-  monkeypatch.setattr(train_seq, "make_train_step", signalling)
+  monkeypatch.setattr(padded, "make_train_step", signalling)
   with pytest.raises(Interrupted):
-    train_seq.train_and_evaluate(config, str(tmp_path / "run"))
+    loop.train_and_evaluate(config, str(tmp_path / "run"))
   status = json.loads((tmp_path / "run" / "status.json").read_text())
   assert status["state"] == "failed" and status["step"] == 4
-  monkeypatch.setattr(train_seq, "make_train_step", real)
-  train_seq.train_and_evaluate(config, str(tmp_path / "run"))
-  train_seq.train_and_evaluate(config, str(tmp_path / "ref"))
+  monkeypatch.setattr(padded, "make_train_step", real)
+  loop.train_and_evaluate(config, str(tmp_path / "run"))
+  loop.train_and_evaluate(config, str(tmp_path / "ref"))
   assert _events(tmp_path / "run") == _events(tmp_path / "ref")
 
 
 def test_patience_stops_early(tmp_path):
   config = toy_config(num_epochs=50, patience=1)
   config.optim.learning_rate = 1e-9  # nothing improves after the first validation
-  train_seq.train_and_evaluate(config, str(tmp_path / "run"))
+  loop.train_and_evaluate(config, str(tmp_path / "run"))
   status = json.loads((tmp_path / "run" / "status.json").read_text())
   assert status["step"] == 2 * 8 and "patience" in status["reason"]
 
@@ -196,7 +208,7 @@ def test_patience_stops_early(tmp_path):
 def test_frozen_leaves_do_not_change(tmp_path):
   config = toy_config(num_epochs=1)
   config.freeze_rnn = True
-  train_seq.train_and_evaluate(config, str(tmp_path / "run"))
+  loop.train_and_evaluate(config, str(tmp_path / "run"))
   init = ToyTask(config).init_params(jax.random.split(jax.random.PRNGKey(0))[0])
   final = _params(tmp_path / "run", config)
   for a, b in zip(jax.tree.leaves(init["rnn"]), jax.tree.leaves(final["rnn"])):
@@ -207,9 +219,9 @@ def test_frozen_leaves_do_not_change(tmp_path):
 def test_bad_config_fails_before_writing(tmp_path):
   config = toy_config(patience=-1)
   with pytest.raises(ValueError, match="patience"):
-    train_seq.train_and_evaluate(config, str(tmp_path / "run"))
+    loop.train_and_evaluate(config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
   config = toy_config()
-  config.kind = "nope"
-  with pytest.raises(ValueError, match="unknown kind"):
-    train_seq.validate_config(config)
+  config.task = "nope"
+  with pytest.raises(ValueError, match="unknown task"):
+    tasks.validate_config(config)

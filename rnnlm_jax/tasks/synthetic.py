@@ -1,4 +1,10 @@
-"""Training on the synthetic long-range tasks, several runs at once in one vmapped program.
+"""The ``synthetic`` task: Pascanu et al. 2013's long-range problems, several runs at once in
+one vmapped program.
+
+These runs keep their own step function and group loop (fresh data every update, a fixed test
+set, early stop at success, K members in one program) but the one loop's bookkeeping
+(:mod:`rnnlm_jax.loop`: exceptions, signal flag, progress bar, the train-event gradient
+statistics and the workdir contract of :mod:`rnnlm_jax.workdir`) per member.
 
 ``train_group(configs, workdirs)`` trains K runs ("members") that differ only in numeric
 values (:data:`VMAP_KEYS`: seed, learning rate, clip threshold, init scale, Omega weight) as one
@@ -6,7 +12,7 @@ compiled program: parameters and optimizer states are stacked along a leading me
 the update is ``jax.vmap``-ed over it. Every member keeps its own workdir (the single-run
 contract of :mod:`rnnlm_jax.workdir`), its own data stream and its own early stop; the numbers
 of a member are those of its sequential run (``vmap=False``, or K = 1) up to float rounding
-(checked in ``tests/test_synthetic.py``).
+(checked in ``tests/test_synthetic_train.py``).
 
 Per member, per update ``s`` (counted from 0):
 
@@ -25,7 +31,7 @@ update cap the rest finish with ``success: false``.
 Updates run ``train.log_every`` at a time inside one jitted ``lax.scan`` (one dispatch and one
 host sync per interval), then one train event per member goes to its ``metrics.jsonl``:
 ``loss`` (mean), ``grad_norm`` (mean pre-clip global norm), ``grad_norm_p50/_p90/_max``,
-``clip_rate`` (fraction of updates where clipping fired), ``clip_fraction`` (mean fraction of
+``clipped`` (fraction of updates where clipping fired), ``clip_fraction`` (mean fraction of
 parameter groups or units rescaled: per_layer_norm / agc), ``omega`` (if used). Test events
 carry ``loss``, ``error_rate`` and, for real-valued tasks, ``mse``.
 """
@@ -35,7 +41,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import sys
 import time
 from typing import Sequence
 
@@ -44,13 +49,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from tqdm import tqdm
 
 from rnnlm_jax import cells
 from rnnlm_jax import checkpoint as ckpt_lib
 from rnnlm_jax import optim
 from rnnlm_jax.models import synthetic as model
 from rnnlm_jax.synthetic import tasks as tasks_lib
+from rnnlm_jax.loop import Diverged, Interrupted, StopFlag, gradient_stats, interrupted_reason, \
+    progress_bar
+from rnnlm_jax.tasks import Task
 from rnnlm_jax.workdir import MetricWriter, Workdir, _flatten
 
 log = logging.getLogger("rnnlm_jax")
@@ -58,9 +65,6 @@ log = logging.getLogger("rnnlm_jax")
 # Keys that may differ between the members of one vmapped group (numeric, shape-free).
 VMAP_KEYS = ("seed", "optim.learning_rate", "optim.clip_value", "model.init_scale",
              "optim.omega_weight")
-# Keys that never change what is computed (logging, checkpointing, where the run stops).
-_RUN_KEYS = ("train.max_steps", "train.log_every", "train.checkpoint_every_steps",
-             "train.checkpoint_keep", "train.progress_bar")
 
 
 # ----------------------------------------------------------------------------- config
@@ -320,14 +324,15 @@ class _Member:
       self.prov = None
 
 
-def _train_event(step: int, m: dict, k: int, n: int, use_omega: bool) -> dict:
-  norms = np.asarray(m["grad_norm"][:n, k], np.float64)
+def _train_event(step: int, m: dict, k: int, n: int, use_omega: bool,
+                 steps_per_sec: float | None) -> dict:
+  """Member ``k``'s train event for the last ``n`` updates (``m``: arrays ``[n, K]``);
+  ``steps_per_sec``: the group's updates per second (``None`` for an interval that compiled)."""
+  got = [{key: m[key][i, k] for key in ("grad_norm", "clipped", "clip_fraction")}
+         for i in range(n)]
   loss = np.asarray(m["loss"][:n, k], np.float64)
-  event = {"step": step, "split": "train", "loss": float(loss.mean()),
-           "grad_norm": float(norms.mean()), "grad_norm_p50": float(np.median(norms)),
-           "grad_norm_p90": float(np.percentile(norms, 90)), "grad_norm_max": float(norms.max()),
-           "clip_rate": float(np.mean(m["clipped"][:n, k])),
-           "clip_fraction": float(np.mean(m["clip_fraction"][:n, k]))}
+  event = {"step": step, "split": "train", "loss": float(loss.mean()), **gradient_stats(got),
+           "steps_per_sec": steps_per_sec}
   if use_omega:
     event["omega"] = float(np.mean(m["omega"][:n, k]))
   return event
@@ -351,11 +356,9 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence
   The configs must share :func:`vmap_group_key`. ``vmap=True`` trains them in one program;
   with ``vmap=False`` they are trained one after the other, each as its own (non-vmapped)
   program compiled once for the group; ``"auto"`` picks by :func:`vmap_pays`. Runs whose status is already
-  finished or diverged are not touched. Raises :class:`rnnlm_jax.train.Interrupted` on
+  finished or diverged are not touched. Raises :class:`rnnlm_jax.loop.Interrupted` on
   SIGINT/SIGTERM after saving every member.
   """
-  from rnnlm_jax.train import Interrupted, _StopFlag  # shared with the LM trainer
-
   if len(configs) != len(workdirs):
     raise ValueError(f"{len(configs)} configs but {len(workdirs)} workdirs")
   for c in configs:
@@ -391,8 +394,7 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence
     for i in todo:
       results[i] = train_group([configs[i]], [workdirs[i]], vmap=False)[0]
     return results
-  out = _run_group(members, states, vmapped=vmap and len(members) > 1,
-                   interrupted_cls=Interrupted, stop_flag_cls=_StopFlag)
+  out = _run_group(members, states, vmapped=vmap and len(members) > 1)
   for i, status in zip(todo, out):
     results[i] = status
   return results
@@ -436,8 +438,7 @@ def _place_members(states: list[dict], hypers: list[dict], vmapped: bool):
   return place(stacked), place(hyper), active, place
 
 
-def _run_group(members: list[_Member], states: list[dict], vmapped: bool, interrupted_cls,
-               stop_flag_cls) -> list[dict]:
+def _run_group(members: list[_Member], states: list[dict], vmapped: bool) -> list[dict]:
   config = members[0].config
   t = config.train
   K = len(members)
@@ -473,23 +474,25 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool, interr
     errs = " ".join(f"{float(e):.3f}" for e in res["error_rate"][:K])
     log.info("%s step %d test error: %s (%d running)", label, step_now, errs, int(active.sum()))
 
-  bar = tqdm(total=max_steps, initial=step, unit="step", dynamic_ncols=True, desc=label,
-             disable=not t.get("progress_bar", True), file=sys.stderr,
-             mininterval=1.0 if sys.stderr.isatty() else 30.0)
+  bar = progress_bar(max_steps, step, bool(t.get("progress_bar", True)), desc=label)
   t0, steps0 = time.perf_counter(), step
   try:
-    with stop_flag_cls() as stop:
+    with StopFlag() as stop:
+      compiled = False  # the first interval's time includes compilation
       while step < max_steps and active.any():
         n = min(log_every - step % log_every, max_steps - step)
+        t_chunk = time.perf_counter()
         stacked, metrics = chunk(stacked, hypers, place(jnp.asarray(active)), n)
         metrics = jax.device_get(metrics)
+        interval_rate = n / (time.perf_counter() - t_chunk) if compiled else None
+        compiled = True
         bad = np.asarray(jax.device_get(stacked["bad_step"]))
         step += n
         bar.update(n)
         for k, m in enumerate(members):
           if not active[k]:
             continue
-          m.writer.write(_train_event(step, metrics, k, n, use_omega))
+          m.writer.write(_train_event(step, metrics, k, n, use_omega, interval_rate))
           if bad[k] >= 0:
             reason = f"non-finite loss or gradient at step {int(bad[k])}"
             m.save(_unstack(stacked, k))
@@ -507,14 +510,13 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool, interr
               m.wd.write_status("running", step, 0.0, success=False, success_step=None,
                                 error_rate=m.last_error)
         if stop.signum is not None and step < max_steps and active.any():
-          reason = (f"interrupted by signal {stop.signum} at step {step}; re-run the same "
-                    "command to resume")
+          reason = interrupted_reason(stop.signum, step)
           for k, m in enumerate(members):
             if active[k]:
               m.save(_unstack(stacked, k))
               m.finish("failed", step, reason, outcome="interrupted")
-          raise interrupted_cls(reason)
-  except interrupted_cls:
+          raise Interrupted(reason)
+  except Interrupted:
     raise
   except BaseException as e:
     reason = f"{type(e).__name__}: {e}".splitlines()[0]
@@ -536,6 +538,23 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """Single-run entry (``rnnlm-train`` with a synthetic config): a group of one."""
   status = train_group([config], [workdir], vmap=False)[0]
   if status["state"] == "diverged":
-    from rnnlm_jax.train import Diverged
     raise Diverged(status["reason"])
   return status
+
+
+def evaluate_workdir(workdir: str, split: str = "test", checkpoint: str = "best",
+                     text: str | None = None) -> dict:
+  """The last test-set event of a synthetic run (its runs evaluate a fixed test set while
+  training; there is no other split)."""
+  if text or split != "test":
+    raise ValueError("synthetic runs have a test set only: use --split test without --text")
+  events = [e for e in Workdir(workdir).read_metrics() if e.get("split") == "test"]
+  if not events:
+    raise FileNotFoundError(f"{workdir} has no test evaluation yet; train first")
+  return {"source": "test", "checkpoint": "latest", **events[-1]}
+
+
+TASK = Task(name="synthetic", validate_config=validate_config, make_run=None,
+            evaluate_workdir=evaluate_workdir, select_metric="error_rate", select_mode="min",
+            train_and_evaluate=train_and_evaluate, group_key=vmap_group_key,
+            train_group=train_group)

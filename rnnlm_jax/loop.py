@@ -1,0 +1,356 @@
+"""The one training loop: every task's run bookkeeping, written once.
+
+    config --(rnnlm_jax.tasks: registry by the `task` key)--> task --make_run--> run
+    run --(this module: train_and_evaluate)--> workdir (config.json, metrics.jsonl, checkpoints/,
+                                                        status.json, provenance.json)
+
+A *task* (``rnnlm_jax/tasks/<name>.py``) knows its data, model and loss and builds a *run* for
+a config (:class:`Run`: the data loaded, the jitted step made). This loop owns what is the
+same for every task:
+
+* **resume**: the latest checkpoint holds the train state and the loop's bookkeeping
+  (``meta``: the best validation value, the number of ``metrics.jsonl`` lines written, ...);
+  re-running on a workdir restores it and truncates the metrics to that line count, so an
+  interrupted run ends with exactly the parameters and events of an uninterrupted one;
+* **signals**: SIGINT/SIGTERM finish the current step, save, and raise :class:`Interrupted`;
+* **divergence**: a non-finite loss or gradient norm writes the event, status ``diverged``
+  and raises :class:`Diverged`;
+* **train events** (one schema for every task, see :func:`train_event`) every
+  ``train.log_every`` steps, at checkpoints and at the end of an epoch;
+* **validation** after every epoch (and at the last step): the run's metrics on ``valid``;
+  the best one by the run's ``select_metric`` (``select_mode`` min or max) is kept as the
+  ``best`` checkpoint; ``train.patience`` validations without improvement stop early;
+* **checkpoints** every ``train.checkpoint_every_steps`` and after every validation;
+* the **final evaluation** of the best-valid checkpoint on the run's ``final_splits``;
+* **status** and **provenance** (:meth:`rnnlm_jax.workdir.Workdir.run_recorded`), the
+  progress bar and the log lines.
+
+The position in the data is a pure function of the step (``epoch, i = divmod(step,
+steps_per_epoch)``), so nothing but the state and ``meta`` needs saving.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from typing import Any, Protocol
+
+import jax
+import ml_collections
+import numpy as np
+from flax.training import train_state
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from rnnlm_jax import checkpoint as ckpt_lib
+from rnnlm_jax import optim
+from rnnlm_jax.workdir import MetricWriter, Workdir
+
+log = logging.getLogger("rnnlm_jax")
+
+
+class Diverged(RuntimeError):
+  """The training loss or gradient became NaN or infinite."""
+
+
+class Interrupted(RuntimeError):
+  """SIGINT/SIGTERM received; a checkpoint was saved."""
+
+
+# How a run that ends by one of these is recorded in provenance.json (Workdir.run_recorded).
+RECORDED_OUTCOMES = {Diverged: "diverged", Interrupted: "interrupted"}
+
+
+class TrainState(train_state.TrainState):
+  """Optax train state plus the recurrent carry (truncated BPTT; ``None`` for tasks whose
+  sequences are whole) and the dropout RNG."""
+
+  carry: Any = None
+  rng: jax.Array = None
+
+
+class StopFlag:
+  """Turns SIGINT/SIGTERM into a flag the loop checks between steps (a second signal raises
+  ``KeyboardInterrupt`` at once)."""
+
+  def __init__(self):
+    self.signum = None
+    self._old = {}
+
+  def __enter__(self):
+    for sig in (signal.SIGINT, signal.SIGTERM):
+      try:
+        self._old[sig] = signal.signal(sig, self._handle)
+      except ValueError:  # not the main thread
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    if self.signum is not None:  # second signal: give up at once
+      raise KeyboardInterrupt
+    self.signum = signum
+
+  def __exit__(self, *exc):
+    for sig, old in self._old.items():
+      signal.signal(sig, old)
+
+
+def progress_bar(total: int, initial: int, enabled: bool, desc: str | None = None) -> tqdm:
+  """The progress bar of a training run (stderr; sparse updates when stderr is not a tty)."""
+  return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, desc=desc,
+              disable=not enabled, file=sys.stderr,
+              mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+
+def interrupted_reason(signum: int, step: int) -> str:
+  """The status reason of a run stopped by a signal."""
+  return (f"interrupted by signal {signum} at step {step}; re-run the same command to resume")
+
+
+def gradient_stats(got: list[dict]) -> dict:
+  """The clipping statistics of the steps in ``got`` (each step's ``grad_norm`` before
+  clipping, ``clipped`` 0/1 and ``clip_fraction``, see :func:`rnnlm_jax.optim.clip_gradients`):
+  the mean, median, 90th percentile and max of the norm, the fraction of steps clipped and the
+  mean fraction of groups rescaled."""
+  norms = np.array([m["grad_norm"] for m in got], np.float64)
+  return {"grad_norm": float(norms.mean()), "grad_norm_p50": float(np.median(norms)),
+          "grad_norm_p90": float(np.percentile(norms, 90)), "grad_norm_max": float(norms.max()),
+          "clipped": float(np.mean([m["clipped"] for m in got])),
+          "clip_fraction": float(np.mean([m["clip_fraction"] for m in got]))}
+
+
+class Run(Protocol):
+  """What a task gives the loop for one config (see the module docstring).
+
+  ``batch(step)`` returns the inputs of ``train_step`` for global step ``step``, placed on
+  the devices; ``start_epoch(state, epoch)`` is called before an epoch's first step (e.g. to
+  reset a carried recurrent state); ``train_metrics(got)`` reduces the outputs of the steps
+  since the last event to the task's metrics (with ``loss``) and the per-step values whose
+  finiteness is checked; ``evaluate(params, split)`` scores a split (with ``loss``);
+  ``after_validation`` may change the state (learning-rate plateau, parameter averaging)
+  before it is checkpointed.
+  """
+
+  steps_per_epoch: int
+  total_steps: int
+  tokens_per_step: int | None
+  select_metric: str
+  select_mode: str
+  final_splits: tuple[str, ...]
+
+  def describe(self, state) -> str: ...
+  def init_state(self) -> TrainState: ...
+  def place_state(self, state: TrainState) -> TrainState: ...
+  def train_step(self, state: TrainState, batch) -> tuple[TrainState, dict]: ...
+  def start_epoch(self, state: TrainState, epoch: int) -> TrainState: ...
+  def batch(self, step: int): ...
+  def train_metrics(self, got: list[dict]) -> tuple[dict, np.ndarray]: ...
+  def evaluate(self, params, split: str) -> dict: ...
+  def valid_extras(self, state: TrainState) -> dict: ...
+  def after_validation(self, state: TrainState, metrics: dict, is_best: bool, meta: dict,
+                       step: int, wd: Workdir) -> TrainState: ...
+
+
+def _better(value: float, best: float | None, mode: str) -> bool:
+  return best is None or (value < best if mode == "min" else value > best)
+
+
+def _fmt(metrics: dict) -> str:
+  return " ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                  if isinstance(v, float) and k != "epoch")
+
+
+def fresh_meta() -> dict:
+  """The loop's bookkeeping of a run that has not started."""
+  return {"best_value": None, "best_step": None, "metrics_lines": 0, "bad_validations": 0,
+          "train_seconds": 0.0, "stopped_early": False}
+
+
+def migrate_meta(meta: dict) -> dict:
+  """A checkpoint's ``meta`` in the current form (workdirs of the former separate trainers:
+  the language-model loop named the best value ``best_valid_loss``; the whole-sequence loop
+  kept ``epoch``/``batch``, now derived from the step)."""
+  meta = dict(meta)
+  if "best_valid_loss" in meta:
+    meta["best_value"] = meta.pop("best_valid_loss")
+  for key in ("epoch", "batch"):
+    meta.pop(key, None)
+  return {**fresh_meta(), **meta}
+
+
+# ----------------------------------------------------------------------------- entry points
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+  """Train ``config`` in ``workdir`` with its task's run (resuming), evaluate the best-valid
+  checkpoint; returns the last final event (e.g. ``test``), or the task's own result for
+  tasks that train themselves (synthetic groups).
+
+  Everything that can be wrong with the input is checked (config, data) before the workdir
+  is touched. Raises :class:`Diverged` (status ``diverged``) and :class:`Interrupted` (after a
+  checkpoint; re-running resumes).
+  """
+  from rnnlm_jax import tasks
+  task = tasks.get_task(config)
+  if task.train_and_evaluate is not None:  # a task with its own loop (synthetic groups)
+    return task.train_and_evaluate(config, workdir)
+  task.validate_config(config)
+  wd = Workdir(workdir)
+  config_dict = config.to_dict()
+  wd.check_config(config_dict)
+  run = task.make_run(config, str(wd.path))  # loads the data: bad input fails before writing
+  wd.write_config(config_dict)
+  if hasattr(run, "write_files"):  # e.g. the language model's vocab.txt
+    run.write_files(wd)
+  return wd.run_recorded(lambda: _run(config, wd, run), RECORDED_OUTCOMES)
+
+
+def _run(config, wd: Workdir, run: Run) -> dict:
+  t_cfg = config.train
+  spe, total = run.steps_per_epoch, run.total_steps
+  select, mode = run.select_metric, run.select_mode
+  if mode not in ("min", "max"):
+    raise ValueError(f"select_mode must be 'min' or 'max', got {mode!r}")
+  patience = int(t_cfg.get("patience", 0))
+
+  state = run.init_state()
+  log.info("%s, %d steps/epoch, %d steps", run.describe(state), spe, total)
+  ckpt = ckpt_lib.Checkpointer(wd.checkpoint_dir, keep=int(t_cfg.get("checkpoint_keep", 2)))
+  meta = fresh_meta()
+  restored = ckpt.restore_latest(state)  # restored with the shardings of `state`
+  if restored is not None:
+    state, meta = restored
+    state = run.place_state(state)  # a no-op unless orbax placed a leaf otherwise
+    meta = migrate_meta(meta)
+    wd.truncate_metrics(int(meta["metrics_lines"]))
+    log.info("resumed from step %d (epoch %.2f)", int(state.step), int(state.step) / spe)
+  else:
+    wd.truncate_metrics(0)
+  writer = MetricWriter(wd)
+  step = int(state.step)
+  saved_at = [step if restored is not None else None]
+  pending: list = []
+  clock = [time.perf_counter(), 0]  # interval start, steps timed in it
+  seconds0, t_start = float(meta["train_seconds"]), time.perf_counter()
+
+  def save():
+    if saved_at[0] == step:  # already saved at this step (e.g. a signal right after a save)
+      return
+    meta["metrics_lines"] = writer.lines
+    meta["train_seconds"] = seconds0 + time.perf_counter() - t_start
+    ckpt.save_latest(step, state, dict(meta))
+    saved_at[0] = step
+
+  def flush():
+    """One train event for the steps since the last one; raise Diverged on NaN/inf."""
+    if not pending:
+      return
+    got = jax.device_get(pending)
+    pending.clear()
+    task_metrics, per_step = run.train_metrics(got)
+    grads = gradient_stats(got)
+    elapsed, timed = time.perf_counter() - clock[0], clock[1]
+    steps_per_sec = timed / elapsed if timed and elapsed > 0 else None
+    event = {"step": step, "epoch": step / spe, "split": "train", **task_metrics, **grads,
+             "lr": float(got[-1]["lr"]), "steps_per_sec": steps_per_sec,
+             "tokens_per_sec": (steps_per_sec * run.tokens_per_step
+                                if steps_per_sec and run.tokens_per_step else None)}
+    writer.write(event)
+    norms = np.array([m["grad_norm"] for m in got], np.float64)
+    finite = np.isfinite(per_step) & np.isfinite(norms)
+    if not np.all(finite):
+      bad = step - len(got) + int(np.argmin(finite)) + 1
+      reason = f"non-finite loss or gradient at step {bad}"
+      wd.write_status("diverged", bad, bad / spe, reason)
+      raise Diverged(f"{reason}; see {wd.metrics_file}")
+    rate = event["tokens_per_sec"]
+    log.info("step %d epoch %.2f train: %s gnorm %.3f clipped %.2f lr %.4g %s", step,
+             step / spe, _fmt({k: task_metrics[k] for k in list(task_metrics)[:2]}),
+             grads["grad_norm"], grads["clipped"], event["lr"],
+             f"{rate:,.0f} tok/s" if rate else "")
+    bar.set_postfix_str(f"loss {task_metrics['loss']:.3f} gnorm {grads['grad_norm']:.2f}"
+                        + (f" {rate:,.0f} tok/s" if rate else ""))
+    clock[0], clock[1] = time.perf_counter(), 0
+
+  def validate():
+    """Score valid; keep the best; count validations without improvement; checkpoint."""
+    nonlocal state
+    metrics = run.evaluate(optim.eval_params(state.opt_state, state.params), "valid")
+    value = metrics[select]
+    is_best = _better(value, meta["best_value"], mode)
+    writer.write({"step": step, "epoch": step / spe, "split": "valid", **metrics,
+                  "best": is_best, **run.valid_extras(state)})
+    log.info("step %d epoch %.2f valid: %s%s", step, step / spe, _fmt(metrics),
+             " (best)" if is_best else "")
+    if is_best:
+      meta["best_value"], meta["best_step"], meta["bad_validations"] = value, step, 0
+    else:
+      meta["bad_validations"] += 1
+    state = run.after_validation(state, metrics, is_best, meta, step, wd)
+    if is_best:
+      ckpt.save_best(step, state, dict(meta, metrics_lines=writer.lines))
+    if patience and meta["bad_validations"] >= patience:
+      meta["stopped_early"] = True
+      log.info("stopping early: %d validations without improvement", patience)
+    save()
+    wd.write_status("running", step, step / spe)
+
+  bar = progress_bar(total, step, bool(t_cfg.get("progress_bar", True)))
+  log_every, ckpt_every = int(t_cfg.log_every), int(t_cfg.checkpoint_every_steps)
+  start = step
+  try:
+    with StopFlag() as stop, logging_redirect_tqdm():
+      while step < total and not meta["stopped_early"]:
+        if step % spe == 0:
+          state = run.start_epoch(state, step // spe)
+        state, metrics = run.train_step(state, run.batch(step))
+        pending.append(metrics)
+        if step == start:  # exclude compilation from the throughput
+          jax.block_until_ready(metrics)
+          clock[0] = time.perf_counter()
+        else:
+          clock[1] += 1
+        step += 1
+        bar.update(1)
+        epoch_done = step % spe == 0
+        if epoch_done or step == total:
+          flush()
+          validate()
+        elif step % ckpt_every == 0:
+          flush()  # also at checkpoints, so that a resumed run logs the same events
+          save()
+          wd.write_status("running", step, step / spe)
+        elif step % log_every == 0:
+          flush()
+        if stop.signum is not None and step < total and not meta["stopped_early"]:
+          flush()
+          save()
+          ckpt.wait()
+          reason = interrupted_reason(stop.signum, step)
+          wd.write_status("failed", step, step / spe, reason)
+          raise Interrupted(reason)
+  finally:
+    bar.close()
+    ckpt.wait()
+
+  best = ckpt.restore_best(state)
+  best_state, best_meta = best if best is not None else (state, meta)
+  best_meta = migrate_meta(best_meta)
+  best_params = optim.eval_params(best_state.opt_state, best_state.params)
+  event = {}
+  for split in run.final_splits:
+    metrics = run.evaluate(best_params, split)
+    event = {"step": step, "epoch": step / spe, "split": split, **metrics,
+             "checkpoint": "best_valid", "checkpoint_step": int(best_state.step),
+             f"valid_{select}": best_meta["best_value"],
+             "train_seconds": float(meta["train_seconds"])}
+    writer.write(event)
+    log.info("%s (best-valid checkpoint, step %d): %s", split, int(best_state.step),
+             _fmt(metrics))
+  writer.close()
+  ckpt.close()
+  reason = "stopped early (patience)" if meta["stopped_early"] else ""
+  wd.write_status("finished", step, step / spe, reason)
+  return event

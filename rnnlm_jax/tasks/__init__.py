@@ -1,0 +1,126 @@
+"""The task registry: a config's ``task`` key names what is trained, and this maps it to the code.
+
+    lm         language models on a token stream, truncated BPTT (tasks/lm.py)
+    music      next-frame prediction on polyphonic piano rolls (tasks/music.py)
+    classify   text classification (tasks/classify.py)
+    synthetic  Pascanu et al. 2013's long-range problems, vmapped groups (tasks/synthetic.py)
+
+Every entry point (``rnnlm-train``, ``rnnlm-eval``, ``rnnlm-sweep``, ``rnnlm-report``,
+``rnnlm-sample``, ``rnnlm-export-embeddings``) asks :func:`task_name` / :func:`get_task`; no other
+code decides what kind of run a config is.
+
+Older spellings are still read: a config without a ``task`` key is a language model; a
+top-level ``kind`` (``music`` / ``classify``) is read as ``task`` with a one-line deprecation
+note; a ``task`` sub-config with a ``name`` field (``task.name``, ``task.length``, ...) is a
+synthetic run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+from typing import Any, Callable, Mapping
+
+log = logging.getLogger("rnnlm_jax")
+
+# task name -> the module that defines its TASK.
+REGISTRY = {
+    "lm": "rnnlm_jax.tasks.lm",
+    "music": "rnnlm_jax.tasks.music",
+    "classify": "rnnlm_jax.tasks.classify",
+    "synthetic": "rnnlm_jax.tasks.synthetic",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+  """What the entry points need of a task.
+
+  Attributes:
+    name: the registry name (the config's ``task`` value).
+    validate_config: ``(config) -> None``; raises ``ValueError`` (one line, with the fix).
+    make_run: ``(config, workdir) -> loop.Run``: loads the data and builds the jitted step;
+      writes nothing. ``None`` for tasks with their own loop.
+    evaluate_workdir: ``(workdir, split, checkpoint, text=None) -> dict`` (``rnnlm-eval``).
+    select_metric: the validation metric that picks the best checkpoint (per config for
+      tasks whose configs choose it: a callable ``(config) -> str``).
+    select_mode: ``"min"`` or ``"max"`` (or a callable of the config).
+    train_and_evaluate: for tasks that run their own loop (synthetic groups): ``(config,
+      workdir) -> dict``; ``None`` means :func:`rnnlm_jax.loop.train_and_evaluate`'s loop.
+    group_key: ``(config) -> str``: configs with equal keys may be trained together by
+      ``train_group`` (one vmapped program); ``None``: every run alone.
+    train_group: ``(configs, workdirs, vmap) -> [status]``.
+    has_text: whether the task models text that ``rnnlm-sample`` can continue.
+  """
+
+  name: str
+  validate_config: Callable[[Any], None]
+  make_run: Callable[[Any, str], Any] | None
+  evaluate_workdir: Callable[..., dict]
+  select_metric: str | Callable[[Any], str] = "loss"
+  select_mode: str | Callable[[Any], str] = "min"
+  train_and_evaluate: Callable[[Any, str], dict] | None = None
+  group_key: Callable[[Any], str] | None = None
+  train_group: Callable[..., list] | None = None
+  has_text: bool = False
+
+
+_warned: set[str] = set()
+
+
+def _get(config: Any, key: str):
+  if isinstance(config, Mapping):
+    return config.get(key)
+  return config.get(key) if hasattr(config, "get") else getattr(config, key, None)
+
+
+def task_name(config: Any) -> str:
+  """The task of a config (a ``ConfigDict``, a workdir's ``config.json`` dict, or that dict
+  flattened to dotted keys).
+
+  Raises:
+    ValueError: an unknown task name.
+  """
+  task = _get(config, "task")
+  if isinstance(task, str):
+    name = task
+  elif task is not None and _get(task, "name") is not None:
+    name = "synthetic"  # the synthetic tasks' sub-config (task.name, task.length, ...)
+  elif _get(config, "kind") is not None:
+    name = str(_get(config, "kind"))
+    if name not in _warned:
+      _warned.add(name)
+      log.warning("config key `kind` is deprecated: write `task = %r` (rnnlm_jax/tasks)", name)
+  elif isinstance(config, Mapping) and any(str(k).startswith("task.") for k in config):
+    name = "synthetic"  # a flattened config.json of a synthetic run
+  else:
+    name = "lm"
+  if name not in REGISTRY:
+    raise ValueError(f"unknown task {name!r}; choose one of {', '.join(REGISTRY)}")
+  return name
+
+
+def get_task(config_or_name: Any) -> Task:
+  """The :class:`Task` of a config, a ``config.json`` dict or a task name."""
+  name = config_or_name if isinstance(config_or_name, str) else task_name(config_or_name)
+  if name not in REGISTRY:
+    raise ValueError(f"unknown task {name!r}; choose one of {', '.join(REGISTRY)}")
+  return importlib.import_module(REGISTRY[name]).TASK
+
+
+def normalise_task_key(flat: dict) -> dict:
+  """A flattened config dict with its task under the current key: ``kind`` becomes ``task``,
+  no task key becomes ``task: "lm"`` (so a workdir written before the ``task`` key compares
+  equal to the same config today; the synthetic ``task.*`` sub-config is left as it is)."""
+  flat = dict(flat)
+  if "kind" in flat:
+    flat["task"] = flat.pop("kind")
+  elif not any(k == "task" or k.startswith("task.") for k in flat):
+    flat["task"] = "lm"
+  return flat
+
+
+def validate_config(config: Any) -> None:
+  """Check a config with its task's validation (``ValueError``: one line, with the fix)."""
+  get_task(config).validate_config(config)
