@@ -549,10 +549,14 @@ def test_lean_backward_is_a_field_of_the_cell(name):
   np.testing.assert_allclose(float(v_lean), float(v_auto), rtol=1e-6)
   assert_trees_close(g_lean, g_auto, atol=1e-5)
   assert float(jnp.abs(g_lean[0]["w_hh"]).max()) > 1e-2  # not trivially zero
-  # rnn.recurrence: the field too, or the generic step_hw path for a cell without one
+  # rnn.recurrence: the field too, or the generic step_hw path (its own custom VJP) for a cell
+  # without one; same values and gradients
   gx = cell.project_inputs(params, xs_TBI)
   assert_trees_close(rnn.recurrence(auto, params, carry, gx),
                      rnn.recurrence(cell, params, carry, gx), atol=1e-6)
+  rec_loss = lambda c: jax.grad(lambda p, g: jnp.sum(jnp.sin(rnn.recurrence(c, p, carry, g)[1])),
+                                argnums=(0, 1))
+  assert_trees_close(rec_loss(auto)(params, gx), rec_loss(cell)(params, gx), atol=1e-5)
   with pytest.raises(ValueError, match="neither a recurrence nor a step_hw"):
     rnn.recurrence(cells.get_cell(name, "layer"), params, carry, gx)
 
