@@ -31,8 +31,8 @@ def get_config():
   c.model.embeddings_trainable = True  # fine-tune the embeddings (False: frozen)
   c.model.embeddings_backoff = False  # a word outside the training vocabulary but in the
   # pretrained vectors is read with its (frozen) vector instead of <unk>
-  c.model.embed_init_scale = 0.1  # std of random embedding rows (OOV rows: the vectors' std)
-  c.model.embed_dropout = 0.3  # dropout on the embedded tokens
+  c.model.embed_init_std = 0.1  # std of random embedding rows (OOV rows: the vectors' std)
+  c.model.input_dropout = 0.3  # dropout on the embedded tokens
   c.model.word_dropout = 0.0  # training: a token becomes <unk> with this probability
   c.model.dropout = 0.2  # dropout between layers, on the states and on the pooled vector
   c.model.init = "uniform"  # recurrent weights: uniform | orthogonal | identity

@@ -35,9 +35,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.forget_bias = 0.0  # added to the LSTM forget-gate bias at init
   c.model.tie_embeddings = False  # share the softmax matrix with the embedding (E == H)
   c.model.scan_unroll = 1  # lax.scan unroll factor (speed only)
-  # Backward-pass rematerialisation (rnn.Remat): none (= False) keeps every step's activations;
-  # step (= True) recomputes each step; segment keeps only segment-boundary carries, O(T/S + S).
-  c.model.remat = ml_collections.FieldReference(False, field_type=object)  # none|step|segment
+  # Backward-pass rematerialisation (rnn.Remat): none keeps every step's activations;
+  # step recomputes each step; segment keeps only segment-boundary carries, O(T/S + S).
+  c.model.remat = "none"  # none | step | segment
   c.model.remat_segment = 0  # remat=segment: time steps per segment (0 = about sqrt(bptt))
   c.model.remat_policy = "none"  # step only: none | dots (keep h W_hh: less recompute, more memory)
   c.model.compute_dtype = "float32"  # float32 | bfloat16 matmul inputs (f32 accumulation & params)

@@ -42,6 +42,7 @@ import statistics
 from typing import Any, Iterable, Sequence
 
 from rnnlm_jax import tasks
+from rnnlm_jax.workdir import NON_COMPUTATION_KEYS, flatten
 
 SEED_KEY = "seed"
 LENGTH_KEY = "task.length"
@@ -51,9 +52,6 @@ CELL_KEY = "model.cell"
 SUCCESS_METRIC = "success"
 KIND_NAMES = {"lm": "language model", "synthetic": "synthetic task",
               "seq": "whole-sequence task (music or classification)"}
-# Config keys that do not change what a run computes: never treated as swept.
-IGNORED_KEYS = ("data.dir", "data.tfds_dir", "train.progress_bar", "train.log_every",
-                "train.checkpoint_every_steps", "train.checkpoint_keep")
 ENDED_STATES = ("finished", "diverged", "failed")
 # Number formats by metric-name suffix (first match wins).
 METRIC_FORMATS = (("perplexity", ".2f"), ("bpc", ".3f"), ("error_rate", ".4f"), ("loss", ".4f"),
@@ -69,17 +67,6 @@ class ReportError(ValueError):
 
 
 # ----------------------------------------------------------------------------- values
-
-
-def flatten(d: dict, prefix: str = "") -> dict:
-  """Nested dict -> {dotted key: leaf value}."""
-  out = {}
-  for k, v in d.items():
-    if isinstance(v, dict):
-      out.update(flatten(v, f"{prefix}{k}."))
-    else:
-      out[f"{prefix}{k}"] = v
-  return out
 
 
 def fmt_value(v: Any) -> str:
@@ -153,12 +140,13 @@ def read_events(path: pathlib.Path) -> list[dict]:
 
 
 def varying_keys(flat_configs: Iterable[dict]) -> list[str]:
-  """Dotted keys (sorted) whose values differ between configs, ignoring IGNORED_KEYS."""
+  """Dotted keys (sorted) whose values differ between configs, ignoring
+  ``workdir.NON_COMPUTATION_KEYS``."""
   flats = list(flat_configs)
   keys = sorted(set().union(*flats)) if flats else []
   out = []
   for k in keys:
-    if k in IGNORED_KEYS:
+    if k in NON_COMPUTATION_KEYS:
       continue
     if len({fmt_value(f.get(k)) for f in flats}) > 1:
       out.append(k)
@@ -311,7 +299,7 @@ def read_point(root: pathlib.Path, name: str, overrides: dict, keys: list[str],
   """
   wd = root / name
   config = _read_json(wd / "config.json") if (wd / "config.json").is_file() else None
-  flat = flatten(config) if config else dict(resolved or {})
+  flat = tasks.normalise_task_key(flatten(config)) if config else dict(resolved or {})
   status = _read_json(wd / "status.json") if (wd / "status.json").is_file() else None
   events = read_events(wd / "metrics.jsonl")
   rec: dict[str, Any] = {

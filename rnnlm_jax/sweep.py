@@ -70,7 +70,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import ml_collections
 
 from rnnlm_jax import tasks
-from rnnlm_jax.workdir import Workdir, _flatten
+from rnnlm_jax.workdir import RUN_LENGTH_KEYS, Workdir, flatten
 
 SWEEP_FILE = "sweep.json"
 FINAL_STATES = ("finished", "diverged", "failed")
@@ -575,9 +575,6 @@ def _settle_status(wd: Workdir, before: dict | None, error: BaseException | None
   return wd.read_status()
 
 
-RUN_LENGTH_KEYS = ("train.num_epochs", "train.max_steps")
-
-
 def _run_lengthened(path: pathlib.Path, config, status: Mapping) -> bool:
   """A finished language-model or whole-sequence point whose run length (``train.num_epochs``
   / ``train.max_steps``) is now set differently: it is trained on (resumed) rather than
@@ -586,10 +583,10 @@ def _run_lengthened(path: pathlib.Path, config, status: Mapping) -> bool:
   if status.get("state") != "finished" or tasks.get_task(config).group_key is not None:
     return False
   try:
-    old = _flatten(Workdir(path).read_config())
+    old = flatten(Workdir(path).read_config())
   except (OSError, ValueError):
     return False
-  new = _flatten(config.to_dict())
+  new = flatten(config.to_dict())
   return any(k in old and old[k] != new.get(k) for k in RUN_LENGTH_KEYS)
 
 

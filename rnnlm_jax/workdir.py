@@ -29,15 +29,24 @@ from typing import Any, Callable, Mapping, TypeVar
 
 T = TypeVar("T")
 
-# Config keys that may differ between invocations on one workdir (they do not change the
-# parameters computed so far): run length, logging, checkpointing, evaluation, data location.
-RESUMABLE_KEYS = (
-    "train.num_epochs", "train.max_steps", "train.log_every", "train.checkpoint_every_steps",
-    "train.checkpoint_keep", "train.eval_batch_size", "train.progress_bar", "data.dir",
-    "data.tfds_dir", "train.num_devices", "train.sample_length",
-    # memory/speed trade-offs that change float rounding at most:
+# The config keys that do not change the computation, in one place (the workdir contract, the
+# sweep and the report read these):
+# - they change no number a run writes: logging, checkpointing, progress output, samples, where
+#   the raw data is read from. A report never treats them as swept.
+NON_COMPUTATION_KEYS = (
+    "train.log_every", "train.checkpoint_every_steps", "train.checkpoint_keep",
+    "train.progress_bar", "train.sample_length", "data.dir", "data.tfds_dir",
+)
+# - where a run stops: a re-run with a larger value trains a finished run on.
+RUN_LENGTH_KEYS = ("train.num_epochs", "train.max_steps")
+# - evaluation columns and memory/speed trade-offs that change float rounding at most.
+ROUNDING_KEYS = (
+    "train.eval_batch_size", "train.num_devices",
     "model.remat", "model.remat_segment", "model.remat_policy", "model.vocab_chunk",
 )
+# Config keys that may differ between invocations on one workdir (they do not change the
+# parameters computed so far).
+RESUMABLE_KEYS = NON_COMPUTATION_KEYS + RUN_LENGTH_KEYS + ROUNDING_KEYS
 # Keys added after workdirs existed: a config without one had the value given here.
 ADDED_KEY_DEFAULTS = {
     "model.compute_dtype": "float32",
@@ -63,12 +72,13 @@ def _atomic_write_json(path: pathlib.Path, obj: Any) -> None:
   os.replace(tmp, path)
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
+def flatten(d: dict, prefix: str = "") -> dict:
+  """Nested dict -> ``{dotted key: leaf value}``."""
   out = {}
   for k, v in d.items():
     key = f"{prefix}{k}"
     if isinstance(v, dict):
-      out.update(_flatten(v, key + "."))
+      out.update(flatten(v, key + "."))
     else:
       out[key] = v
   return out
@@ -77,7 +87,7 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 def config_conflicts(old: dict, new: dict) -> list[str]:
   """Keys (dotted) whose values differ between two config dicts, ignoring RESUMABLE_KEYS."""
   from rnnlm_jax.tasks import normalise_task_key  # `kind` -> `task`; no key -> "lm"
-  a, b = normalise_task_key(_flatten(old)), normalise_task_key(_flatten(new))
+  a, b = normalise_task_key(flatten(old)), normalise_task_key(flatten(new))
   for flat in (a, b):
     for k, v in ADDED_KEY_DEFAULTS.items():
       flat.setdefault(k, v)
@@ -181,10 +191,10 @@ class Workdir:
       WorkdirError: a non-resumable key differs (nothing is written).
     """
     if self.config_file.exists():
-      old = json.loads(self.config_file.read_text())
+      old = self.read_config()
       conflicts = config_conflicts(old, config_dict)
       if conflicts:
-        fo, fn = _flatten(old), _flatten(config_dict)
+        fo, fn = flatten(old), flatten(config_dict)
         diffs = "; ".join(f"{k}: {fo.get(k)!r} -> {fn.get(k)!r}" for k in conflicts[:5])
         more = f" (and {len(conflicts) - 5} more)" if len(conflicts) > 5 else ""
         raise WorkdirError(
@@ -198,9 +208,12 @@ class Workdir:
     _atomic_write_json(self.config_file, config_dict)
 
   def read_config(self) -> dict:
+    """The workdir's config (nested dict), in today's key spelling (older workdirs are read
+    through :func:`rnnlm_jax.tasks.migrate_config`)."""
     if not self.config_file.exists():
       raise WorkdirError(f"{self.path} has no config.json; is it a workdir made by rnnlm-train?")
-    return json.loads(self.config_file.read_text())
+    from rnnlm_jax.tasks import migrate_config
+    return migrate_config(json.loads(self.config_file.read_text()))
 
   def start_provenance(self) -> int:
     """Append this invocation to provenance.json; returns its index."""

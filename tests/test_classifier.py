@@ -95,7 +95,7 @@ def test_padded_batch_logits_equal_each_text_alone(pooling, bidirectional):
 
 
 def test_dropout_only_in_training_and_follows_rng():
-  spec = _spec(embed_dropout=0.5, word_dropout=0.3, dropout=0.3, pooling="mean")
+  spec = _spec(input_dropout=0.5, word_dropout=0.3, dropout=0.3, pooling="mean")
   params = C.init_params(jax.random.PRNGKey(0), spec)
   tokens, lengths = jnp.ones((2, 6), jnp.int32) * 5, jnp.asarray([6, 4])
   ev = C.logits(params, spec, tokens, lengths)
@@ -163,8 +163,8 @@ def test_spec_errors():
   with pytest.raises(ValueError, match="unknown model.pooling 'sum'; choose one of last, mean"):
     C.ClassifierSpec.from_config(c.model, 10, 2)
   c = _config()
-  c.model.embed_dropout = 1.0
-  with pytest.raises(ValueError, match=r"model.embed_dropout must be in \[0, 1\)"):
+  c.model.input_dropout = 1.0
+  with pytest.raises(ValueError, match=r"model.input_dropout must be in \[0, 1\)"):
     C.ClassifierSpec.from_config(c.model, 10, 2)
 
 
@@ -284,9 +284,38 @@ def test_task_with_pretrained_vectors_and_dim_mismatch(iso):
 # Configs
 
 
+def test_renamed_keys_are_refused_and_old_workdirs_read_with_the_new_names(tmp_path):
+  """model.embed_dropout / embed_init_scale of a classifier are now input_dropout /
+  embed_init_std (the LM's embed_dropout drops whole words; init_scale is a range)."""
+  from rnnlm_jax import tasks
+  from rnnlm_jax.workdir import Workdir
+  c = _load_config("sms_spam")
+  c.model.embed_dropout = 0.3  # a config file written for the old name
+  with pytest.raises(ValueError, match="^model.embed_dropout was renamed model.input_dropout "
+                                       "for the classify task; set model.input_dropout instead$"):
+    tasks.validate_config(c)
+  new = _load_config("sms_spam").to_dict()
+  old = json.loads(json.dumps(new))  # config.json as the code before the renames wrote it
+  old["kind"] = old.pop("task")
+  old["model"]["embed_dropout"] = old["model"].pop("input_dropout")
+  old["model"]["embed_init_scale"] = old["model"].pop("embed_init_std")
+  wd = Workdir(tmp_path / "run")
+  wd.path.mkdir()
+  wd.config_file.write_text(json.dumps(old))
+  read = wd.read_config()
+  assert read["task"] == "classify" and "kind" not in read
+  assert read["model"]["input_dropout"] == new["model"]["input_dropout"] == 0.3
+  assert "embed_dropout" not in read["model"]
+  wd.check_config(new)  # the same config under today's names: no conflict
+  changed = json.loads(json.dumps(new))
+  changed["model"]["input_dropout"] = 0.5
+  with pytest.raises(ValueError, match="model.input_dropout: 0.3 -> 0.5"):
+    wd.check_config(changed)
+
+
 @pytest.mark.parametrize("name", ["sst2_bilstm", "sms_spam"])
 def test_configs_validate(name):
-  from rnnlm_jax import loop, tasks
+  from rnnlm_jax import tasks
   c = _load_config(name)
   assert c.task == "classify"
   tasks.validate_config(c)
@@ -298,7 +327,7 @@ def test_configs_validate(name):
       "lowercase", "min_count", "max_length", "buckets", "bidirectional", "pooling",
       "attention_size", "head_hidden", "embed_size", "embeddings", "embeddings_trainable",
       "embeddings_backoff",
-      "embed_init_scale", "embed_dropout", "word_dropout", "select_metric")]
+      "embed_init_std", "input_dropout", "word_dropout", "select_metric")]
   assert all("#" in l for l in new_fields), [l for l in new_fields if "#" not in l]
 
 

@@ -71,7 +71,7 @@ def test_lm_values_and_gradients_equal_no_remat():
     return jax.jit(jax.value_and_grad(loss))(params)
 
   v0, g0 = run(base)
-  for kw in [dict(remat=True), dict(remat="step", remat_policy="dots"), dict(remat="segment")]:
+  for kw in [dict(remat="step"), dict(remat="step", remat_policy="dots"), dict(remat="segment")]:
     spec = lm.LMSpec.from_config(model_cfg(cell=name, **kw), vocab_size=11)
     v1, g1 = run(spec)
     np.testing.assert_allclose(float(v1), float(v0), rtol=1e-5, err_msg=str(kw))
@@ -80,17 +80,16 @@ def test_lm_values_and_gradients_equal_no_remat():
 
 def test_config_values_and_errors():
   spec = lambda **kw: lm.LMSpec.from_config(model_cfg(**kw), vocab_size=5)
-  # back-compat: the old bool field
   assert spec().remat == "none" and not spec().remat_spec
-  assert spec(remat=False).remat == "none" and spec(remat=True).remat == "step"
-  assert spec(remat=True).remat_spec == rnn.Remat("step")
+  assert spec(remat="step").remat_spec == rnn.Remat("step")
   assert spec(remat="segment", remat_segment=50).remat_spec == rnn.Remat("segment", 50)
-  assert spec(remat="Segment").remat == "segment"
   assert bool(spec(remat="segment").remat_spec) and bool(rnn.as_remat(True))
   assert lm.LMSpec(cell="lstm", vocab_size=5, num_layers=1, hidden_size=4, embed_size=4,
                    remat=True).remat_spec == rnn.Remat("step")  # direct construction too
   with pytest.raises(ValueError, match="model.remat must be one of none | step | segment"):
     spec(remat="sometimes")
+  with pytest.raises(ValueError, match=r"got 'True' \(True is now 'step'\)"):
+    spec(remat="True")  # --config.model.remat=True on the command line
   with pytest.raises(ValueError, match="model.remat_segment must be an integer >= 0"):
     spec(remat="segment", remat_segment=-2)
   with pytest.raises(ValueError, match="model.remat_policy must be one of"):
@@ -108,14 +107,22 @@ def test_segment_length_auto():
   assert rnn.Remat("segment").segment_length(1) == 1
 
 
-def test_config_field_takes_bool_or_name():
-  """The config field is untyped: config files may say True, the command line 'segment'."""
+def test_config_field_is_a_mode_name_and_old_bools_are_migrated(tmp_path):
+  """One spelling in configs (none | step | segment); a workdir written when the field also
+  took True/False is read with the names."""
+  import json
+  from rnnlm_jax.workdir import Workdir
   c = config_base.base_config()
   c.lock()
-  c.model.remat = True
   c.model.remat = "segment"
   assert c.to_dict()["model"]["remat"] == "segment"
-  assert isinstance(ml_collections.ConfigDict(c.to_dict()).model.remat, str)
+  with pytest.raises(TypeError):
+    c.model.remat = True
+  old = config_base.base_config().to_dict()
+  old["model"]["remat"] = True
+  wd = Workdir(tmp_path)
+  wd.config_file.write_text(json.dumps(old))
+  assert wd.read_config()["model"]["remat"] == "step"
 
 
 def test_segment_remat_needs_much_less_temporary_memory():

@@ -7,7 +7,7 @@ The model (pure functions over a params pytree)::
       -> embedding [V, E] (random, or pretrained: model.embeddings; frozen or fine-tuned;
          with model.embeddings_backoff a word outside the training vocabulary that has a
          pretrained vector is read with that vector, constant, instead of <unk>'s row)
-      -> dropout (model.embed_dropout)
+      -> dropout (model.input_dropout)
       -> L recurrent layers, each forward only or forward + backward (model.bidirectional),
          dropout (model.dropout) on the input of layers 2..L   -> hs [time, batch, D]
       -> dropout (model.dropout) -> pooling over each sequence's own positions -> [batch, D]
@@ -88,13 +88,13 @@ class ClassifierSpec:
   pooling: str = "attention"
   attention_size: int = 0          # 0 = hidden_size
   head_hidden: int = 0             # 0 = a single dense layer
-  embed_dropout: float = 0.0
+  input_dropout: float = 0.0       # plain dropout on the embedded tokens
   word_dropout: float = 0.0
   dropout: float = 0.0
   init: str = "uniform"
   init_scale: float = 0.1
   forget_bias: float = 0.0
-  embed_init_scale: float = 0.1    # std of the random embedding rows
+  embed_init_std: float = 0.1      # std of the random embedding rows
   embeddings_trainable: bool = True
   unk_id: int = cdata.UNK_ID
 
@@ -108,11 +108,11 @@ class ClassifierSpec:
         num_layers=int(model_cfg.num_layers), hidden_size=int(model_cfg.hidden_size),
         bidirectional=bool(model_cfg.bidirectional), pooling=str(model_cfg.pooling),
         attention_size=int(model_cfg.attention_size), head_hidden=int(model_cfg.head_hidden),
-        embed_dropout=float(model_cfg.embed_dropout),
+        input_dropout=float(model_cfg.input_dropout),
         word_dropout=float(model_cfg.word_dropout), dropout=float(model_cfg.dropout),
         init=str(model_cfg.init), init_scale=float(model_cfg.init_scale),
         forget_bias=float(model_cfg.forget_bias),
-        embed_init_scale=float(model_cfg.embed_init_scale),
+        embed_init_std=float(model_cfg.embed_init_std),
         embeddings_trainable=bool(model_cfg.embeddings_trainable))
     for name in ("embed_size", "num_layers", "hidden_size"):
       if getattr(spec, name) < 1:
@@ -123,7 +123,7 @@ class ClassifierSpec:
     if spec.pooling not in POOLINGS:
       raise ValueError(f"unknown model.pooling {spec.pooling!r}; choose one of "
                        f"{', '.join(POOLINGS)}")
-    for name in ("embed_dropout", "word_dropout", "dropout"):
+    for name in ("input_dropout", "word_dropout", "dropout"):
       if not 0.0 <= getattr(spec, name) < 1.0:
         raise ValueError(f"model.{name} must be in [0, 1), got {getattr(spec, name)}")
     if spec.init not in cells.INITS:
@@ -160,12 +160,12 @@ def init_params(key: jax.Array, spec: ClassifierSpec, pretrained: np.ndarray | N
   """Initial parameters.
 
   Embedding rows: the pretrained vector where ``found[i]`` (``pretrained [V, E]``), else
-  N(0, ``oov_scale``^2) (default ``spec.embed_init_scale``); row 0 (``<pad>``) is zeros.
+  N(0, ``oov_scale``^2) (default ``spec.embed_init_std``); row 0 (``<pad>``) is zeros.
   Recurrent layers by ``spec.init`` / ``init_scale`` / ``forget_bias`` (see ``cells``);
   attention and dense layers U[-1/sqrt(fan_in), 1/sqrt(fan_in)].
   """
   k_emb, k_rnn, k_pool, k_head = jax.random.split(key, 4)
-  scale = spec.embed_init_scale if oov_scale is None else oov_scale
+  scale = spec.embed_init_std if oov_scale is None else oov_scale
   emb = scale * jax.random.normal(k_emb, (spec.vocab_size, spec.embed_size), jnp.float32)
   if pretrained is not None:
     pre = jnp.asarray(pretrained, jnp.float32)
@@ -293,7 +293,7 @@ def logits(params: dict, spec: ClassifierSpec, tokens_BT: jax.Array, lengths_B: 
   x = jnp.take(table, jnp.where(outside, spec.unk_id, tokens_TB), axis=0)
   if backoff_BTE is not None:
     x = jnp.where(outside[..., None], jnp.swapaxes(backoff_BTE, 0, 1), x)
-  x = rnn.dropout(x, spec.embed_dropout, rngs[1])
+  x = rnn.dropout(x, spec.input_dropout, rngs[1])
   cell = spec.cell_fns
   last = None
   for layer, lp in enumerate(params["rnn"]):
@@ -417,6 +417,8 @@ def backoff_vectors(tokens: np.ndarray, vocab_size: int, vectors: np.ndarray) ->
 
 def validate_config(config) -> None:
   """Checks the classification-specific fields (one-line ``ValueError``s)."""
+  from rnnlm_jax import tasks
+  tasks.refuse_renamed_keys(config, "classify")
   name = str(config.data.name)
   if name not in cdata.CLASSIFICATION_DATASETS:
     raise ValueError(f"data.name {name!r} is not a classification data set; choose one of "

@@ -44,7 +44,7 @@ class LMSpec:
   forget_bias: float = 0.0
   tie_embeddings: bool = False
   scan_unroll: int = 1
-  remat: str = "none"  # none | step | segment (False/True accepted: none/step); see rnn.Remat
+  remat: str = "none"  # none | step | segment; see rnn.Remat
   remat_segment: int = 0  # "segment": time steps per checkpointed segment, 0 = about sqrt(T)
   remat_policy: str = "none"  # "step" only: none | dots (also keep the h W_hh matmul outputs)
   compute_dtype: str = "float32"  # matmul inputs: float32 | bfloat16 (f32 accumulation, params)
@@ -127,12 +127,12 @@ class LMSpec:
 
 def _remat_fields(model_cfg) -> dict:
   """``model.remat``, ``model.remat_segment``, ``model.remat_policy``, checked (clear errors)."""
-  mode = model_cfg.get("remat", False)
-  try:
-    mode = rnn.as_remat(mode).mode
-  except ValueError:
-    raise ValueError(f"model.remat must be one of {' | '.join(rnn.REMAT_MODES)} (False = none, "
-                     f"True = step), got {mode!r}") from None
+  mode = model_cfg.get("remat", "none")
+  if mode not in rnn.REMAT_MODES:  # one spelling: the bools of older configs are refused
+    old = {"false": " (False is now 'none')", "true": " (True is now 'step')"}.get(
+        str(mode).strip().lower(), "")
+    raise ValueError(f"model.remat must be one of {' | '.join(rnn.REMAT_MODES)}, got "
+                     f"{mode!r}{old}")
   segment = model_cfg.get("remat_segment", 0)
   if isinstance(segment, bool) or not isinstance(segment, int) or segment < 0:
     raise ValueError(f"model.remat_segment must be an integer >= 0 (time steps per segment; "

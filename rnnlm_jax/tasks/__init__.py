@@ -109,16 +109,59 @@ def get_task(config_or_name: Any) -> Task:
   return importlib.import_module(REGISTRY[name]).TASK
 
 
+# Keys renamed so that one name has one meaning, per task: {task: {old dotted key: new}}.
+# An old workdir's config.json is read with the new names; a config that sets an old name is
+# refused with a line naming the new one (the task's validate_config).
+RENAMED_KEYS = {
+    "classify": {
+        # plain dropout on the embedded tokens (the LM's model.embed_dropout drops whole words)
+        "model.embed_dropout": "model.input_dropout",
+        # a standard deviation (model.init_scale is a uniform range)
+        "model.embed_init_scale": "model.embed_init_std",
+    },
+}
+
+
 def normalise_task_key(flat: dict) -> dict:
-  """A flattened config dict with its task under the current key: ``kind`` becomes ``task``,
-  no task key becomes ``task: "lm"`` (so a workdir written before the ``task`` key compares
-  equal to the same config today; the synthetic ``task.*`` sub-config is left as it is)."""
+  """A flattened config dict in today's spelling: ``kind`` becomes ``task``, no task key
+  becomes ``task: "lm"`` (the synthetic ``task.*`` sub-config is left as it is), and the
+  task's :data:`RENAMED_KEYS` get their new names, ``model.remat`` True/False becomes
+  ``"step"``/``"none"``. So a workdir written before these changes
+  compares equal to the same config today."""
   flat = dict(flat)
   if "kind" in flat:
     flat["task"] = flat.pop("kind")
   elif not any(k == "task" or k.startswith("task.") for k in flat):
     flat["task"] = "lm"
+  for old, new in RENAMED_KEYS.get(flat.get("task"), {}).items():
+    if old in flat:
+      flat[new] = flat.pop(old)
+  if isinstance(flat.get("model.remat"), bool):  # once a bool or a name; now a name
+    flat["model.remat"] = "step" if flat["model.remat"] else "none"
   return flat
+
+
+def migrate_config(config: dict) -> dict:
+  """A nested config dict (a workdir's ``config.json``) in today's spelling (see
+  :func:`normalise_task_key`)."""
+  from rnnlm_jax.workdir import flatten
+  out: dict = {}
+  for key, value in normalise_task_key(flatten(config)).items():
+    node = out
+    *parents, leaf = key.split(".")
+    for part in parents:
+      node = node.setdefault(part, {})
+    node[leaf] = value
+  return out
+
+
+def refuse_renamed_keys(config: Any, task: str) -> None:
+  """Raise ``ValueError`` naming the new key if ``config`` sets a renamed one."""
+  for old, new in RENAMED_KEYS.get(task, {}).items():
+    group, leaf = old.split(".")
+    node = _get(config, group)
+    if node is not None and leaf in node:
+      raise ValueError(f"{old} was renamed {new} for the {task} task; set {new} instead")
 
 
 def validate_config(config: Any) -> None:

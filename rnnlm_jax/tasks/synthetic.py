@@ -58,7 +58,7 @@ from rnnlm_jax.synthetic import tasks as tasks_lib
 from rnnlm_jax.loop import Diverged, Interrupted, StopFlag, gradient_stats, interrupted_reason, \
     progress_bar
 from rnnlm_jax.tasks import Task
-from rnnlm_jax.workdir import MetricWriter, Workdir, _flatten
+from rnnlm_jax.workdir import MetricWriter, Workdir, flatten
 
 log = logging.getLogger("rnnlm_jax")
 
@@ -101,7 +101,7 @@ def vmap_group_key(config) -> str:
   Everything but :data:`VMAP_KEYS` must agree (and whether Omega is used at all, since that
   changes the program).
   """
-  flat = {k: v for k, v in _flatten(config.to_dict()).items() if k not in VMAP_KEYS}
+  flat = {k: v for k, v in flatten(config.to_dict()).items() if k not in VMAP_KEYS}
   flat["uses_omega"] = float(config.optim.omega_weight) > 0
   return json.dumps(flat, sort_keys=True, default=str)
 

@@ -26,8 +26,8 @@ def get_config():
   c.model.embeddings = ""
   c.model.embeddings_trainable = True
   c.model.embeddings_backoff = False
-  c.model.embed_init_scale = 0.1
-  c.model.embed_dropout = 0.1
+  c.model.embed_init_std = 0.1
+  c.model.input_dropout = 0.1
   c.model.word_dropout = 0.1
   c.model.dropout = 0.2
   c.model.init = "uniform"
