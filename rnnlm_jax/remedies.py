@@ -16,50 +16,18 @@ every key's default is off, and off leaves the model's computation exactly as be
   :func:`activation_penalties` (``optim.ar``, ``optim.tar``): activation regularisation
   ``alpha * mean(h^2)`` on the (dropped) vectors fed to the softmax and temporal activation
   regularisation ``beta * mean((h_t - h_{t-1})^2)`` on the last layer's undropped outputs
-  (Merity et al. 2017); added to the differentiated loss by :mod:`rnnlm_jax.train`.
+  (Merity et al. 2017); added to the differentiated loss by :mod:`rnnlm_jax.tasks.lm`.
 * ``model.attention_window`` and ``model.aux_weight``: :mod:`rnnlm_jax.models.attention` and
   :mod:`rnnlm_jax.models.lm`.
-
-Deprecated aliases, kept so older code runs: :func:`get_cell`, :func:`layer_norm_cell` (use
-``cells.get_cell(name, norm)``) and :func:`stack_time_major` (use ``rnn.stack_time_major``).
 """
 
 from __future__ import annotations
 
-import warnings
-
 import jax
 import jax.numpy as jnp
 
-from rnnlm_jax import cells, rnn
 from rnnlm_jax.cells import NORMS, Cell, layer_norm  # noqa: F401  (re-exported)
 from rnnlm_jax.rnn import locked_dropout, weight_drop  # noqa: F401  (re-exported)
-
-
-# ----------------------------------------------------------------------------- deprecated aliases
-
-
-def _deprecated(old: str, new: str) -> None:
-  warnings.warn(f"rnnlm_jax.remedies.{old} is deprecated; use {new}", DeprecationWarning,
-                stacklevel=3)
-
-
-def get_cell(name: str, norm: str = "none") -> Cell:
-  """Deprecated: ``cells.get_cell(name, norm)`` (the same object)."""
-  _deprecated("get_cell", "rnnlm_jax.cells.get_cell(name, norm)")
-  return cells.get_cell(name, norm)
-
-
-def layer_norm_cell(name: str) -> Cell:
-  """Deprecated: ``cells.get_cell(name, "layer")`` (the same object)."""
-  _deprecated("layer_norm_cell", "rnnlm_jax.cells.get_cell(name, norm='layer')")
-  return cells.get_cell(name, "layer")
-
-
-def stack_time_major(*args, **kwargs):
-  """Deprecated: :func:`rnnlm_jax.rnn.stack_time_major`, which now takes the remedy options."""
-  _deprecated("stack_time_major", "rnnlm_jax.rnn.stack_time_major")
-  return rnn.stack_time_major(*args, **kwargs)
 
 
 # ----------------------------------------------------------------------------- embedding dropout

@@ -138,8 +138,6 @@ def test_ln_cell_is_invariant_to_weight_scale_and_normalises(name, monkeypatch):
   cell = cells.get_cell(name, "layer")
   assert cell.name == f"{name}_ln" and cell.recurrence is None  # autodiff of lax.scan
   assert cells.get_cell(name, "layer") is cell  # one object per (name, norm)
-  with pytest.deprecated_call():  # the old factory: a thin alias of the registry
-    assert remedies.get_cell(name, "layer") is cell
   params = cell.init(jax.random.PRNGKey(0), 5, 8, init_scale=1.0)  # variances >> LN's eps
   xs = jax.random.normal(jax.random.PRNGKey(1), (6, 3, 5))
   carry = cell.init_carry(3, 8)
@@ -189,10 +187,6 @@ def test_residual_stack_adds_the_input_or_its_projection():
     h0 = o0 + (xs if proj is None else xs @ proj)
     _, o1 = rnn.scan_layer_time_major(cell, params[1], carries[1], h0)
     np.testing.assert_allclose(np.asarray(hs), np.asarray(h0 + o1), rtol=1e-6, atol=1e-6)
-    with pytest.deprecated_call():  # the old remedies stack: an alias of the one stack
-      _, hs_old = remedies.stack_time_major(cell, params, carries, xs, residual=True,
-                                            res_proj=proj)
-    np.testing.assert_array_equal(np.asarray(hs_old), np.asarray(hs))
   spec = _spec(residual=True, embed_size=5)
   assert lm.init_params(jax.random.PRNGKey(0), spec)["res_proj"].shape == (5, 12)
   assert "res_proj" not in lm.init_params(jax.random.PRNGKey(0), _spec(residual=True))
