@@ -346,7 +346,7 @@ def resolve_from_sweep_file(root: pathlib.Path,
   if path is None:
     return None, f"sweep file {cfg} not found (relative to the current directory or {root}'s parent)"
   try:
-    from rnnlm_jax import sweep as sweep_lib
+    from rnnlm_jax.sweeps import spec as sweep_lib
     base = sweep_lib.load_sweep_module(path).get_config()
     out = {p["name"]: flatten(sweep_lib.apply_overrides(base, p["overrides"]).to_dict())
            for p in points}

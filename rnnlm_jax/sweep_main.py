@@ -4,7 +4,7 @@
         [--task_index=I --num_tasks=N] [--point=NAME ...] [--no_vmap] [--dry_run]
         [--config.KEY=VALUE ...]
 
-Expands the sweep file (``get_config()`` and ``get_sweep()``, see :mod:`rnnlm_jax.sweep`),
+Expands the sweep file (``get_config()`` and ``get_sweep()``, see :mod:`rnnlm_jax.sweeps`),
 writes ``WORKDIR/sweep.json`` and trains this task's points, each in ``WORKDIR/<name>/``.
 ``--config.KEY=VALUE`` overrides the base config of every point (a swept key may not be
 overridden). Re-running resumes: finished and diverged points are skipped (a finished point
@@ -58,15 +58,15 @@ def _raise_keyboard_interrupt(signum, frame):
 
 def _validate_points(points) -> None:
   """Each point's config passes its task's validation (before anything is written)."""
-  from rnnlm_jax import sweep as sweep_lib
   from rnnlm_jax import tasks
+  from rnnlm_jax.sweeps.spec import SweepError
   checks = [([p], tasks.get_task(p.config).validate_config) for p in points]
   for pts, validate in checks:
     for p in pts:
       try:
         validate(p.config)
       except (ValueError, KeyError, TypeError) as e:
-        raise sweep_lib.SweepError(f"point {p.name}: {cli.one_line(e)}") from None
+        raise SweepError(f"point {p.name}: {cli.one_line(e)}") from None
 
 
 def _main(argv) -> None:
@@ -82,35 +82,38 @@ def _main(argv) -> None:
   if FLAGS.cpu_devices > 1:  # before JAX creates its backend
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_force_host_platform_device_count={FLAGS.cpu_devices}")
-  from rnnlm_jax import sweep as sweep_lib
+  from rnnlm_jax.sweeps.plan import plan, select, shard
+  from rnnlm_jax.sweeps.run import (SweepInterrupted, check_workdir, run_sweep, sweep_record,
+                                    write_sweep_json)
+  from rnnlm_jax.sweeps.spec import SweepError, expand, load_sweep_module, swept_keys
   from rnnlm_jax.workdir import WorkdirError
 
   n, i, vmap = FLAGS.num_tasks, FLAGS.task_index, not FLAGS.no_vmap
   path = config_flags.get_config_filename(FLAGS["config"])
   try:
     if n < 1 or not 0 <= i < n:
-      raise sweep_lib.SweepError(f"need 0 <= --task_index < --num_tasks, got --task_index={i} "
-                                 f"--num_tasks={n}")
-    module = sweep_lib.load_sweep_module(path)
+      raise SweepError(f"need 0 <= --task_index < --num_tasks, got --task_index={i} "
+                       f"--num_tasks={n}")
+    module = load_sweep_module(path)
     try:
       overrides = module.get_sweep()
-    except sweep_lib.SweepError:
+    except SweepError:
       raise
     except Exception as e:
-      raise sweep_lib.SweepError(f"{path}: get_sweep() failed: {type(e).__name__}: "
-                                 f"{cli.one_line(e)}") from None
-    points = sweep_lib.expand(FLAGS.config, overrides)
+      raise SweepError(f"{path}: get_sweep() failed: {type(e).__name__}: "
+                       f"{cli.one_line(e)}") from None
+    points = expand(FLAGS.config, overrides)
     overridden = set(config_flags.get_override_values(FLAGS["config"]))
-    clash = [k for k in sweep_lib.swept_keys(overrides) if k in overridden]
+    clash = [k for k in swept_keys(overrides) if k in overridden]
     if clash:
-      raise sweep_lib.SweepError(f"--config.{clash[0]} sets a key the sweep varies; change the "
-                                 "sweep file instead")
+      raise SweepError(f"--config.{clash[0]} sets a key the sweep varies; change the sweep "
+                       "file instead")
     _validate_points(points)
-    units = sweep_lib.plan(points, n, vmap)
-    mine = sweep_lib.select(sweep_lib.shard(units, i, n), FLAGS.point)
-    record = sweep_lib.sweep_record(path, points)
-    sweep_lib.check_workdir(FLAGS.workdir, record, points)
-  except (sweep_lib.SweepError, WorkdirError, ValueError) as e:
+    units = plan(points, n, vmap)
+    mine = select(shard(units, i, n), FLAGS.point)
+    record = sweep_record(path, points)
+    check_workdir(FLAGS.workdir, record, points)
+  except (SweepError, WorkdirError, ValueError) as e:
     cli.fail(cli.one_line(e))
 
   n_mine = sum(len(u) for u in mine)
@@ -129,14 +132,14 @@ def _main(argv) -> None:
     print(f"(dry run: nothing written; * = run by --task_index={i})", flush=True)
     return
 
-  sweep_lib.write_sweep_json(FLAGS.workdir, record)
+  write_sweep_json(FLAGS.workdir, record)
   cli.setup_logging()
   # SIGTERM (a cluster's time limit, scancel) between points stops the sweep like Ctrl-C;
   # inside a point the trainer catches it, saves a checkpoint and raises Interrupted.
   signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
   try:
-    result = sweep_lib.run_sweep(mine, FLAGS.workdir, vmap=vmap)
-  except sweep_lib.SweepInterrupted as e:
+    result = run_sweep(mine, FLAGS.workdir, vmap=vmap)
+  except SweepInterrupted as e:
     print(f"sweep summary (task {i} of {n}, interrupted): {e.result.summary()}", flush=True)
     cli.fail(str(e), cli.EXIT_INTERRUPTED)
   except KeyboardInterrupt:

@@ -332,8 +332,8 @@ def test_configs_validate(name):
 
 
 def test_sweep_file_points():
-  from rnnlm_jax import sweep
-  mod = sweep.load_sweep_module(REPO / "configs" / "sweeps" / "classify_cells.py")
+  from rnnlm_jax.sweeps.spec import apply_overrides, load_sweep_module
+  mod = load_sweep_module(REPO / "configs" / "sweeps" / "classify_cells.py")
   base = mod.get_config()
   points = list(mod.get_sweep())
   cells_ = {p["model.cell"] for p in points}
@@ -341,4 +341,4 @@ def test_sweep_file_points():
   assert cells_ == {"rnn_tanh", "lstm", "gru"} and "none" in clips and len(clips) >= 2
   assert len(points) == len(cells_) * len(clips) * len({p.get("seed", 0) for p in points})
   for p in points:
-    C.validate_config(sweep.apply_overrides(base, p))
+    C.validate_config(apply_overrides(base, p))

@@ -94,11 +94,12 @@ def test_synthetic_config_validates_and_trains(name, tmp_path):
 
 
 def test_sweep_configs_expand_and_validate():
-  from rnnlm_jax import loop, sweep, tasks
+  from rnnlm_jax import tasks
+  from rnnlm_jax.sweeps.spec import expand, load_sweep_module
   from rnnlm_jax.tasks import synthetic as synthetic_task
   for path in sorted((REPO / "configs" / "sweeps").glob("*.py")):
-    mod = sweep.load_sweep_module(path)
-    points = sweep.expand(mod.get_config(), mod.get_sweep())
+    mod = load_sweep_module(path)
+    points = expand(mod.get_config(), mod.get_sweep())
     assert points, path
     for point in points:
       tasks.validate_config(point.config)
@@ -106,7 +107,7 @@ def test_sweep_configs_expand_and_validate():
 
 @pytest.mark.parametrize("name", sorted(SEQ))
 def test_seq_config_validates(name):
-  from rnnlm_jax import loop, sweep, tasks
+  from rnnlm_jax import tasks
   c = load(REPO / "configs" / f"{name}.py")
   assert tasks.task_name(c) in ("music", "classify")
   tasks.validate_config(c)

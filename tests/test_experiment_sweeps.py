@@ -12,7 +12,8 @@ import pathlib
 
 import pytest
 
-from rnnlm_jax import loop, sweep, tasks
+from rnnlm_jax import loop, tasks
+from rnnlm_jax.sweeps.spec import expand, load_sweep_module
 from rnnlm_jax.tasks import lm as lm_task
 from rnnlm_jax.tasks import synthetic as synthetic_task
 
@@ -26,8 +27,8 @@ def _sweep_id(path):
 
 
 def _points(path):
-  mod = sweep.load_sweep_module(path)
-  return sweep.expand(mod.get_config(), mod.get_sweep())
+  mod = load_sweep_module(path)
+  return expand(mod.get_config(), mod.get_sweep())
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=_sweep_id)
@@ -77,7 +78,7 @@ def test_lm_sweep_points_train_a_few_steps(path, tmp_path):
 
 
 def test_karpathy_sizes_match_the_budget():
-  mod = sweep.load_sweep_module(REPO / "experiments" / "karpathy2015" / "sweep.py")
+  mod = load_sweep_module(REPO / "experiments" / "karpathy2015" / "sweep.py")
   points = mod.get_sweep()
   assert len(points) == 9
   counts = [mod.num_params(p["model.cell"], p["model.num_layers"], p["model.hidden_size"])

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from rnnlm_jax import rnn
-from rnnlm_jax import sweep as sweep_lib
 from rnnlm_jax.data import music as music_data
 from rnnlm_jax.models import music
+from rnnlm_jax.sweeps.spec import expand, load_sweep_module
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -298,8 +298,8 @@ def test_experiment_sweep_points_load_and_train(name, tiny_music, tmp_path):
   """Every point expands, validates and builds its task; the first point trains 3 steps with
   its optimiser and clipping (shrunk model and batches, tiny data)."""
   from rnnlm_jax import loop, tasks
-  mod = sweep_lib.load_sweep_module(SWEEPS[name])
-  points = sweep_lib.expand(mod.get_config(), mod.get_sweep())
+  mod = load_sweep_module(SWEEPS[name])
+  points = expand(mod.get_config(), mod.get_sweep())
   assert points and len({p.name for p in points}) == len(points)
   for p in points:
     tasks.validate_config(p.config)
@@ -315,8 +315,8 @@ def test_experiment_sweep_points_load_and_train(name, tiny_music, tmp_path):
 
 
 def test_chung_sweep_matches_the_paper_setup():
-  mod = sweep_lib.load_sweep_module(SWEEPS["chung2014"])
-  points = sweep_lib.expand(mod.get_config(), mod.get_sweep())
+  mod = load_sweep_module(SWEEPS["chung2014"])
+  points = expand(mod.get_config(), mod.get_sweep())
   assert len(points) == 12
   sizes = {(p.config.model.cell, p.config.model.hidden_size) for p in points}
   assert sizes == {("rnn_tanh", 100), ("gru", 46), ("lstm", 36)}

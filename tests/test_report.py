@@ -767,7 +767,7 @@ def test_archive_runs_keeps_what_reports_read(lm_sweep, tmp_path):
 def test_remedies_table_names_only_remedies_turned_on():
   """experiments/remedies/table.py: a remedy key at its off value (discovery gives every point
   all varying keys) names no remedy, so the baseline row is labelled baseline."""
-  from rnnlm_jax.sweep import import_file
+  from rnnlm_jax.sweeps.spec import import_file
   table = import_file(pathlib.Path(__file__).resolve().parent.parent / "experiments" / "remedies"
                       / "table.py")
   off = {"overrides": {"model.residual": False, "model.norm": "none", "model.dropout": 0.0,

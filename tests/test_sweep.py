@@ -1,4 +1,5 @@
-"""Sweeps: expansion, names, overrides, sharding, skip/resume, failure handling, the CLI."""
+"""Sweeps: units and shards (rnnlm_jax.sweeps.plan), sweep.json, skip/resume and failure
+handling (rnnlm_jax.sweeps.run), the rnnlm-sweep CLI. The spec is tested in test_sweep_spec.py."""
 
 from __future__ import annotations
 
@@ -13,116 +14,13 @@ import numpy as np
 import pytest
 
 from rnnlm_jax import config_base
-from rnnlm_jax import sweep as S
+from rnnlm_jax.sweeps.plan import plan, shard
+from rnnlm_jax.sweeps.run import (SweepInterrupted, check_workdir, run_sweep, sweep_record,
+                                  write_sweep_json)
+from rnnlm_jax.sweeps.spec import SweepError, expand, product, sweep
 from rnnlm_jax.workdir import Workdir
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-
-
-# ----------------------------------------------------------------------------- expansion
-
-
-def test_sweep_product_zip_counts_and_order():
-  assert S.sweep("model.cell", ["lstm", "gru"]) == [{"model.cell": "lstm"}, {"model.cell": "gru"}]
-  pts = S.product(S.sweep("a.x", [1, 2]), S.sweep("b", ["p", "q", "r"]))
-  assert len(pts) == 6
-  assert pts == [{"a.x": 1, "b": "p"}, {"a.x": 1, "b": "q"}, {"a.x": 1, "b": "r"},
-                 {"a.x": 2, "b": "p"}, {"a.x": 2, "b": "q"}, {"a.x": 2, "b": "r"}]
-  assert [list(p) for p in pts] == [["a.x", "b"]] * 6  # key order = argument order
-  z = S.zip_(S.sweep("m", ["none", "global_norm"]), S.sweep("v", [0.0, 0.25]))
-  assert z == [{"m": "none", "v": 0.0}, {"m": "global_norm", "v": 0.25}]
-  nested = S.product(S.sweep("c", ["lstm", "gru"]), z, S.sweep("seed", [0, 1, 2]))
-  assert len(nested) == 2 * 2 * 3
-  assert nested[0] == {"c": "lstm", "m": "none", "v": 0.0, "seed": 0}
-  assert nested[1] == {"c": "lstm", "m": "none", "v": 0.0, "seed": 1}  # seeds vary fastest
-  assert nested[-1] == {"c": "gru", "m": "global_norm", "v": 0.25, "seed": 2}
-  assert S.product() == [{}]
-
-
-def test_spec_errors():
-  with pytest.raises(ValueError, match=r"equal length.*\[2, 3\]"):
-    S.zip_(S.sweep("a", [1, 2]), S.sweep("b", [1, 2, 3]))
-  with pytest.raises(S.SweepError, match="key 'a' is set by two"):
-    S.product(S.sweep("a", [1]), S.sweep("a", [2]))
-  with pytest.raises(S.SweepError, match="key 'a' is set by two"):
-    S.zip_(S.sweep("a", [1]), S.sweep("a", [2]))
-  with pytest.raises(S.SweepError, match="not a string"):
-    S.sweep("model.cell", "gru")
-  with pytest.raises(S.SweepError, match="no values"):
-    S.sweep("seed", [])
-  with pytest.raises(S.SweepError, match="dotted config key"):
-    S.sweep("model..cell", [1])
-
-
-# ----------------------------------------------------------------------------- names
-
-
-def test_point_name_readable_stable_safe():
-  ov = {"model.cell": "gru", "optim.clip_mode": "none", "seed": 1}
-  assert S.point_name(ov) == "cell=gru,clip_mode=none,seed=1"
-  assert S.point_name({"seed": 1, "model.cell": "gru"}) == "seed=1,cell=gru"  # given order
-  assert S.point_name({"optim.clip_value": 0.25, "optim.learning_rate": 1e-05}) == \
-      "clip_value=0.25,learning_rate=1e-05"
-  assert S.point_name({"lr": 1.0, "x": 3e-4, "y": 0.1}) == "lr=1.0,x=0.0003,y=0.1"
-  assert S.point_name({"model.tie_embeddings": True, "data.dir": None}) == \
-      "tie_embeddings=true,dir=none"
-  assert S.point_name({"data.split": (0.8, 0.1, 0.1)}) == "split=0.8_0.1_0.1"
-  assert S.point_name({"data.path": "/tmp/a b/c.txt"}) == "path=_tmp_a_b_c.txt"
-  assert S.point_name({"a.init": "x", "b.init": "y"}) == "a.init=x,b.init=y"  # ambiguous: full
-  assert S.point_name({}) == "base"
-  long = {"data.path": "x" * 500}
-  name = S.point_name(long)
-  assert len(name) <= S.MAX_NAME_LEN and name == S.point_name(dict(long))
-  assert name != S.point_name({"data.path": "x" * 499})
-  for name in (S.point_name(ov), S.point_name({"p": "../../etc", "q": "a,b=c"})):
-    assert "/" not in name and not name.startswith(".")
-  assert S.point_name({"p": "a,b=c"}) == "p=a_b_c"
-  # Stable across processes (no hash randomisation).
-  code = ("from rnnlm_jax.sweep import point_name; "
-          "print(point_name({'data.path': 'x' * 500, 'optim.learning_rate': 1e-05}))")
-  outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                         env=dict(os.environ, PYTHONHASHSEED=str(seed))).stdout
-          for seed in (1, 2)}
-  assert outs == {S.point_name({"data.path": "x" * 500, "optim.learning_rate": 1e-05}) + "\n"}
-
-
-def test_names_unique_and_collision_errors():
-  base = config_base.base_config()
-  pts = S.expand(base, S.product(S.sweep("model.cell", ["lstm", "gru"]),
-                                 S.sweep("seed", [0, 1])))
-  names = [p.name for p in pts]
-  assert len(set(names)) == 4 and names[0] == "cell=lstm,seed=0"
-  with pytest.raises(S.SweepError, match=r"points 0 .* and 1 .*same name 'path=a_b'"):
-    S.expand(base, S.sweep("data.path", ["a/b", "a_b"]))
-  with pytest.raises(S.SweepError, match="points 0 and 2 are equal"):
-    S.expand(base, [{"seed": 1}, {"seed": 2}, {"seed": 1}])
-  with pytest.raises(S.SweepError, match="no points"):
-    S.expand(base, [])
-
-
-# ----------------------------------------------------------------------------- overrides
-
-
-def test_apply_overrides_copies_and_reports_unknown_keys():
-  base = config_base.base_config()
-  base.lock()
-  c = S.apply_overrides(base, {"model.cell": "gru", "optim.clip_value": 1, "seed": 3})
-  assert (c.model.cell, c.optim.clip_value, c.seed) == ("gru", 1.0, 3)
-  assert (base.model.cell, base.seed) == ("lstm", 0)  # untouched
-  with pytest.raises(S.SweepError, match=r"unknown config key 'model\.cel'.*'model' has no "
-                                         r"field 'cel'.*cell"):
-    S.apply_overrides(base, {"model.cel": "gru"})
-  with pytest.raises(S.SweepError, match=r"unknown config key 'modle\.cell'"):
-    S.apply_overrides(base, {"modle.cell": "gru"})
-  with pytest.raises(S.SweepError, match=r"'model\.cell\.x'.*'model\.cell' is a value"):
-    S.apply_overrides(base, {"model.cell.x": 1})
-  with pytest.raises(S.SweepError, match=r"'model' is a group"):
-    S.apply_overrides(base, {"model": {"cell": "gru"}})
-  with pytest.raises(S.SweepError, match=r"cannot set 'model\.hidden_size' to 1\.5"):
-    S.apply_overrides(base, {"model.hidden_size": 1.5})
-  # expand() names the point, and fails before anything is built.
-  with pytest.raises(S.SweepError, match=r"point 1 \(cel=gru\).*'model\.cel'"):
-    S.expand(base, [{"model.cell": "gru"}, {"model.cel": "gru"}])
 
 
 # ----------------------------------------------------------------------------- plan / shards
@@ -167,41 +65,40 @@ def fake_synthetic(monkeypatch, tmp_path):
 def _check_shards(units, points, n):
   seen = []
   for i in range(n):
-    mine = S.shard(units, i, n)
+    mine = shard(units, i, n)
     for u in mine:
       assert len({p.unit for p in u}) == 1  # a unit is never split
       assert all(p.shard == i for p in u)
     seen += [p.index for u in mine for p in u]
   assert sorted(seen) == [p.index for p in points]  # every point exactly once
-  sizes = [len(S.shard(units, i, n)) for i in range(n)]
+  sizes = [len(shard(units, i, n)) for i in range(n)]
   assert max(sizes) - min(sizes) <= 1  # round-robin over units
 
 
 def test_sharding_covers_every_point_once(fake_synthetic):
-  lm = S.expand(config_base.base_config(),
-                S.product(S.sweep("model.cell", ["lstm", "gru", "rnn_tanh"]),
-                          S.sweep("seed", [0, 1, 2])))
+  lm = expand(config_base.base_config(),
+              product(sweep("model.cell", ["lstm", "gru", "rnn_tanh"]), sweep("seed", [0, 1, 2])))
   for n in (1, 2, 3, 4, 7, 9, 12):
-    units = S.plan(lm, n)
+    units = plan(lm, n)
     assert [len(u) for u in units] == [1] * 9  # LM points run one at a time
     _check_shards(units, lm, n)
   assert [p.shard for p in lm] == [i % 12 for i in range(9)]
 
-  syn = S.expand(config_base.synthetic_config(),
-                 S.product(S.sweep("model.cell", ["rnn_tanh", "lstm", "gru"]),
-                           S.sweep("task.length", [50, 100]), S.sweep("seed", [0, 1, 2])))
+  syn = expand(config_base.synthetic_config(),
+               product(sweep("model.cell", ["rnn_tanh", "lstm", "gru"]),
+                       sweep("task.length", [50, 100]), sweep("seed", [0, 1, 2])))
   for n in (1, 2, 3, 4, 5, 6, 7):
-    units = S.plan(syn, n)
+    units = plan(syn, n)
     assert len(units) == 6 and all(len(u) == 3 for u in units)  # 3 seeds vmapped together
     assert [[p.index for p in u] for u in units][:2] == [[0, 1, 2], [3, 4, 5]]
     _check_shards(units, syn, n)
-  units = S.plan(syn, 4, vmap=False)
+  units = plan(syn, 4, vmap=False)
   assert len(units) == 18 and all(p.group_key == "" for p in syn)
   _check_shards(units, syn, 4)
-  with pytest.raises(S.SweepError, match="task_index"):
-    S.shard(units, 4, 4)
-  with pytest.raises(S.SweepError, match="task_index"):
-    S.shard(units, -1, 4)
+  with pytest.raises(SweepError, match="task_index"):
+    shard(units, 4, 4)
+  with pytest.raises(SweepError, match="task_index"):
+    shard(units, -1, 4)
 
 
 # ----------------------------------------------------------------------------- running
@@ -237,7 +134,7 @@ def fake_lm(monkeypatch):
 
 def _lm_points(cells, seeds=(0,)):
   c = config_base.base_config()
-  return S.expand(c, S.product(S.sweep("model.cell", cells), S.sweep("seed", list(seeds))))
+  return expand(c, product(sweep("model.cell", cells), sweep("seed", list(seeds))))
 
 
 def _state(root, name):
@@ -247,7 +144,7 @@ def _state(root, name):
 def test_skip_finished_and_resume_failed(tmp_path, fake_lm):
   pts = _lm_points(["lstm", "gru"], seeds=(0, 1))
   lines = []
-  res = S.run_sweep(S.plan(pts), tmp_path, out=lines.append)
+  res = run_sweep(plan(pts), tmp_path, out=lines.append)
   assert [c[0] for c in fake_lm] == [p.name for p in pts]
   assert res.states == {"cell=lstm,seed=0": "finished", "cell=lstm,seed=1": "finished",
                         "cell=gru,seed=0": "failed", "cell=gru,seed=1": "failed"}
@@ -260,7 +157,7 @@ def test_skip_finished_and_resume_failed(tmp_path, fake_lm):
   finished_status = _state(tmp_path, "cell=lstm,seed=0")
 
   fake_lm.clear()
-  res = S.run_sweep(S.plan(pts), tmp_path, out=lines.append)
+  res = run_sweep(plan(pts), tmp_path, out=lines.append)
   assert [c[0] for c in fake_lm] == ["cell=gru,seed=0", "cell=gru,seed=1"]  # only the failed
   assert sorted(res.skipped) == ["cell=lstm,seed=0", "cell=lstm,seed=1"]
   assert _state(tmp_path, "cell=lstm,seed=0") == finished_status  # untouched
@@ -269,7 +166,7 @@ def test_skip_finished_and_resume_failed(tmp_path, fake_lm):
 
 def test_diverged_point_recorded_others_finish(tmp_path, fake_lm):
   pts = _lm_points(["rnn_relu", "lstm"], seeds=(0, 1))
-  res = S.run_sweep(S.plan(pts), tmp_path, out=lambda s: None)
+  res = run_sweep(plan(pts), tmp_path, out=lambda s: None)
   assert len(fake_lm) == 4  # the sweep went on after the divergence
   assert res.states["cell=rnn_relu,seed=0"] == "diverged"
   assert res.states["cell=lstm,seed=1"] == "finished"
@@ -278,14 +175,14 @@ def test_diverged_point_recorded_others_finish(tmp_path, fake_lm):
   assert (st["state"], st["step"], st["reason"]) == (
       "diverged", 3, "non-finite loss or gradient at step 3")
   fake_lm.clear()
-  S.run_sweep(S.plan(pts), tmp_path, out=lambda s: None)
+  run_sweep(plan(pts), tmp_path, out=lambda s: None)
   assert fake_lm == []  # diverged points are not re-run (deterministic)
 
 
 def test_interrupt_stops_the_sweep(tmp_path, fake_lm):
   pts = _lm_points(["lstm", "rnn_tanh", "gru"])
-  with pytest.raises(S.SweepInterrupted) as ei:
-    S.run_sweep(S.plan(pts), tmp_path, out=lambda s: None)
+  with pytest.raises(SweepInterrupted) as ei:
+    run_sweep(plan(pts), tmp_path, out=lambda s: None)
   assert [c[0] for c in fake_lm] == ["cell=lstm,seed=0", "cell=rnn_tanh,seed=0"]  # gru not run
   assert ei.value.result.states == {"cell=lstm,seed=0": "finished",
                                     "cell=rnn_tanh,seed=0": "failed"}
@@ -294,9 +191,9 @@ def test_interrupt_stops_the_sweep(tmp_path, fake_lm):
 
 def test_synthetic_groups_and_partial_resume(tmp_path, fake_synthetic):
   base = config_base.synthetic_config()
-  ov = S.product(S.sweep("train.max_steps", [100, 1, 2]), S.sweep("seed", [0, 1]))
-  pts = S.expand(base, ov)
-  res = S.run_sweep(S.plan(pts), tmp_path, out=lambda s: None)
+  ov = product(sweep("train.max_steps", [100, 1, 2]), sweep("seed", [0, 1]))
+  pts = expand(base, ov)
+  res = run_sweep(plan(pts), tmp_path, out=lambda s: None)
   assert fake_synthetic.calls == [
       ([0, 1], ["max_steps=100,seed=0", "max_steps=100,seed=1"], "auto"),
       ([0, 1], ["max_steps=1,seed=0", "max_steps=1,seed=1"], "auto"),
@@ -310,7 +207,7 @@ def test_synthetic_groups_and_partial_resume(tmp_path, fake_synthetic):
   # One point of a finished group is lost: only it is retrained; --no_vmap: one per call.
   (tmp_path / "max_steps=100,seed=1" / "status.json").unlink()
   fake_synthetic.calls.clear()
-  S.run_sweep(S.plan(pts, vmap=False), tmp_path, vmap=False, out=lambda s: None)
+  run_sweep(plan(pts, vmap=False), tmp_path, vmap=False, out=lambda s: None)
   assert fake_synthetic.calls == [([1], ["max_steps=100,seed=1"], False),
                                   ([0], ["max_steps=2,seed=0"], False),
                                   ([1], ["max_steps=2,seed=1"], False)]
@@ -318,27 +215,27 @@ def test_synthetic_groups_and_partial_resume(tmp_path, fake_synthetic):
 
 def test_workdir_checks(tmp_path, fake_lm):
   base = config_base.base_config()
-  pts = S.expand(base, S.sweep("model.cell", ["lstm"]))
-  record = S.sweep_record("configs/sweeps/x.py", pts)
+  pts = expand(base, sweep("model.cell", ["lstm"]))
+  record = sweep_record("configs/sweeps/x.py", pts)
   assert record == {"config": "configs/sweeps/x.py", "keys": ["model.cell"],
                     "points": [{"name": "cell=lstm", "overrides": {"model.cell": "lstm"}}]}
-  S.check_workdir(tmp_path, record, pts)
-  S.write_sweep_json(tmp_path, record)
-  S.run_sweep(S.plan(pts), tmp_path, out=lambda s: None)
+  check_workdir(tmp_path, record, pts)
+  write_sweep_json(tmp_path, record)
+  run_sweep(plan(pts), tmp_path, out=lambda s: None)
   assert json.loads((tmp_path / "sweep.json").read_text()) == record
   assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
-  S.check_workdir(tmp_path, record, pts)  # same sweep: fine
-  other = S.expand(base, S.sweep("model.cell", ["lstm", "gru"]))
-  with pytest.raises(S.SweepError, match=r"sweep\.json was written for a different sweep.*"
-                                         r"1 points before, 2 now; new: \['cell=gru'\]"):
-    S.check_workdir(tmp_path, S.sweep_record("x.py", other), other)
+  check_workdir(tmp_path, record, pts)  # same sweep: fine
+  other = expand(base, sweep("model.cell", ["lstm", "gru"]))
+  with pytest.raises(SweepError, match=r"sweep\.json was written for a different sweep.*"
+                                       r"1 points before, 2 now; new: \['cell=gru'\]"):
+    check_workdir(tmp_path, sweep_record("x.py", other), other)
   base.train.max_steps = 7  # resumable: allowed
-  longer = S.expand(base, S.sweep("model.cell", ["lstm"]))
-  S.check_workdir(tmp_path, S.sweep_record("x.py", longer), longer)
+  longer = expand(base, sweep("model.cell", ["lstm"]))
+  check_workdir(tmp_path, sweep_record("x.py", longer), longer)
   base.model.hidden_size = 7  # changes what is computed: refused
-  changed = S.expand(base, S.sweep("model.cell", ["lstm"]))
-  with pytest.raises(S.SweepError, match=r"point cell=lstm: .*model\.hidden_size: 200 -> 7"):
-    S.check_workdir(tmp_path, S.sweep_record("x.py", changed), changed)
+  changed = expand(base, sweep("model.cell", ["lstm"]))
+  with pytest.raises(SweepError, match=r"point cell=lstm: .*model\.hidden_size: 200 -> 7"):
+    check_workdir(tmp_path, sweep_record("x.py", changed), changed)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -412,7 +309,7 @@ def test_cli_end_to_end_tiny_lm(tmp_path):
   assert bad.returncode == 2 and "model.hidden_size: 32 -> 8" in bad.stderr
   other = tmp_path / "other.py"
   other.write_text("from rnnlm_jax.config_base import base_config\n"
-                   "from rnnlm_jax.sweep import sweep\n"
+                   "from rnnlm_jax.sweeps.spec import sweep\n"
                    "def get_config():\n  return base_config()\n"
                    "def get_sweep():\n  return sweep('model.cel', ['gru'])\n")
   bad = _cli(["--config", str(other), "--workdir", str(tmp_path / "w2")])
@@ -426,23 +323,13 @@ def test_cli_end_to_end_tiny_lm(tmp_path):
 def test_lengthened_run_trains_finished_points_on(tmp_path, fake_lm):
   """``--config.train.num_epochs=N`` on a finished sweep continues its LM points."""
   pts = _lm_points(["lstm"], seeds=(0, 1))
-  S.run_sweep(S.plan(pts), tmp_path, out=lambda s: None)
+  run_sweep(plan(pts), tmp_path, out=lambda s: None)
   fake_lm.clear()
-  S.run_sweep(S.plan(pts), tmp_path, out=lambda s: None)
+  run_sweep(plan(pts), tmp_path, out=lambda s: None)
   assert fake_lm == []  # same run length: skipped
   base = config_base.base_config()
   base.train.num_epochs = 20
-  longer = S.expand(base, S.product(S.sweep("model.cell", ["lstm"]), S.sweep("seed", [0, 1])))
-  res = S.run_sweep(S.plan(longer), tmp_path, out=lambda s: None)
+  longer = expand(base, product(sweep("model.cell", ["lstm"]), sweep("seed", [0, 1])))
+  res = run_sweep(plan(longer), tmp_path, out=lambda s: None)
   assert [c[0] for c in fake_lm] == ["cell=lstm,seed=0", "cell=lstm,seed=1"]
   assert res.skipped == [] and res.exit_code == 0
-
-
-def test_import_file_loads_by_path_and_same_stems_do_not_collide(tmp_path):
-  """sweep.import_file: how sweep files build on config files (not a package)."""
-  for sub, value in (("a", 1), ("b", 2)):
-    (tmp_path / sub).mkdir()
-    (tmp_path / sub / "base.py").write_text(f"VALUE = {value}\n")
-  a = S.import_file(tmp_path / "a" / "base.py")
-  b = S.import_file(str(tmp_path / "b" / "base.py"))
-  assert (a.VALUE, b.VALUE) == (1, 2)

@@ -12,7 +12,7 @@ spam precision / recall / F1). For SST-2 instead, load ``sst2_bilstm.py`` in ``g
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file, product, sweep
+from rnnlm_jax.sweeps.spec import import_file, product, sweep
 
 BASE = "sms_spam.py"  # the config file (in configs/) every point starts from
 

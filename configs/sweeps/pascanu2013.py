@@ -23,7 +23,7 @@ experiments/pascanu2013/README.md for the measured cost).
 """
 
 from rnnlm_jax.config_base import synthetic_config
-from rnnlm_jax.sweep import product, sweep, zip_
+from rnnlm_jax.sweeps.spec import product, sweep, zip_
 
 SEEDS = [0, 1, 2, 3, 4]
 TASKS = ["temporal_order", "addition"]

@@ -10,7 +10,7 @@ updates; the corpus comes from ``../shared/data``, ``$RNNLM_DATA_DIR`` or a down
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file, product, sweep
+from rnnlm_jax.sweeps.spec import import_file, product, sweep
 
 
 def _tiny():

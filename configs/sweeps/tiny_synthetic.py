@@ -9,7 +9,7 @@ The full-size study is configs/sweeps/pascanu2013.py.
 """
 
 from rnnlm_jax.config_base import synthetic_config
-from rnnlm_jax.sweep import product, sweep
+from rnnlm_jax.sweeps.spec import product, sweep
 
 
 def get_config():

@@ -15,7 +15,7 @@ rate on validation from 10 log-uniform candidates; two are what our CPU budget a
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file, product, sweep, zip_
+from rnnlm_jax.sweeps.spec import import_file, product, sweep, zip_
 
 
 def _chung_sweep():

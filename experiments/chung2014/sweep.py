@@ -20,7 +20,7 @@ the best-validation checkpoint is scored on test. See experiments/chung2014/READ
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file, product, sweep, zip_
+from rnnlm_jax.sweeps.spec import import_file, product, sweep, zip_
 
 # (cell, units): Chung et al. 2014's sizes, about 20k parameters each in their count.
 CELLS = [("rnn_tanh", 100), ("gru", 46), ("lstm", 36)]

@@ -12,7 +12,7 @@ uses the clean weights. Everything else as sweep.py's JSB points.
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file, sweep, zip_
+from rnnlm_jax.sweeps.spec import import_file, sweep, zip_
 
 
 def _chung_sweep():

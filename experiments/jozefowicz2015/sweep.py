@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file
+from rnnlm_jax.sweeps.spec import import_file
 
 
 def _ptb_small():

@@ -25,7 +25,7 @@ import jax
 
 from rnnlm_jax.config_base import base_config
 from rnnlm_jax.models import lm
-from rnnlm_jax.sweep import sweep
+from rnnlm_jax.sweeps.spec import sweep
 
 PARAM_BUDGET = 120_000  # parameters per model, embedding and softmax included
 VOCAB_FOR_SIZING = 65  # tiny-shakespeare's alphabet; sizes are chosen once, for every file

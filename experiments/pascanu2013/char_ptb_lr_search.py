@@ -9,7 +9,7 @@ wins, and that run's pre-clip gradient norms give the MSGD+C threshold.
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file, sweep
+from rnnlm_jax.sweeps.spec import import_file, sweep
 
 STEPS = 400  # updates per rate (about 1.3M characters)
 

@@ -22,7 +22,7 @@ training characters: a CPU budget, far shorter than the paper's training.
 """
 
 from rnnlm_jax.config_base import base_config
-from rnnlm_jax.sweep import sweep
+from rnnlm_jax.sweeps.spec import sweep
 
 LEARNING_RATE = 0.3  # plain SGD, chosen by char_ptb_lr_search.py (valid bpc 3.31 after 400
 # updates; 0.1: 3.91; 1.0 and 3.0 blew up: 14.9 and 600 bpc)

@@ -8,7 +8,7 @@ beside that search's plain-MSGD runs (lr 1.0 blew up there).
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file, sweep
+from rnnlm_jax.sweeps.spec import import_file, sweep
 
 
 def _lr_search():

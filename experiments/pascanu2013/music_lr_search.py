@@ -10,7 +10,7 @@ rates; the best validation NLL wins, and its run's pre-clip gradient norms give 
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file, sweep
+from rnnlm_jax.sweeps.spec import import_file, sweep
 
 
 def _music_sweep():

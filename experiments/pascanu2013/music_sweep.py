@@ -23,7 +23,7 @@ See the "Music (Table 1)" section of experiments/pascanu2013/README.md.
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file, product, sweep, zip_
+from rnnlm_jax.sweeps.spec import import_file, product, sweep, zip_
 
 LEARNING_RATE = 0.1  # plain SGD, chosen by music_lr_search.py (JSB validation, MSGD)
 CLIP = 2.0  # MSGD+C threshold: the median pre-clip norm of that JSB MSGD run was 2.03

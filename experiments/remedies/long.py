@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file
+from rnnlm_jax.sweeps.spec import import_file
 
 _ABLATION = import_file(pathlib.Path(__file__).resolve().parent / "sweep.py")
 

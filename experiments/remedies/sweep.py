@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file, product, sweep
+from rnnlm_jax.sweeps.spec import import_file, product, sweep
 
 EPOCHS = 4  # the fixed budget of every point, in epochs of 2,323 updates
 HOLD = 1  # epochs at lr 1 before the x0.5-per-epoch decay (configs/ptb_small.py: 4 of 13)

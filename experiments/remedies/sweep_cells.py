@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file, product, sweep
+from rnnlm_jax.sweeps.spec import import_file, product, sweep
 
 _LSTM = import_file(pathlib.Path(__file__).resolve().parent / "sweep.py")  # budget and points
 

@@ -21,7 +21,7 @@ import pathlib
 import statistics
 
 from rnnlm_jax import report
-from rnnlm_jax.sweep import import_file
+from rnnlm_jax.sweeps.spec import import_file
 from rnnlm_jax.workdir import wall_seconds
 
 # Readable names of the points, by the set of remedy keys they override.

@@ -4,7 +4,7 @@ split over 2 XLA CPU devices)."""
 
 import pathlib
 
-from rnnlm_jax.sweep import import_file, sweep, zip_
+from rnnlm_jax.sweeps.spec import import_file, sweep, zip_
 
 
 def get_config():
