@@ -20,7 +20,7 @@ import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-import test_golden as tg  # noqa: E402  tests/test_golden.py
+from golden import cases as tg  # noqa: E402  tests/golden/cases.py
 
 
 def _source() -> dict:
