@@ -34,8 +34,16 @@ class Checkpointer:
 
   @staticmethod
   def _restore(manager, step, abstract_state):
-    out = manager.restore(int(step), args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+    restore = lambda target: manager.restore(int(step), args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+    try:
+      out = restore(abstract_state)
+    except Exception:  # noqa: BLE001  a checkpoint saved before clipping joined the chain?
+      legacy = _without_clip_state(abstract_state)
+      if legacy is None:
+        raise
+      out = restore(legacy)
+      return _with_clip_state(out.state), out.meta
     return out.state, out.meta
 
   def save_latest(self, step: int, state, meta: dict) -> None:
@@ -71,3 +79,27 @@ class Checkpointer:
     self.wait()
     self.latest.close()
     self.best.close()
+
+
+# Checkpoints saved before gradient clipping became the first link of the optimizer's chain
+# (rnnlm_jax.optim.clip_by) hold the optimizer's state alone; they are restored into that
+# layout and given a zero ClipState (it holds the last update's statistics only).
+
+
+def _without_clip_state(state):
+  """``state`` (a train state, or a synthetic member's dict) with its optimizer state in the
+  layout before :func:`rnnlm_jax.optim.clip_by`; ``None`` if it has no clipping link."""
+  from rnnlm_jax import optim
+  opt = state.get("opt_state") if isinstance(state, dict) else getattr(state, "opt_state", None)
+  if not (isinstance(opt, tuple) and len(opt) == 2 and isinstance(opt[0], optim.ClipState)):
+    return None
+  inner = optim.strip_clip_state(opt)
+  return {**state, "opt_state": inner} if isinstance(state, dict) else state.replace(
+      opt_state=inner)
+
+
+def _with_clip_state(state):
+  from rnnlm_jax import optim
+  if isinstance(state, dict):
+    return {**state, "opt_state": optim.add_clip_state(state["opt_state"])}
+  return state.replace(opt_state=optim.add_clip_state(state.opt_state))

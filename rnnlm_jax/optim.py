@@ -1,7 +1,12 @@
 """Optimisers, learning-rate schedules and gradient clipping.
 
-Clipping is done outside the Optax chain, by :func:`clip_gradients`, so the train step can log
-the pre-clip global norm and whether clipping fired. Modes (``optim.clip_mode``):
+Clipping is an Optax transformation, the first link of every optimizer's chain
+(``optax.chain(clip_by(mode, value), optimizer)``, built by :func:`make_optimizer` for every task
+and :func:`update_rule` for the synthetic groups' traced learning rates). Its state,
+:class:`ClipState`, carries the last update's pre-clip global norm, whether clipping fired and
+the fraction of groups rescaled, so every task logs the same clip statistics
+(:func:`clip_stats`). The clipping itself is the pure function :func:`clip_gradients`. Modes
+(``optim.clip_mode``):
 
 * ``none``        - gradients unchanged.
 * ``global_norm`` - rescale all gradients by ``min(1, clip_value / ||g||_2)`` (Pascanu et al.
@@ -189,6 +194,60 @@ def clip_gradients(grads, mode: str, clip_value: float, params=None):
   return grads, {"grad_norm": norm, "clipped": fired, "clip_fraction": fired}
 
 
+class ClipState(NamedTuple):
+  """State of :func:`clip_by`: the statistics of the last update (float32 scalars, see
+  :func:`clip_gradients`)."""
+
+  grad_norm: jax.Array
+  clipped: jax.Array
+  clip_fraction: jax.Array
+
+
+def clip_by(mode: str, clip_value) -> optax.GradientTransformationExtraArgs:
+  """Gradient clipping as an Optax transformation (modes as in the module docstring); ``agc``
+  needs ``params`` in ``update``. ``clip_value`` may be a traced scalar (per-member values of
+  a vmapped group)."""
+
+  def init(params):
+    del params
+    zero = jnp.zeros((), jnp.float32)
+    return ClipState(zero, zero, zero)
+
+  def update(grads, state, params=None, **extra_args):
+    del state, extra_args
+    grads, stats = clip_gradients(grads, mode, clip_value, params)
+    return grads, ClipState(**stats)
+
+  return optax.GradientTransformationExtraArgs(init, update)
+
+
+def clip_stats(opt_state) -> dict:
+  """The clip statistics of the update that produced ``opt_state`` (a chain led by
+  :func:`clip_by`): ``grad_norm``, ``clipped``, ``clip_fraction``."""
+  return opt_state[0]._asdict()
+
+
+def _optimizer_state(opt_state):
+  """The state of the optimizer behind the clipping link of the chain."""
+  return opt_state[1]
+
+
+def _with_optimizer_state(opt_state, inner):
+  return (opt_state[0], inner)
+
+
+def strip_clip_state(opt_state):
+  """A chain's state without its clipping link: the layout of optimizer states saved before
+  clipping joined the chain (:mod:`rnnlm_jax.checkpoint` restores those)."""
+  return _optimizer_state(opt_state)
+
+
+def add_clip_state(inner_state):
+  """The inverse of :func:`strip_clip_state` (statistics zero until the next update)."""
+  zero = jnp.zeros((), jnp.float32)
+  return (ClipState(zero, zero, zero), inner_state)
+
+
 def learning_rate_schedule(optim_cfg, steps_per_epoch: int):
   """The schedule as a function of the update count, or a float for constant / plateau."""
   lr = float(optim_cfg.learning_rate)
@@ -203,43 +262,59 @@ def learning_rate_schedule(optim_cfg, steps_per_epoch: int):
   return schedule
 
 
+def update_rule(name: str, momentum: float | None = None, rmsprop_decay: float = 0.9):
+  """The factory ``learning_rate -> optax.GradientTransformation`` of ``optim.name`` (no
+  clipping, no weight decay): SGD (with momentum), Adam, RMSProp (Tieleman & Hinton 2012, as in
+  Chung et al. 2014) or NT-ASGD. Wrapped as it is by ``optax.inject_hyperparams`` (whose
+  injected values, e.g. Adam's b1/b2/eps as float32 arrays, and state layout depend on the
+  factory's signature: keep these factories as they are, or saved runs stop resuming exactly)."""
+  if name == "sgd":
+    return functools.partial(optax.sgd, momentum=momentum)
+  if name == "rmsprop":
+    return functools.partial(optax.rmsprop, decay=rmsprop_decay, momentum=momentum)
+  if name == "adam":
+    return optax.adam
+  if name == "ntasgd":  # Merity et al. 2017; averaging is switched on by the loop
+    return functools.partial(ntasgd, momentum=momentum)
+  raise ValueError(f"unknown optim.name {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+
+
 def make_optimizer(optim_cfg, steps_per_epoch: int) -> optax.GradientTransformation:
-  """SGD (optionally with momentum), Adam or RMSProp, with the learning rate exposed as a
+  """``optax.chain(clip_by(optim.clip_mode, optim.clip_value), optimizer)``: the update rule
+  of ``optim.name`` (:func:`update_rule`) with the learning rate (schedule) exposed as a
   hyperparam. ``optim.weight_decay``: decoupled for Adam (AdamW), an L2 gradient term for SGD
-  and RMSProp."""
+  and RMSProp (added after clipping)."""
   validate(optim_cfg)
   lr = learning_rate_schedule(optim_cfg, steps_per_epoch)
   momentum = float(optim_cfg.get("momentum", 0.0)) or None
   weight_decay = float(optim_cfg.get("weight_decay", 0.0))
-  if optim_cfg.name == "ntasgd":  # Merity et al. 2017; averaging is switched on by the loop
-    return optax.inject_hyperparams(ntasgd)(learning_rate=lr, momentum=momentum)
-  if optim_cfg.name in ("sgd", "rmsprop"):
-    if optim_cfg.name == "sgd":
-      base = functools.partial(optax.sgd, momentum=momentum)
-    else:  # Tieleman & Hinton 2012, as in Chung et al. 2014
-      base = functools.partial(optax.rmsprop, decay=float(optim_cfg.get("rmsprop_decay", 0.9)),
-                               momentum=momentum)
-    if not weight_decay:
-      return optax.inject_hyperparams(base)(learning_rate=lr)
+  name = optim_cfg.name
+  rule = update_rule(name, momentum, float(optim_cfg.get("rmsprop_decay", 0.9)))
+  if name == "ntasgd":  # momentum injected too (the state layout of saved runs)
+    inner = optax.inject_hyperparams(ntasgd)(learning_rate=lr, momentum=momentum)
+  elif name == "adam" and weight_decay:
+    inner = optax.inject_hyperparams(optax.adamw)(learning_rate=lr, weight_decay=weight_decay)
+  elif weight_decay:  # sgd, rmsprop
     # L2 regularisation: weight_decay * param added to the gradient (after clipping), the
     # gradient of the penalty weight_decay / 2 * ||param||^2 (flax examples/sst2's recipe).
-    return optax.inject_hyperparams(lambda learning_rate: optax.chain(
-        optax.add_decayed_weights(weight_decay), base(learning_rate)))(learning_rate=lr)
-  if weight_decay:
-    return optax.inject_hyperparams(optax.adamw)(learning_rate=lr, weight_decay=weight_decay)
-  return optax.inject_hyperparams(optax.adam)(learning_rate=lr)
+    inner = optax.inject_hyperparams(lambda learning_rate: optax.chain(
+        optax.add_decayed_weights(weight_decay), rule(learning_rate)))(learning_rate=lr)
+  else:
+    inner = optax.inject_hyperparams(rule)(learning_rate=lr)
+  return optax.chain(clip_by(optim_cfg.clip_mode, float(optim_cfg.clip_value)), inner)
 
 
 def get_learning_rate(opt_state) -> jax.Array:
   """The learning rate used by the last update (a scalar)."""
-  return opt_state.hyperparams["learning_rate"]
+  return _optimizer_state(opt_state).hyperparams["learning_rate"]
 
 
 def set_learning_rate(opt_state, value: float):
   """A copy of ``opt_state`` whose (constant) learning rate is ``value``."""
-  hyper = dict(opt_state.hyperparams)
+  inner = _optimizer_state(opt_state)
+  hyper = dict(inner.hyperparams)
   hyper["learning_rate"] = jnp.asarray(value, hyper["learning_rate"].dtype)
-  return opt_state._replace(hyperparams=hyper)
+  return _with_optimizer_state(opt_state, inner._replace(hyperparams=hyper))
 
 
 # ----------------------------------------------------------------------------- NT-ASGD
@@ -285,7 +360,7 @@ def ntasgd(learning_rate, momentum: float | None = None) -> optax.GradientTransf
 
 
 def _ntasgd_state(opt_state) -> NTASGDState | None:
-  inner = getattr(opt_state, "inner_state", opt_state)
+  inner = getattr(_optimizer_state(opt_state), "inner_state", None)
   return inner if isinstance(inner, NTASGDState) else None
 
 
@@ -296,7 +371,8 @@ def start_averaging(opt_state):
     raise ValueError("start_averaging needs the state of optim.name='ntasgd'")
   inner = inner._replace(avg=jax.tree.map(jnp.zeros_like, inner.avg),
                          count=jnp.zeros_like(inner.count), active=jnp.ones_like(inner.active))
-  return opt_state._replace(inner_state=inner) if hasattr(opt_state, "inner_state") else inner
+  hyper_state = _optimizer_state(opt_state)
+  return _with_optimizer_state(opt_state, hyper_state._replace(inner_state=inner))
 
 
 def averaging_active(opt_state) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from rnnlm_jax import optim
@@ -156,6 +157,29 @@ def test_plateau_rate_lives_in_optimizer_state():
   state = optim.set_learning_rate(tx.init(params), 5.0)
   upd, state = tx.update({"w": jnp.ones(2)}, state, params)
   assert float(upd["w"][0]) == -5.0 and float(optim.get_learning_rate(state)) == 5.0
+
+
+@pytest.mark.parametrize("mode,value", [("global_norm", 6.5), ("value", 3.5),
+                                        ("per_layer_norm", 6.5), ("agc", 0.5), ("none", 0.0)])
+def test_clipping_is_the_chain_first_link_and_its_state_holds_the_stats(mode, value):
+  """make_optimizer's chain clips exactly as clip_gradients does, then applies the rule; the
+  ClipState holds that update's pre-clip norm, whether clipping fired and the fraction."""
+  c = base_config().optim
+  c.name, c.learning_rate, c.schedule, c.clip_mode, c.clip_value = "adam", 1e-2, "constant", \
+      mode, value
+  tx = optim.make_optimizer(c, steps_per_epoch=1)
+  params = {"layer": {"w": jnp.full((2, 3), 0.5), "b": jnp.zeros(3)}, "embed": jnp.ones((4, 2))}
+  grads = jax.tree.map(lambda p: jnp.arange(p.size, dtype=jnp.float32).reshape(p.shape) - 2.0,
+                       params)
+  upd, state = jax.jit(tx.update)(grads, tx.init(params), params)
+  clipped, stats = optim.clip_gradients(grads, mode, value, params)
+  rule = optax.inject_hyperparams(optax.adam)(learning_rate=1e-2)  # the rule alone, fed the
+  # clipped gradient
+  want, _ = jax.jit(rule.update)(clipped, rule.init(params), params)
+  jax.tree.map(np.testing.assert_array_equal, upd, want)
+  got = optim.clip_stats(state)
+  assert {k: float(v) for k, v in got.items()} == {k: float(v) for k, v in stats.items()}
+  assert float(got["grad_norm"]) > value and (mode == "none") == (float(got["clipped"]) == 0.0)
 
 
 def test_adam_runs():

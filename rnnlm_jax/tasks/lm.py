@@ -71,8 +71,7 @@ def make_train_step(spec: lm.LMSpec, optim_cfg, mesh=None, state_sharding=None):
   outputs keep the inputs' layout: the new state sharded like the old one, metrics replicated.
   The inputs must already be placed (:func:`parallel.place_state`, :func:`parallel.place_batch`).
   """
-  reduction, clip_mode, clip_value = optim_cfg.loss_reduction, optim_cfg.clip_mode, float(
-      optim_cfg.clip_value)
+  reduction = optim_cfg.loss_reduction
   ar, tar = _extra_terms(spec, optim_cfg)
   extra = bool(spec.aux_weight or ar or tar)
 
@@ -105,11 +104,10 @@ def make_train_step(spec: lm.LMSpec, optim_cfg, mesh=None, state_sharding=None):
 
     (_, (carry, nll_sum, sums)), grads = jax.value_and_grad(
         loss_fn_extra if extra else loss_fn, has_aux=True)(state.params)
-    grads, stats = optim.clip_gradients(grads, clip_mode, clip_value, state.params)
-    state = state.apply_gradients(grads=grads)
+    state = state.apply_gradients(grads=grads)  # clipped in the optimizer's chain
     state = state.replace(carry=jax.lax.stop_gradient(carry), rng=rng)
-    metrics = {"nll_sum": nll_sum, "lr": optim.get_learning_rate(state.opt_state), **stats,
-               **sums}
+    metrics = {"nll_sum": nll_sum, "lr": optim.get_learning_rate(state.opt_state),
+               **optim.clip_stats(state.opt_state), **sums}
     return state, metrics
 
   if mesh is None:

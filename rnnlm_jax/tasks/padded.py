@@ -80,7 +80,6 @@ def make_train_step(task, optim_cfg, mask=None):
   (``grad_norm`` before clipping, ``clipped``, ``clip_fraction``). Leaves where ``mask`` is
   False get a zero gradient and keep their values.
   """
-  clip_mode, clip_value = optim_cfg.clip_mode, float(optim_cfg.clip_value)
 
   def train_step(state: TrainState, batch):
     rng, sub = jax.random.split(state.rng)
@@ -88,13 +87,12 @@ def make_train_step(task, optim_cfg, mask=None):
         lambda p: task.loss(p, batch, sub), has_aux=True)(state.params)
     if mask is not None:
       grads = jax.tree.map(lambda g, m: g if m else jnp.zeros_like(g), grads, mask)
-    grads, stats = optim.clip_gradients(grads, clip_mode, clip_value, state.params)
-    new = state.apply_gradients(grads=grads)
+    new = state.apply_gradients(grads=grads)  # clipped in the optimizer's chain
     if mask is not None:
       new = new.replace(params=jax.tree.map(lambda n, o, m: n if m else o, new.params,
                                             state.params, mask))
     metrics = {"objective": objective, "lr": optim.get_learning_rate(new.opt_state),
-               **stats, **{f"sum/{k}": v for k, v in sums.items()}}
+               **optim.clip_stats(new.opt_state), **{f"sum/{k}": v for k, v in sums.items()}}
     return new.replace(rng=rng), metrics
 
   return jax.jit(train_step, donate_argnums=0)

@@ -109,10 +109,11 @@ def vmap_group_key(config) -> str:
 # ----------------------------------------------------------------------------- one member's step
 
 
-def _optimizer(optim_cfg, learning_rate):
-  if optim_cfg.name == "sgd":
-    return optax.sgd(learning_rate, momentum=float(optim_cfg.momentum) or None)
-  return optax.adam(learning_rate)
+def _optimizer(optim_cfg, learning_rate, clip_value) -> optax.GradientTransformation:
+  """A member's chain: clipping (``optim.clip_mode``) at its threshold, then its update rule
+  (:func:`rnnlm_jax.optim.update_rule`); both values may be traced (per-member hypers)."""
+  rule = optim.update_rule(optim_cfg.name, momentum=float(optim_cfg.momentum) or None)
+  return optax.chain(optim.clip_by(optim_cfg.clip_mode, clip_value), rule(learning_rate))
 
 
 def make_group_step(config, members: bool):
@@ -132,7 +133,7 @@ def make_group_step(config, members: bool):
   cell = cells.get_cell(config.model.cell)
   batch_size, length = int(config.train.batch_size), int(config.task.length)
   use_omega = float(config.optim.omega_weight) > 0
-  clip_mode, optim_cfg = config.optim.clip_mode, config.optim
+  optim_cfg = config.optim
 
   def losses_fn(params, batch, eps=None):
     hs = model.hidden_states(cell, params, batch.x, eps, members=members)
@@ -150,9 +151,9 @@ def make_group_step(config, members: bool):
 
   def update(state, grads, hyper, active, loss):
     params = state["params"]
-    grads, stats = optim.clip_gradients(grads, clip_mode, hyper["clip_value"], params=params)
-    tx = _optimizer(optim_cfg, hyper["lr"])
+    tx = _optimizer(optim_cfg, hyper["lr"], hyper["clip_value"])
     updates, opt_state = tx.update(grads, state["opt_state"], params)
+    stats = optim.clip_stats(opt_state)
     new_params = optax.apply_updates(params, updates)
     finite = jnp.isfinite(loss) & jnp.isfinite(stats["grad_norm"])
     live = active & (state["bad_step"] < 0)
@@ -205,7 +206,8 @@ def init_member_state(config) -> dict:
   task = tasks_lib.get_task(config.task.name)
   root = jax.random.PRNGKey(int(config.seed))
   params = model.init_params(jax.random.fold_in(root, 0), task, config.model)
-  tx = _optimizer(config.optim, float(config.optim.learning_rate))
+  tx = _optimizer(config.optim, float(config.optim.learning_rate),
+                  float(config.optim.clip_value))
   return {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32),
           "bad_step": jnp.full((), -1, jnp.int32), "data_key": jax.random.fold_in(root, 1)}
 
