@@ -69,9 +69,9 @@ PROGRAMS = {
     "rnnlm-train": Program(
         usage="rnnlm-train --config FILE --workdir DIR [--config.KEY=VALUE ...]",
         description=(
-            "Train the model a config file describes (a language model; a music or "
-            "classification model, configs with a `kind`; a synthetic long-range task, "
-            "configs with a `task`) in the run directory DIR: config.json, checkpoints, "
+            "Train the model a config file describes (its `task` key: lm, music, classify "
+            "or synthetic; see rnnlm_jax/tasks/) in the run directory DIR: config.json, "
+            "checkpoints, "
             "metrics and the final test scores are written there. Re-running the same "
             "command resumes from the latest checkpoint. Exit status: 0 done, 2 bad input, "
             "3 diverged (NaN/inf), 130 interrupted (re-run to resume)."),
