@@ -22,3 +22,10 @@ def iso(tmp_path, monkeypatch):
   monkeypatch.setenv(sources.ENV_CACHE_DIR, str(tmp_path / "cache"))
   monkeypatch.setenv(builders.ENV_TFDS_DIR, str(tmp_path / "tfds"))
   return tmp_path
+
+
+@pytest.fixture()
+def corpus(tmp_path):
+  """A tiny word corpus file (helpers.make_corpus)."""
+  from helpers import make_corpus
+  return make_corpus(tmp_path / "corpus.txt")

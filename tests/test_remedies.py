@@ -11,8 +11,6 @@ and one tiny end-to-end run with everything on that resumes exactly after a cras
 from __future__ import annotations
 
 import json
-import pathlib
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -26,8 +24,8 @@ from rnnlm_jax.config_base import base_config
 from rnnlm_jax.models import attention, lm
 from rnnlm_jax.workdir import ADDED_KEY_DEFAULTS, Workdir, config_conflicts
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from test_train import _events, _final_state, make_corpus, tiny_config  # noqa: E402
+import helpers
+from helpers import make_corpus, tiny_config
 
 REMEDY_MODEL_KEYS = ("norm", "residual", "locked_dropout", "embed_dropout", "weight_drop",
                      "attention_window", "aux_weight")
@@ -444,7 +442,7 @@ def test_tiny_run_with_every_remedy_resumes_exactly(tmp_path, monkeypatch):
   valid = [e for e in events if e["split"] == "valid"]  # 16 steps per epoch
   assert [v["averaging"] for v in valid] == [False, False, True]
   assert valid[-1]["loss"] < valid[0]["loss"] - 0.25  # 2.80 -> 2.39 nats on an AMD EPYC
-  state, meta = _final_state(ref, config)
+  state, meta = helpers.final_state(ref, config)
   assert len(meta["valid_history"]) == 3 and optim.averaging_active(state.opt_state)
   assert isinstance(state.carry[-1], dict)  # the attention memory is checkpointed
 
@@ -466,8 +464,8 @@ def test_tiny_run_with_every_remedy_resumes_exactly(tmp_path, monkeypatch):
     loop.train_and_evaluate(config, str(run))
   monkeypatch.setattr(lm_task, "make_train_step", real_step)
   loop.train_and_evaluate(config, str(run))
-  assert _events(run) == _events(ref)
-  s_run, _ = _final_state(run, config)
+  assert helpers.events(run) == helpers.events(ref)
+  s_run, _ = helpers.final_state(run, config)
   for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(s_run)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert real_trigger is not optim.should_start_averaging

@@ -19,7 +19,8 @@ from rnnlm_jax import config_base, loop, sample
 from rnnlm_jax.tasks import lm as lm_task
 from rnnlm_jax.data import Vocab
 from rnnlm_jax.models import lm
-from test_train import REPO, corpus, tiny_config  # noqa: F401  (corpus is a fixture)
+
+from helpers import REPO, tiny_config
 
 V = 23
 

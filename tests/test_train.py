@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 import signal
 import subprocess
 import sys
@@ -17,69 +16,10 @@ import pytest
 from rnnlm_jax import checkpoint as ckpt_lib
 from rnnlm_jax import loop
 from rnnlm_jax.tasks import lm as lm_task
-from rnnlm_jax.models import lm
 from rnnlm_jax.workdir import Workdir, WorkdirError
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "configs"))
-import tiny  # noqa: E402  configs/tiny.py
-
-
-def make_corpus(path: pathlib.Path, num_lines: int = 600, seed: int = 0) -> pathlib.Path:
-  """A word corpus with learnable structure: 'the <noun> <verb> the <noun>' sentences."""
-  rng = np.random.default_rng(seed)
-  nouns = [f"n{i}" for i in range(12)]
-  verbs = [f"v{i}" for i in range(6)]
-  lines = []
-  for _ in range(num_lines):
-    n1, v, n2 = rng.choice(nouns), rng.choice(verbs), rng.choice(nouns)
-    lines.append(f"the {n1} {v} the {n2} .")
-  path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-  return path
-
-
-def tiny_config(corpus: pathlib.Path, tfds_dir: pathlib.Path, **overrides):
-  c = tiny.get_config()
-  c.data.name = "text_file"
-  c.data.path = str(corpus)
-  c.data.level = "word"
-  c.data.tfds_dir = str(tfds_dir)
-  for key, value in overrides.items():
-    node = c
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return c
-
-
-@pytest.fixture()
-def corpus(tmp_path):
-  return make_corpus(tmp_path / "corpus.txt")
-
-
-def _final_state(workdir, config):
-  """The latest checkpointed train state of a workdir."""
-  from rnnlm_jax import data as data_lib
-  corpus = data_lib.load_lm_corpus(config.data, None)
-  spec = lm.LMSpec.from_config(config.model, len(corpus.vocab))
-  spe = data_lib.num_train_windows(
-      data_lib.batchify(corpus.train, config.train.batch_size), config.data.bptt)
-  target = lm_task.create_train_state(config, spec, spe)
-  ck = ckpt_lib.Checkpointer(pathlib.Path(workdir) / "checkpoints")
-  state, meta = ck.restore_latest(target)
-  ck.close()
-  return state, meta
-
-
-TIMING_FIELDS = ("steps_per_sec", "tokens_per_sec", "train_seconds")  # differ between runs
-
-
-def _events(workdir):
-  out = []
-  for e in Workdir(workdir).read_metrics():
-    out.append({k: v for k, v in e.items() if k not in TIMING_FIELDS})
-  return out
+import helpers
+from helpers import REPO, tiny_config
 
 
 def test_tiny_run_loss_falls_and_writes_contract(tmp_path, corpus):
@@ -141,9 +81,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, corpus, monkeypa
   monkeypatch.setattr(lm_task, "make_train_step", real)
   loop.train_and_evaluate(config, str(run))
 
-  assert _events(run) == _events(ref)
-  s_ref, _ = _final_state(ref, config)
-  s_run, _ = _final_state(run, config)
+  assert helpers.events(run) == helpers.events(ref)
+  s_ref, _ = helpers.final_state(ref, config)
+  s_run, _ = helpers.final_state(run, config)
   for a, b in zip(jax.tree.leaves(s_ref), jax.tree.leaves(s_run)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   assert len(json.loads((run / "provenance.json").read_text())["runs"]) == 2
@@ -283,4 +223,4 @@ def test_cli_kill_9_then_resume_equals_uninterrupted(tmp_path, corpus):
   proc.wait()
   assert json.loads((run / "status.json").read_text())["state"] == "running"  # really cut short
   assert _cli(_tiny_args(corpus, tmp_path, run) + extra).returncode == 0
-  assert _events(run) == _events(ref)
+  assert helpers.events(run) == helpers.events(ref)

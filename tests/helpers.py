@@ -1,0 +1,79 @@
+"""Helpers shared by the tests: a tiny word corpus, the tiny LM config on it, a workdir's events
+and last checkpointed state.
+
+Test modules import it as ``helpers``: tests/ is not a package, so pytest (its default
+"prepend" import mode) puts tests/ on ``sys.path``, as for the test modules themselves. A
+subprocess loads it by path (``runpy.run_path(str(HELPERS))``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+HELPERS = pathlib.Path(__file__).resolve()
+TIMING_FIELDS = ("steps_per_sec", "tokens_per_sec", "train_seconds")  # differ between runs
+
+
+def make_corpus(path: pathlib.Path, num_lines: int = 600, seed: int = 0) -> pathlib.Path:
+  """A word corpus with learnable structure: 'the <noun> <verb> the <noun>' sentences."""
+  rng = np.random.default_rng(seed)
+  nouns = [f"n{i}" for i in range(12)]
+  verbs = [f"v{i}" for i in range(6)]
+  lines = []
+  for _ in range(num_lines):
+    n1, v, n2 = rng.choice(nouns), rng.choice(verbs), rng.choice(nouns)
+    lines.append(f"the {n1} {v} the {n2} .")
+  path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+  return path
+
+
+def _tiny_module():
+  """configs/tiny.py, loaded by path (configs/ is no package)."""
+  spec = importlib.util.spec_from_file_location("_configs_tiny", REPO / "configs" / "tiny.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def tiny_config(corpus: pathlib.Path, tfds_dir: pathlib.Path, **overrides):
+  """configs/tiny.py on the text file ``corpus`` (word level), with dotted-key ``overrides``."""
+  c = _tiny_module().get_config()
+  c.data.name = "text_file"
+  c.data.path = str(corpus)
+  c.data.level = "word"
+  c.data.tfds_dir = str(tfds_dir)
+  for key, value in overrides.items():
+    node = c
+    *parents, leaf = key.split(".")
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return c
+
+
+def events(workdir) -> list[dict]:
+  """The events of a workdir's metrics.jsonl without the timing fields."""
+  from rnnlm_jax.workdir import Workdir
+  return [{k: v for k, v in e.items() if k not in TIMING_FIELDS}
+          for e in Workdir(workdir).read_metrics()]
+
+
+def final_state(workdir, config):
+  """(state, meta) of the latest checkpoint of an LM workdir trained with ``config``."""
+  from rnnlm_jax import checkpoint as ckpt_lib
+  from rnnlm_jax import data as data_lib
+  from rnnlm_jax.models import lm
+  from rnnlm_jax.tasks import lm as lm_task
+  corpus = data_lib.load_lm_corpus(config.data, None)
+  spec = lm.LMSpec.from_config(config.model, len(corpus.vocab))
+  spe = data_lib.num_train_windows(
+      data_lib.batchify(corpus.train, config.train.batch_size), config.data.bptt)
+  target = lm_task.create_train_state(config, spec, spe)
+  ck = ckpt_lib.Checkpointer(pathlib.Path(workdir) / "checkpoints")
+  state, meta = ck.restore_latest(target)
+  ck.close()
+  return state, meta
