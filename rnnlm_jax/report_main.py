@@ -5,7 +5,7 @@
 
 Reads the sweep directory DIR (sweep.json and one workdir per point, or just run
 subdirectories) and writes DIR/results.csv, results_cells.csv, results.md, results.tex and
-DIR/plots/*.png (see :mod:`rnnlm_jax.report`); prints the tables of the first metric. Bad
+DIR/plots/*.png (see :mod:`rnnlm_jax.report.render`); prints the tables of the first metric. Bad
 input ends with one ``error:`` line on stderr and exit status 2.
 """
 
@@ -38,11 +38,11 @@ USAGE = cli.PROGRAMS["rnnlm-report"].usage
 def _main(argv) -> None:
   if len(argv) != 2:
     cli.fail(f"expected one sweep directory, got {len(argv) - 1} arguments; usage: {USAGE}")
-  from rnnlm_jax import report
+  from rnnlm_jax.report import records, render
   try:
-    paths = report.write_report(argv[1], rows=FLAGS.rows, cols=FLAGS.cols, metric=FLAGS.metric,
+    paths = render.write_report(argv[1], rows=FLAGS.rows, cols=FLAGS.cols, metric=FLAGS.metric,
                                 plots=FLAGS.plots, tables=FLAGS.tables)
-  except (report.ReportError, OSError) as e:
+  except (records.ReportError, OSError) as e:
     cli.fail(cli.one_line(e))
   print(paths["summary"])
   print()

@@ -1,12 +1,16 @@
-"""rnnlm-report on hand-written sweep directories: aggregates, counts, layouts (tables, multi-key
-rows/columns, splitting only where needed), settings of unstarted points from the sweep file,
-success counts, escaping, plots, CLI."""
+"""rnnlm-report on a real tiny sweep (rnnlm-sweep: 2 cells x 2 seeds and a diverging point; the
+report's numbers against what the workdirs' metrics.jsonl and status.json say) and on
+hand-written sweep directories: aggregates, counts, layouts (tables, multi-key rows/columns,
+splitting only where needed), settings of unstarted points from the sweep file, success counts,
+older event spellings, escaping, plots, CLI."""
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import math
+import os
 import pathlib
 import shutil
 import statistics
@@ -16,9 +20,9 @@ import sys
 import numpy as np
 import pytest
 
-from rnnlm_jax import report
+from rnnlm_jax.report import layout, plots, records, render
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
+from helpers import REPO, make_corpus
 
 # ---------------------------------------------------------------- fake language-model sweep
 # (cell, clip_mode, clip_value) x seeds 0, 1; final test perplexity per point, None = diverged,
@@ -193,11 +197,184 @@ def syn_sweep(tmp_path):
   return make_synthetic_sweep(tmp_path / "syn")
 
 
+# ---------------------------------------------------------------- a real tiny sweep
+# rnnlm-sweep trains 2 cells x 2 seeds of a 1x8 word LM for 12 updates (8 per epoch: two
+# validations; clipping at 3.5 fires in some intervals) and one point whose learning rate makes
+# it diverge. The tests read the workdirs' files themselves and compare the report with them.
+REAL_SWEEP_FILE = '''
+from rnnlm_jax.config_base import base_config
+
+
+def get_config():
+  c = base_config()
+  c.data.name = "text_file"
+  c.data.level = "word"
+  c.data.bptt = 10
+  c.model.num_layers = 1
+  c.model.hidden_size = c.model.embed_size = 8
+  c.optim.clip_value = 3.5
+  c.train.batch_size = c.train.eval_batch_size = 4
+  c.train.max_steps = 12
+  c.train.log_every = 2
+  c.train.checkpoint_every_steps = 100
+  c.train.progress_bar = False
+  return c
+
+
+def get_sweep():
+  points = [{"model.cell": cell, "seed": seed} for cell in ("rnn_tanh", "lstm") for seed in (0, 1)]
+  return points + [{"model.cell": "rnn_tanh", "optim.learning_rate": 1e30, "seed": 0}]
+'''
+REAL_DIVERGED = "cell=rnn_tanh,learning_rate=1e+30,seed=0"
+
+
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory) -> pathlib.Path:
+  """The trained sweep directory (read only: tests that write a report copy it first). Under
+  pytest-xdist the workers share one: the first trains it, the others wait and reuse it."""
+  base = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    base = base.parent  # this session's directory, above the workers' own
+  root = base / "real_report_sweep"
+  with open(base / "real_report_sweep.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (base / "real_report_sweep.done").exists():
+      shutil.rmtree(root, ignore_errors=True)
+      tmp = tmp_path_factory.mktemp("real_sweep_inputs")
+      (tmp / "real_sweep.py").write_text(REAL_SWEEP_FILE)
+      corpus = make_corpus(tmp / "corpus.txt", num_lines=60)
+      res = subprocess.run(
+          [sys.executable, "-m", "rnnlm_jax.sweep_main", "--config", str(tmp / "real_sweep.py"),
+           "--workdir", str(root), f"--config.data.path={corpus}",
+           f"--config.data.tfds_dir={tmp / 'tfds'}"],
+          cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu"), capture_output=True, text=True,
+          timeout=600)
+      assert res.returncode == 0 and "5 points: finished 4, diverged 1, failed 0" in res.stdout, (
+          res.stdout[-3000:] + res.stderr[-3000:])
+      (base / "real_report_sweep.done").touch()
+  return root
+
+
+def _copy(root: pathlib.Path, dst: pathlib.Path) -> pathlib.Path:
+  """The text files of a sweep directory (what the report reads) copied to ``dst``."""
+  shutil.copytree(root, dst, ignore=shutil.ignore_patterns("checkpoints", "tb"))
+  return dst
+
+
+def _run_files(root: pathlib.Path) -> dict[str, tuple[dict, list[dict]]]:
+  """{point name: (status.json, events of metrics.jsonl)}, read with json alone."""
+  out = {}
+  for p in json.loads((root / "sweep.json").read_text())["points"]:
+    wd = root / p["name"]
+    out[p["name"]] = (json.loads((wd / "status.json").read_text()),
+                      [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines()])
+  return out
+
+
+def _split(events: list[dict], split: str) -> list[dict]:
+  return [e for e in events if e["split"] == split]
+
+
+def test_real_records_are_what_the_workdirs_say(real_sweep):
+  runs = _run_files(real_sweep)
+  recs = {r["name"]: r for r in records.collect(real_sweep)}
+  assert list(recs) == list(runs)
+  assert list(recs[REAL_DIVERGED]["settings"]) == ["model.cell", "seed", "optim.learning_rate"]
+  assert recs["cell=lstm,seed=1"]["settings"] == {"model.cell": "lstm", "seed": 1,
+                                                  "optim.learning_rate": 1.0}
+  for name, (status, events) in runs.items():
+    r = recs[name]
+    assert (r["state"], r["step"], r["kind"]) == (status["state"], status["step"], "lm"), name
+    train, valid = _split(events, "train"), _split(events, "valid")
+    assert r["clip_rate"] == pytest.approx(statistics.fmean(e["clipped"] for e in train))
+    if status["state"] == "diverged":
+      assert "test_perplexity" not in r and "best_valid_perplexity" not in r
+      continue
+    # the final test event: scored with the best-valid checkpoint (the lowest valid perplexity)
+    (test,) = _split(events, "test")
+    best = min(valid, key=lambda e: e["perplexity"])
+    assert (test["checkpoint"], test["checkpoint_step"]) == ("best_valid", best["step"])
+    assert (r["test_perplexity"], r["test_loss"]) == (test["perplexity"], test["loss"])
+    assert (r["best_valid_perplexity"], r["valid_perplexity"]) == (best["perplexity"],) * 2
+    assert r["best_valid_loss"] == min(e["loss"] for e in valid)
+    assert r["grad_norm_p50"] == statistics.median(e["grad_norm_p50"] for e in train)
+    assert r["grad_norm_p90"] == statistics.median(e["grad_norm_p90"] for e in train)
+    assert r["grad_norm_max"] == max(e["grad_norm_max"] for e in train)
+    assert r["final_train_loss"] == train[-1]["loss"]
+  # the sweep tests what it should: two validations per run, the best one not always the last,
+  # clipping in some intervals of some runs only
+  assert all(len(_split(ev, "valid")) == 2 for st, ev in runs.values() if st["state"] == "finished")
+  assert any(r["best_valid_perplexity"] < _split(runs[n][1], "valid")[-1]["perplexity"]
+             for n, r in recs.items() if n != REAL_DIVERGED)
+  assert any(0 < r["clip_rate"] < 1 for r in recs.values())
+
+
+def test_real_report_is_the_seed_aggregate_of_the_workdirs(real_sweep, tmp_path):
+  root = _copy(real_sweep, tmp_path / "sweep")
+  paths = render.write_report(root)
+  runs = _run_files(root)
+  by_cell: dict[tuple[str, str], list[str]] = {}
+  for name, (status, events) in runs.items():
+    cfg = json.loads((root / name / "config.json").read_text())
+    key = (cfg["model"]["cell"], records.fmt_value(cfg["optim"]["learning_rate"]))
+    by_cell.setdefault(key, []).append(name)
+  assert set(by_cell) == {("rnn_tanh", "1"), ("lstm", "1"), ("rnn_tanh", "1e+30")}
+
+  def test_ppl(name):
+    return _split(runs[name][1], "test")[0]["perplexity"]
+
+  def clip_rate(name):
+    return statistics.fmean(e["clipped"] for e in _split(runs[name][1], "train"))
+
+  md = paths["md"].read_text()
+  assert "- points: 5 (1 diverged, 4 finished)" in md
+  assert _md_table(md)[0] == ["model.cell \\ optim.learning_rate", "1", "1e+30"]
+  assert _md_cell(md, "rnn_tanh", "1e+30") == "n/a (0); 1 diverged, 0 failed"
+  assert _md_cell(md, "lstm", "1e+30") == render.NOT_RUN
+  with paths["cells_csv"].open() as f:
+    cells = {(c["row"], c["column"]): c for c in csv.DictReader(f)}
+  for (cell, lr), names in by_cell.items():
+    states = [runs[n][0]["state"] for n in names]
+    c = cells[(cell, lr)]
+    assert (int(c["finished"]), int(c["diverged"])) == (states.count("finished"),
+                                                        states.count("diverged"))
+    assert float(c["clip_rate_mean"]) == pytest.approx(statistics.fmean(map(clip_rate, names)))
+    ppl = [test_ppl(n) for n, s in zip(names, states) if s == "finished"]
+    if not ppl:
+      continue
+    assert _md_cell(md, cell, lr) == f"{_fmt(ppl, '.2f')}; 0 diverged, 0 failed"
+    assert float(c["test_perplexity_mean"]) == pytest.approx(statistics.fmean(ppl))
+    assert float(c["test_perplexity_std"]) == pytest.approx(statistics.stdev(ppl))
+    assert int(c["test_perplexity_n"]) == len(ppl) == 2
+  with paths["csv"].open() as f:
+    rows = {r["name"]: r for r in csv.DictReader(f)}
+  assert {n: r["state"] for n, r in rows.items()} == {n: s["state"] for n, (s, _) in runs.items()}
+  assert float(rows["cell=lstm,seed=0"]["test_perplexity"]) == test_ppl("cell=lstm,seed=0")
+  # a learning-curve and a gradient-norm figure per cell that has events
+  names = sorted(p.name for p in paths["plots"])
+  assert [n.split("_")[0] for n in names] == ["curves"] * 3 + ["gradnorm"] * 3
+  _assert_pngs(paths["plots"])
+  assert sorted(p.name for p in (root / "plots").glob("*.png")) == names
+
+
+def test_real_report_cli(real_sweep, tmp_path):
+  root = _copy(real_sweep, tmp_path / "sweep")
+  ppl = [_split(ev, "test")[0]["perplexity"] for name, (st, ev) in _run_files(root).items()
+         if name.startswith("cell=lstm")]
+  res = _cli(root, "--rows", "model.cell", "--noplots")
+  assert res.returncode == 0, res.stderr
+  assert f"| lstm | {_fmt(ppl, '.2f')}; 0 diverged, 0 failed | — |" in res.stdout
+  assert (root / "results.md").exists() and (root / "results.tex").exists()
+  assert not (root / "plots").exists()
+  bad = _cli(root, "--metric", "accuracy", "--noplots")
+  assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "accuracy" in bad.stderr
+
+
 # ---------------------------------------------------------------- collect
 
 
 def test_collect_lm_records(lm_sweep):
-  recs = {r["name"]: r for r in report.collect(lm_sweep)}
+  recs = {r["name"]: r for r in records.collect(lm_sweep)}
   assert len(recs) == 8
   assert list(recs["lstm_global_norm_s0"]["settings"]) == LM_KEYS
   assert recs["gru_value_s1"]["overrides"] == {  # sweep.json's, also for a missing point
@@ -217,7 +394,10 @@ def test_collect_lm_records(lm_sweep):
 
 
 def test_collect_synthetic_records(syn_sweep):
-  recs = {r["name"]: r for r in report.collect(syn_sweep)}
+  """Events written before the one loop: ``clip_rate`` (today ``clipped``)."""
+  assert records.normalise_event({"clip_rate": 0.5, "updates_per_sec": 3.0, "loss": 1.0}) == {
+      "clipped": 0.5, "steps_per_sec": 3.0, "loss": 1.0}
+  recs = {r["name"]: r for r in records.collect(syn_sweep)}
   r = recs["lstm_none_L100_s1"]
   assert (r["kind"], r["error_rate"], r["success"]) == ("synthetic", 0.02, False)
   assert recs["rnn_tanh_none_L100_s1"]["state"] == "diverged"
@@ -232,7 +412,7 @@ def test_keys_missing_from_sweep_json_are_added(lm_sweep):
   cfg = json.loads((lm_sweep / "lstm_value_s0" / "config.json").read_text())
   cfg["model"]["hidden_size"] = 16
   (lm_sweep / "lstm_value_s0" / "config.json").write_text(json.dumps(cfg))
-  recs = {r["name"]: r for r in report.collect(lm_sweep)}
+  recs = {r["name"]: r for r in records.collect(lm_sweep)}
   assert recs["lstm_value_s0"]["settings"]["model.hidden_size"] == 16
   assert recs["lstm_value_s1"]["settings"]["model.hidden_size"] == 8
 
@@ -241,7 +421,7 @@ def test_keys_missing_from_sweep_json_are_added(lm_sweep):
 
 
 def test_lm_markdown_and_csv_match_hand_computation(lm_sweep):
-  paths = report.write_report(lm_sweep, plots=False)
+  paths = render.write_report(lm_sweep, plots=False)
   md = paths["md"].read_text()
   # columns: optim.clip_mode; optim.clip_value follows it, so it is listed, not split
   gn, val = "global_norm", "value"
@@ -285,7 +465,7 @@ def test_lm_markdown_and_csv_match_hand_computation(lm_sweep):
 
 
 def test_synthetic_counts_and_success(syn_sweep):
-  paths = report.write_report(syn_sweep, plots=False)
+  paths = render.write_report(syn_sweep, plots=False)
   md = paths["md"].read_text()
   # default layout: rows model.cell plus what must be split (the clip mode), columns the length
   assert _md_table(md)[0] == ["model.cell, optim.clip_mode \\ task.length", "50", "100"]
@@ -307,7 +487,7 @@ def test_synthetic_counts_and_success(syn_sweep):
 
 
 def test_key_constant_per_row_is_listed_not_split(lm_sweep):
-  md = report.write_report(lm_sweep, rows="optim.clip_mode", cols="model.cell",
+  md = render.write_report(lm_sweep, rows="optim.clip_mode", cols="model.cell",
                            plots=False)["md"].read_text()
   # optim.clip_value varies, but is constant within each row: not in the labels, listed
   assert _md_table(md)[0] == ["optim.clip_mode \\ model.cell", "lstm", "gru"]
@@ -319,7 +499,7 @@ def test_key_constant_per_row_is_listed_not_split(lm_sweep):
 
 
 def test_key_varying_within_a_cell_joins_the_column_label(syn_sweep):
-  md = report.write_report(syn_sweep, rows="model.cell", cols="task.length",
+  md = render.write_report(syn_sweep, rows="model.cell", cols="task.length",
                            plots=False)["md"].read_text()
   # optim.clip_mode takes two values within (model.cell, task.length): it must split
   head = _md_table(md)[0]
@@ -330,24 +510,24 @@ def test_key_varying_within_a_cell_joins_the_column_label(syn_sweep):
 
 
 def test_metric_option(lm_sweep):
-  md = report.write_report(lm_sweep, metric="test_loss", plots=False)["md"].read_text()
+  md = render.write_report(lm_sweep, metric="test_loss", plots=False)["md"].read_text()
   assert "`best_valid_perplexity`" not in md
   cell = _md_cell(md, "lstm", "value")
   assert cell.startswith(_fmt([math.log(120.0), math.log(124.0)], ".4f"))
-  alias = report.write_report(lm_sweep, metric="perplexity", plots=False)["md"].read_text()
+  alias = render.write_report(lm_sweep, metric="perplexity", plots=False)["md"].read_text()
   assert "`test_perplexity`" in alias
-  with pytest.raises(report.ReportError, match="not a metric"):
-    report.write_report(lm_sweep, metric="accuracy", plots=False)
-  with pytest.raises(report.ReportError, match="seeds are always aggregated"):
-    report.write_report(lm_sweep, rows="seed", plots=False)
-  with pytest.raises(report.ReportError, match="not a config key"):
-    report.write_report(lm_sweep, cols="model.nope", plots=False)
+  with pytest.raises(records.ReportError, match="not a metric"):
+    render.write_report(lm_sweep, metric="accuracy", plots=False)
+  with pytest.raises(records.ReportError, match="seeds are always aggregated"):
+    render.write_report(lm_sweep, rows="seed", plots=False)
+  with pytest.raises(records.ReportError, match="not a config key"):
+    render.write_report(lm_sweep, cols="model.nope", plots=False)
 
 
 def test_latex_escaping(lm_sweep):
-  assert report.tex_escape("a_b & 50% $x #1 {y} ~^\\ ± —") == (
+  assert render.tex_escape("a_b & 50% $x #1 {y} ~^\\ ± —") == (
       r"a\_b \& 50\% \$x \#1 \{y\} \textasciitilde{}\textasciicircum{}\textbackslash{} $\pm$ --")
-  tex = report.write_report(lm_sweep, plots=False)["tex"].read_text()
+  tex = render.write_report(lm_sweep, plots=False)["tex"].read_text()
   assert r"\begin{tabular}{l|ll}" in tex and r"\end{tabular}" in tex
   assert r"model.cell \textbackslash{} optim.clip\_mode & global\_norm & value \\" in tex
   assert r"% fixed within each cell: optim.clip\_value: 1 where" in tex
@@ -360,13 +540,13 @@ def test_latex_escaping(lm_sweep):
 
 def test_discovery_without_sweep_json(tmp_path):
   root = make_lm_sweep(tmp_path / "lm", with_spec=False)
-  recs = report.collect(root)
+  recs = records.collect(root)
   # data.dir differs between seeds but is an ignored (location) key; the missing point has no
   # directory, so discovery cannot see it
   assert list(recs[0]["settings"]) == ["model.cell", "optim.clip_mode", "optim.clip_value", "seed"]
   assert all(r["overrides"] == r["settings"] for r in recs)  # the varying keys' values
   assert len(recs) == 7 and {r["state"] for r in recs} == {"finished", "diverged"}
-  md = report.write_report(root, plots=False)["md"].read_text()
+  md = render.write_report(root, plots=False)["md"].read_text()
   assert _md_cell(md, "lstm", "global_norm").startswith("105.00 ± 7.07 (2)")
 
 
@@ -475,7 +655,7 @@ def two_task_sweep(tmp_path):
 
 
 def test_missing_points_resolved_from_sweep_file(two_task_sweep):
-  recs = report.collect(two_task_sweep)  # run from the repo: found through DIR's parent
+  recs = records.collect(two_task_sweep)  # run from the repo: found through DIR's parent
   by = {r["name"]: r for r in recs}
   lstm = by["addition_lstm_uniform_1.0_100_global_norm_1"]
   assert lstm["state"] == "missing" and lstm["kind"] == "synthetic"
@@ -483,7 +663,7 @@ def test_missing_points_resolved_from_sweep_file(two_task_sweep):
   tanh = by["addition_100_global_norm_4.0_1"]
   assert (tanh["settings"]["model.cell"], tanh["settings"]["model.init"],
           tanh["settings"]["model.forget_bias"]) == ("rnn_tanh", "smart_tanh", 0.0)
-  md = report.write_report(two_task_sweep, plots=False)["md"].read_text()
+  md = render.write_report(two_task_sweep, plots=False)["md"].read_text()
   assert "(unset)" not in md
   assert "resolved from the sweep file configs/mini.py" in md
 
@@ -494,16 +674,16 @@ def test_missing_points_fall_back_to_unset(tmp_path, case):
     root = make_two_task_sweep(tmp_path, sweep_file=None)
   else:
     root = make_two_task_sweep(tmp_path, sweep_file="raise RuntimeError('boom')\n")
-  recs = {r["name"]: r for r in report.collect(root)}
+  recs = {r["name"]: r for r in records.collect(root)}
   assert recs["addition_100_global_norm_4.0_1"]["settings"]["model.cell"] is None
   assert recs["addition_lstm_uniform_1.0_100_global_norm_1"]["settings"]["model.cell"] == "lstm"
-  md = report.write_report(root, **ACCEPT, plots=False)["md"].read_text()
+  md = render.write_report(root, **ACCEPT, plots=False)["md"].read_text()
   assert _md_cell(md, "(unset), global_norm, 4", "100", table="task.name=addition") == "2 missing"
   assert ("not found" if case == "not_found" else "RuntimeError: boom") in md
 
 
 def test_tables_and_multi_key_rows_cols_success(two_task_sweep):
-  paths = report.write_report(two_task_sweep, **ACCEPT, metric="success", plots=False)
+  paths = render.write_report(two_task_sweep, **ACCEPT, metric="success", plots=False)
   md = paths["md"].read_text()
   to, add = "task.name=temporal_order", "task.name=addition"
   assert f"### {to}" in md and f"### {add}" in md
@@ -523,17 +703,17 @@ def test_tables_and_multi_key_rows_cols_success(two_task_sweep):
   assert cell("rnn_tanh, global_norm, 0", "50") == "1/2, median step 700"
   assert cell("rnn_tanh, global_norm, 4", "50") == "2/2, median step 400"
   assert cell("rnn_tanh, global_norm, 4", "100") == "1/1, median step 900 (1 running)"
-  assert cell("lstm, none, 0", "50") == report.NOT_RUN  # not in the sweep
+  assert cell("lstm, none, 0", "50") == render.NOT_RUN  # not in the sweep
   assert cell("lstm, none, 0", "100") == "0/0 (2 missing)"
   assert cell("rnn_tanh, none, 0", "50", add) == "0/1 (1 missing)"
   # the default layout is the same one
-  recs = report.collect(two_task_sweep)
-  lay = report.choose_layout(recs)
+  recs = records.collect(two_task_sweep)
+  lay = layout.choose_layout(recs)
   assert (lay["tables"], lay["rows"], lay["cols"], lay["split"], lay["fixed"]) == (
       ["task.name"], ["model.cell", "optim.clip_mode", "optim.omega_weight"], ["task.length"],
       [], ["model.init", "model.forget_bias"])
-  assert report.choose_layout(recs, **ACCEPT) == lay
-  assert report.choose_layout(recs, rows=["model.cell", "optim.clip_mode",
+  assert layout.choose_layout(recs, **ACCEPT) == lay
+  assert layout.choose_layout(recs, rows=["model.cell", "optim.clip_mode",
                                           "optim.omega_weight"], cols=["task.length"]) == lay
   # one CSV row per cell (with every setting) and per point
   with paths["cells_csv"].open() as f:
@@ -550,7 +730,7 @@ def test_tables_and_multi_key_rows_cols_success(two_task_sweep):
 
 
 def test_only_split_what_must_be_split(two_task_sweep):
-  md = report.write_report(two_task_sweep, rows="model.cell", cols="task.length",
+  md = render.write_report(two_task_sweep, rows="model.cell", cols="task.length",
                            plots=False)["md"].read_text()
   # clip mode and omega vary within a (task, cell, length) cell: in the column labels;
   # init and forget bias follow the cell: listed, not split
@@ -561,44 +741,44 @@ def test_only_split_what_must_be_split(two_task_sweep):
   assert [f.split(":")[0] for f in _md_fixed(md, table="task.name=addition")] == [
       "model.init", "model.forget_bias"]
   # no two settings merged: within every cell of any layout, points differ only in the seed
-  recs = report.collect(two_task_sweep)
+  recs = records.collect(two_task_sweep)
   for kw in ({}, ACCEPT, {"rows": "model.cell", "cols": "optim.clip_mode"},
              {"tables": "", "rows": "task.length", "cols": "model.init"}):
-    for t in report.build_tables(recs, report.choose_layout(recs, **kw), ["error_rate"])["tables"]:
+    for t in layout.build_tables(recs, layout.choose_layout(recs, **kw), ["error_rate"])["tables"]:
       for pts in t["cells"].values():
-        assert len({json.dumps({k: report.fmt_value(v) for k, v in p["settings"].items()
+        assert len({json.dumps({k: records.fmt_value(v) for k, v in p["settings"].items()
                                 if k != "seed"}) for p in pts}) == 1, kw
 
 
 def test_layout_errors(two_task_sweep):
-  with pytest.raises(report.ReportError, match="picked twice"):
-    report.write_report(two_task_sweep, tables="task.name", rows="model.cell,task.name",
+  with pytest.raises(records.ReportError, match="picked twice"):
+    render.write_report(two_task_sweep, tables="task.name", rows="model.cell,task.name",
                         plots=False)
-  with pytest.raises(report.ReportError, match="seeds are always aggregated"):
-    report.write_report(two_task_sweep, tables="seed", plots=False)
-  with pytest.raises(report.ReportError, match="not a config key"):
-    report.write_report(two_task_sweep, rows="model.cell,model.nope", plots=False)
+  with pytest.raises(records.ReportError, match="seeds are always aggregated"):
+    render.write_report(two_task_sweep, tables="seed", plots=False)
+  with pytest.raises(records.ReportError, match="not a config key"):
+    render.write_report(two_task_sweep, rows="model.cell,model.nope", plots=False)
 
 
 def test_success_metric_text(syn_sweep, lm_sweep):
   def stats(*states, steps=()):
     pts = [{"state": s, "success": False} for s in states]
     pts += [{"state": "finished", "success": True, "success_step": st} for st in steps]
-    return report.cell_stats(pts, "success")
-  text = lambda s: report.cell_text(s, "success", "synthetic")
+    return layout.cell_stats(pts, "success")
+  text = lambda s: render.cell_text(s, "success", "synthetic")
   assert text(stats("finished", "finished", "running", "running", "running",
                     steps=(1000, 3000))) == "2/4, median step 2000 (3 running)"
   assert text(stats("finished", "diverged", "failed", "missing")) == (
       "0/3 (1 diverged, 1 failed, 1 missing)")
   assert text(stats("missing", "missing")) == "0/0 (2 missing)"
-  assert text(None) == report.NOT_RUN
+  assert text(None) == render.NOT_RUN
   assert stats("finished", steps=(1000,))["mean"] == 0.5
-  md = report.write_report(syn_sweep, metric="success", plots=False)["md"].read_text()
+  md = render.write_report(syn_sweep, metric="success", plots=False)["md"].read_text()
   assert _md_cell(md, "rnn_tanh, global_norm", "50") == "2/2, median step 300"
   assert _md_cell(md, "rnn_tanh, none", "100") == "0/2 (1 diverged)"
   assert _md_cell(md, "lstm, global_norm", "100") == "1/1, median step 300 (1 running)"
-  with pytest.raises(report.ReportError, match="synthetic"):
-    report.write_report(lm_sweep, metric="success", plots=False)
+  with pytest.raises(records.ReportError, match="synthetic"):
+    render.write_report(lm_sweep, metric="success", plots=False)
 
 
 # ---------------------------------------------------------------- plots
@@ -610,27 +790,17 @@ def _assert_pngs(paths):
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_plots_lm(lm_sweep):
-  plots = report.write_report(lm_sweep)["plots"]
-  names = sorted(p.name for p in plots)
-  assert len([n for n in names if n.startswith("curves_")]) == 4
-  assert len([n for n in names if n.startswith("gradnorm_")]) == 4
-  assert "success_vs_length.png" not in names
-  _assert_pngs(plots)
-  assert sorted(p.name for p in (lm_sweep / "plots").glob("*.png")) == names
-
-
 def test_plots_synthetic_success_vs_length(syn_sweep):
-  plots = report.write_report(syn_sweep)["plots"]
-  names = {p.name for p in plots}
+  pngs = render.write_report(syn_sweep)["plots"]
+  names = {p.name for p in pngs}
   assert "success_vs_length.png" in names
   assert len([n for n in names if n.startswith("gradnorm_")]) == 8
-  _assert_pngs(plots)
+  _assert_pngs(pngs)
 
 
 def test_success_vs_length_lines_per_task(two_task_sweep, tmp_path):
-  recs = report.collect(two_task_sweep)
-  panels = report.success_lines(recs, report.choose_layout(recs, **ACCEPT))
+  recs = records.collect(two_task_sweep)
+  panels = plots.success_lines(recs, layout.choose_layout(recs, **ACCEPT))
   # a panel per task, a line per row (the column is the length), ended runs only
   assert list(panels) == ["task.name=temporal_order", "task.name=addition"]
   to = panels["task.name=temporal_order"]
@@ -639,11 +809,11 @@ def test_success_vs_length_lines_per_task(two_task_sweep, tmp_path):
   assert to["rnn_tanh, none, 0"] == {50.0: [False, False], 100.0: [False, False]}
   assert panels["task.name=addition"] == {"rnn_tanh, none, 0": {50.0: [False]}}
   # another layout: the line label is the row and the column without the length
-  lay = report.choose_layout(recs, rows="model.cell", cols="optim.clip_mode")
-  assert list(report.success_lines(recs, lay)["task.name=temporal_order"]) == [
+  lay = layout.choose_layout(recs, rows="model.cell", cols="optim.clip_mode")
+  assert list(plots.success_lines(recs, lay)["task.name=temporal_order"]) == [
       "rnn_tanh, none, omega_weight=0", "rnn_tanh, global_norm, omega_weight=0",
       "rnn_tanh, global_norm, omega_weight=4"]
-  _assert_pngs([report.plot_success_vs_length(recs, lay, tmp_path / "s.png")])
+  _assert_pngs([plots.plot_success_vs_length(recs, lay, tmp_path / "s.png")])
 
 
 # ---------------------------------------------------------------- CLI
@@ -672,15 +842,6 @@ def test_cli_bad_input(tmp_path, case):
   assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
 
 
-def test_cli_writes_report(lm_sweep):
-  res = _cli(lm_sweep, "--rows", "model.cell", "--noplots")
-  assert res.returncode == 0, res.stderr
-  assert "105.00 ± 7.07 (2)" in res.stdout
-  assert (lm_sweep / "results.md").exists() and (lm_sweep / "results.tex").exists()
-  bad = _cli(lm_sweep, "--metric", "accuracy", "--noplots")
-  assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "accuracy" in bad.stderr
-
-
 def test_cli_tables_rows_cols_success(two_task_sweep):
   res = _cli(two_task_sweep, "--tables", "task.name", "--rows",
              "model.cell,optim.clip_mode,optim.omega_weight", "--cols", "task.length",
@@ -706,7 +867,7 @@ def test_char_runs_report_bpc_and_unstarted_points_show_as_missing(tmp_path):
                 {"split": "test", "step": 10, "loss": 1.0, "bpc": bpc}])
   (root / "sweep.json").write_text(json.dumps({"config": "c.py", "keys": ["seed"], "points": [
       {"name": f"s{s}", "overrides": {"seed": s}} for s in (0, 1, 2)]}))
-  md = report.write_report(root, plots=False)["md"].read_text()
+  md = render.write_report(root, plots=False)["md"].read_text()
   assert "`test_bpc`" in md and "`best_valid_bpc`" in md and "perplexity" not in md
   assert _md_cell(md, "all", "all") == f"{_fmt([1.5, 1.7], '.3f')}; 0 diverged, 0 failed, 1 missing"
   assert "| s2 | 2 | missing |" in md
@@ -725,12 +886,12 @@ def test_seq_runs_report_their_final_metrics(tmp_path):
                "f1": acc - 0.1, "checkpoint": "best_valid", "checkpoint_step": 10}]
     _write_run(root / cell, {"kind": "classify", "model": {"cell": cell}, "seed": 0},
                {"state": "finished", "step": 10}, events)
-  records = report.collect(root)
-  assert {r["kind"] for r in records} == {"seq"}
-  by_cell = {r["settings"]["model.cell"]: r for r in records}
+  recs = records.collect(root)
+  assert {r["kind"] for r in recs} == {"seq"}
+  by_cell = {r["settings"]["model.cell"]: r for r in recs}
   assert by_cell["lstm"]["test_accuracy"] == 0.86 and by_cell["gru"]["test_f1"] == pytest.approx(0.74)
   assert by_cell["lstm"]["valid_accuracy"] == 0.85 and by_cell["lstm"]["best_valid_loss"] == 0.5
-  assert report.default_metrics("seq", records, None) == ["test_accuracy", "valid_accuracy"]
+  assert layout.default_metrics("seq", recs, None) == ["test_accuracy", "valid_accuracy"]
 
 
 def test_wall_seconds_sums_the_invocations_that_ended(tmp_path):
@@ -745,11 +906,8 @@ def test_wall_seconds_sums_the_invocations_that_ended(tmp_path):
 
 def test_archive_runs_keeps_what_reports_read(lm_sweep, tmp_path):
   """scripts/archive_runs.py copies the text records only; the report reads the copy alike."""
-  sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
-  try:
-    import archive_runs
-  finally:
-    sys.path.pop(0)
+  from rnnlm_jax.sweeps.spec import import_file
+  archive_runs = import_file(REPO / "scripts" / "archive_runs.py")
   ckpt = lm_sweep / "lstm_value_s1" / "checkpoints" / "1"
   ckpt.mkdir(parents=True)
   (ckpt / "weights").write_bytes(b"\0" * 1024)
@@ -760,7 +918,7 @@ def test_archive_runs_keeps_what_reports_read(lm_sweep, tmp_path):
   def strip(recs):  # as text: NaN metrics compare equal
     return json.dumps(sorted((dict(r, path=None) for r in recs), key=lambda r: r["name"]),
                       sort_keys=True, default=str)
-  assert strip(report.collect(dst)) == strip(report.collect(lm_sweep))
+  assert strip(records.collect(dst)) == strip(records.collect(lm_sweep))
   assert archive_runs.main([str(tmp_path / "nothing"), str(tmp_path / "x")]) == 2
 
 
@@ -768,8 +926,7 @@ def test_remedies_table_names_only_remedies_turned_on():
   """experiments/remedies/table.py: a remedy key at its off value (discovery gives every point
   all varying keys) names no remedy, so the baseline row is labelled baseline."""
   from rnnlm_jax.sweeps.spec import import_file
-  table = import_file(pathlib.Path(__file__).resolve().parent.parent / "experiments" / "remedies"
-                      / "table.py")
+  table = import_file(REPO / "experiments" / "remedies" / "table.py")
   off = {"overrides": {"model.residual": False, "model.norm": "none", "model.dropout": 0.0,
                        "seed": 0, "model.cell": "rnn_tanh"}}
   on = {"overrides": {"model.residual": True, "model.dropout": 0.25, "seed": 1}}

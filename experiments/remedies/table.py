@@ -4,8 +4,8 @@
         [--plot experiments/remedies/valid_ppl.png]
     python experiments/remedies/table.py runs/remedies_cells --plot experiments/remedies/cells.png
 
-Reads sweep directories made by ``rnnlm-sweep`` (``rnnlm_jax.report.collect``) and prints one
-Markdown table per corpus and ``model.cell`` over all of them (rows in the order of the
+Reads sweep directories made by ``rnnlm-sweep`` (``rnnlm_jax.report.records.collect``) and
+prints one Markdown table per corpus and ``model.cell`` over all of them (rows in the order of the
 arguments, then of each sweep): every point's valid perplexity after each epoch, the test
 perplexity of its best-valid checkpoint, the change of that test number against the mean of
 the same table's baseline seeds (points whose overrides name no remedy), the median logged
@@ -20,7 +20,7 @@ import argparse
 import pathlib
 import statistics
 
-from rnnlm_jax import report
+from rnnlm_jax.report.records import collect
 from rnnlm_jax.sweeps.spec import import_file
 from rnnlm_jax.workdir import wall_seconds
 
@@ -51,7 +51,7 @@ def remedy_keys(rec: dict) -> tuple[str, ...]:
   """The override keys of a point that turn a remedy on (not its seed, cell, corpus, budget).
 
   A key set to its "off" value names no remedy: a directory of workdirs without sweep.json
-  (``report.collect`` by discovery) gives every point all the varying keys, the baseline's
+  (``collect`` by discovery) gives every point all the varying keys, the baseline's
   ``model.residual`` False among them.
   """
   return tuple(k for k, v in rec["overrides"].items()
@@ -136,7 +136,7 @@ def main() -> None:
   ap.add_argument("sweep_dirs", type=pathlib.Path, nargs="+")
   ap.add_argument("--plot", type=pathlib.Path)
   args = ap.parse_args()
-  records = [r for d in args.sweep_dirs for r in report.collect(d)]
+  records = [r for d in args.sweep_dirs for r in collect(d)]
   tables = rows(records)
   epochs = max((len(t["valid"]) for table in tables.values() for t in table), default=0)
   epochs = max(epochs, max(int(r["flat"].get("train.num_epochs") or 0) for r in records))
