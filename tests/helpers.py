@@ -77,3 +77,23 @@ def final_state(workdir, config):
   state, meta = ck.restore_latest(target)
   ck.close()
   return state, meta
+
+
+def check_short_run(config, workdir, final: dict, steps: int) -> None:
+  """What a few-step run of ``config`` in ``workdir`` (returning ``final``) must show, so that a
+  stub loop fails: ``steps`` updates done and finished; train events with a finite, positive
+  pre-clip gradient norm; a final event on the best-valid checkpoint whose loss equals an
+  independent re-evaluation of that checkpoint through the task's ``rnnlm-eval`` path."""
+  import json
+  import math
+  from rnnlm_jax import tasks
+  from rnnlm_jax.workdir import Workdir
+  wd = Workdir(workdir)
+  status = json.loads(wd.status_file.read_text())
+  assert (status["state"], status["step"]) == ("finished", steps), status
+  train = [e for e in wd.read_metrics() if e["split"] == "train"]
+  assert train and train[-1]["step"] == steps
+  assert all(math.isfinite(e["loss"]) and 0 < e["grad_norm"] < math.inf for e in train)
+  assert final["checkpoint"] == "best_valid" and math.isfinite(final["loss"])
+  again = tasks.get_task(config).evaluate_workdir(str(workdir), final["split"], "best")
+  assert again["loss"] == final["loss"] and again["checkpoint_step"] == final["checkpoint_step"]
