@@ -1,4 +1,5 @@
-"""SST-2 / SMS spam data: parsing, seeded splits, TFDS builders, downloads, tokens, buckets.
+"""SST-2 / SMS spam data: parsing, seeded splits, TFDS builders, downloads, tokens (the padded
+batches: test_padded_batches.py).
 
 Tiny files are written into tmp_path with the local mirror hidden and downloads disabled
 (``iso``); the tests on the real files skip when ``shared/data`` is absent.
@@ -6,7 +7,6 @@ Tiny files are written into tmp_path with the local mirror hidden and downloads 
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import zipfile
 
@@ -201,61 +201,6 @@ def test_tokenize_vocab_encode():
   assert (unknown, cut) == (1, 1)
   with pytest.raises(DataError, match="min_count must be >= 1"):
     cdata.build_vocab([["a"]], min_count=0)
-
-
-# ------------------------------------------------------------------------------------------
-# Buckets and batches
-
-
-def test_bucket_length():
-  assert [cdata.bucket_length(n, (8, 16)) for n in (1, 8, 9, 16, 17, 33)] == [8, 8, 16, 16, 32, 48]
-  with pytest.raises(DataError, match="strictly increasing"):
-    cdata.check_buckets((8, 8))
-
-
-def _toy_ids(n=203, seed=0):
-  rng = np.random.default_rng(seed)
-  lengths = np.concatenate([rng.integers(1, 9, n // 2), rng.integers(9, 70, n - n // 2)])
-  ids = [rng.integers(2, 50, k).astype(np.int32) for k in lengths]
-  labels = rng.integers(0, 2, n).astype(np.int32)
-  return ids, labels
-
-
-@pytest.mark.parametrize("train", [True, False])
-def test_batches_cover_every_example_once(train):
-  ids, labels = _toy_ids()
-  rng = np.random.default_rng(5) if train else None
-  bs = list(cdata.batches(ids, labels, 16, (8, 16, 32, 64), rng))
-  seen = collections.Counter()
-  shapes = set()
-  partial = 0
-  for b in bs:
-    shapes.add(b["tokens"].shape)
-    assert b["tokens"].dtype == np.int32 and b["weights"].dtype == np.float32
-    real = b["weights"] > 0
-    partial += int(not real.all())
-    assert np.all(b["lengths"] >= 1)
-    for row in np.flatnonzero(real):
-      n = b["lengths"][row]
-      key = tuple(b["tokens"][row, :n])
-      seen[key] += 1
-      assert np.all(b["tokens"][row, n:] == cdata.PAD_ID)
-    assert np.all(b["labels"][~real] == 0)
-  assert sum(seen.values()) == len(ids)
-  assert seen == collections.Counter(tuple(x) for x in ids)
-  assert shapes <= {(16, 8), (16, 16), (16, 32), (16, 64), (16, 128)}
-  assert partial <= 1                                  # only the longest bucket's remainder
-  again = list(cdata.batches(ids, labels, 16, (8, 16, 32, 64),
-                             np.random.default_rng(5) if train else None))
-  assert all(np.array_equal(a["tokens"], b["tokens"]) for a, b in zip(bs, again))
-
-
-def test_training_order_changes_with_rng():
-  ids, labels = _toy_ids()
-  a = [b["tokens"] for b in cdata.batches(ids, labels, 16, rng=np.random.default_rng(0))]
-  b = [b["tokens"] for b in cdata.batches(ids, labels, 16, rng=np.random.default_rng(1))]
-  assert len(a) == len(b) and not all(x.shape == y.shape and np.array_equal(x, y)
-                                      for x, y in zip(a, b))
 
 
 # ------------------------------------------------------------------------------------------

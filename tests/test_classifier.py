@@ -16,6 +16,7 @@ import pytest
 
 from rnnlm_jax import cells, rnn
 from rnnlm_jax.models import classifier as C
+from rnnlm_jax.tasks import classify
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 IN, H, T = 3, 5, 7
@@ -137,13 +138,13 @@ def test_summarize_by_hand():
   # 10 examples: class 1 (minority) 4 true; predicted 1: 3, of which 2 right.
   sums = {"nll": 5.0, "examples": 10.0, "correct": 7.0, "tp0": 5.0, "pred0": 7.0, "true0": 6.0,
           "tp1": 2.0, "pred1": 3.0, "true1": 4.0}
-  m = C.summarize(sums, 2, positive=1)
+  m = classify.summarize(sums, 2, positive=1)
   assert m["loss"] == 0.5 and m["accuracy"] == 0.7
   assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == 0.5
   assert m["f1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
   f1_0 = 2 * (5 / 7) * (5 / 6) / (5 / 7 + 5 / 6)
   assert m["macro_f1"] == pytest.approx((f1_0 + m["f1"]) / 2)
-  assert C.summarize({"examples": 0.0}, 2, 1)["f1"] == 0.0   # no division by zero
+  assert classify.summarize({"examples": 0.0}, 2, 1)["f1"] == 0.0   # no division by zero
 
 
 def test_frozen_embeddings_get_no_gradient():
@@ -174,7 +175,7 @@ def test_backoff_vectors_read_like_table_rows():
   u = np.float32([[1, -2, 3, 0.5, 0, 1], [0, 0, 1, 1, 2, 2]])   # words 30 and 31
   tokens = np.array([[3, 30, 5, 31], [31, 7, 0, 0]], np.int32)
   lengths = jnp.asarray([4, 2])
-  bo = C.backoff_vectors(tokens, spec.vocab_size, u)
+  bo = classify.backoff_vectors(tokens, spec.vocab_size, u)
   assert bo.shape == (2, 4, 6) and not bo[0, 0].any()
   np.testing.assert_array_equal(bo[1, 0], u[1])
   z = C.logits(params, spec, jnp.asarray(tokens), lengths, None, jnp.asarray(bo))
@@ -231,7 +232,7 @@ def test_task_protocol_and_training(iso):
   from rnnlm_jax.workdir import Workdir
   c = _tiny(iso, **{"model.cell": "gru"})
   wd = iso / "run"
-  task = C.make_task(c, str(wd))
+  task = classify.make_task(c, str(wd))
   assert (task.select_metric, task.select_mode, task.positive) == ("accuracy", "max", 1)
   assert (wd / "vocab.txt").read_text().splitlines()[:2] == ['"<pad>"', '"<unk>"']
   bs = list(task.batches("train", 8, np.random.default_rng(0)))
@@ -254,8 +255,8 @@ def test_task_with_pretrained_vectors_and_dim_mismatch(iso):
   vec = iso / "vecs.txt"
   vec.write_text("ok 1 2 3 4 5 6\nfree 6 5 4 3 2 1\nprize 0 0 0 0 0 1\n")
   c = _tiny(iso, **{"model.embeddings": str(vec), "model.embeddings_trainable": False})
-  task = C.make_task(c, str(iso / "run"))
-  info = json.loads((iso / "run" / C.EMBEDDINGS_FILE).read_text())
+  task = classify.make_task(c, str(iso / "run"))
+  info = json.loads((iso / "run" / classify.EMBEDDINGS_FILE).read_text())
   assert (info["found"], info["dim"], info["trainable"]) == (3, 6, False)
   assert info["oov"] == info["vocab_size"] - 3 and info["oov"] > 0
   params = task.init_params(jax.random.PRNGKey(0))
@@ -265,9 +266,9 @@ def test_task_with_pretrained_vectors_and_dim_mismatch(iso):
   # backoff: "zebra" (in the vectors, not in the training texts) gets its own id and vector
   c.model.embeddings_backoff = True
   vec.write_text("ok 1 2 3 4 5 6\nfree 6 5 4 3 2 1\nZebra 1 1 1 1 1 1\nzebra 2 2 2 2 2 2\n")
-  task = C.make_task(c, str(iso / "run"))
+  task = classify.make_task(c, str(iso / "run"))
   np.testing.assert_array_equal(task.backoff, [[1, 1, 1, 1, 1, 1]])   # first "zebra" row
-  assert json.loads((iso / "run" / C.EMBEDDINGS_FILE).read_text())["backoff_words"] == 1
+  assert json.loads((iso / "run" / classify.EMBEDDINGS_FILE).read_text())["backoff_words"] == 1
   from rnnlm_jax.data import classification as cdata
   vocab = cdata.build_vocab([cdata.tokenize(t) for t in ["ok free"]])
   ids, unknown, _ = cdata.encode_texts([["zebra", "ok", "gnu"]], vocab, extra={"zebra": 0})
@@ -277,7 +278,7 @@ def test_task_with_pretrained_vectors_and_dim_mismatch(iso):
   from rnnlm_jax.data.errors import DataError
   c.model.embed_size = 50
   with pytest.raises(DataError, match="model.embed_size=50 does not match the 6-dimensional"):
-    C.make_task(c, None)
+    classify.make_task(c, None)
 
 
 # ------------------------------------------------------------------------------------------
@@ -319,7 +320,7 @@ def test_configs_validate(name):
   c = _load_config(name)
   assert c.task == "classify"
   tasks.validate_config(c)
-  C.validate_config(c)
+  classify.validate_config(c)
   C.ClassifierSpec.from_config(c.model, 100, 2)
   src = (REPO / "configs" / f"{name}.py").read_text().splitlines()
   assigns = [l for l in src if l.strip().startswith("c.") and " = " in l]
@@ -341,4 +342,4 @@ def test_sweep_file_points():
   assert cells_ == {"rnn_tanh", "lstm", "gru"} and "none" in clips and len(clips) >= 2
   assert len(points) == len(cells_) * len(clips) * len({p.get("seed", 0) for p in points})
   for p in points:
-    C.validate_config(apply_overrides(base, p))
+    classify.validate_config(apply_overrides(base, p))

@@ -1,4 +1,5 @@
-"""Tests of rnnlm_jax.data.music: the piano-roll builders, safe loading, downloads, the metric.
+"""Tests of rnnlm_jax.data.music: the piano-roll builders, safe loading, downloads (the loss is
+tested in test_music_model.py).
 
 Tiny data sets are written into tmp_path with the local mirror hidden and downloads disabled
 (as in test_data.py). The real-data tests read ``shared/data/polyphonic_music`` (skipped when
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import os
 import pathlib
 import pickle
@@ -269,46 +269,3 @@ def test_mat_conversion_reproduces_mirror_pickle(iso, monkeypatch):
                       [dataclasses.replace(src, url=mats[0].as_uri())])
   path = music.resolve_music_file("jsb_chorales")       # real sha256 values checked
   assert sources.file_sha256(path) == music.MUSIC_FILES["jsb_chorales"].sha256
-
-
-# ------------------------------------------------------------------------------------------
-# The metric
-
-
-def test_bernoulli_nll_hand_computation():
-  logits = np.zeros((2, 2, 88), np.float32)
-  targets = np.zeros((2, 2, 88), np.float32)
-  # Sequence 0, frame 0: three keys set, the other 85 at logit 0 (log 2 each, whatever y).
-  logits[0, 0, :3] = [2.0, -3.0, 1.0]
-  targets[0, 0, [0, 5]] = 1          # key 0: y=1, z=2; key 5: y=1, z=0
-  # Sequence 0, frame 1: extreme logits (stability), one right and one wrong.
-  logits[0, 1, 0], targets[0, 1, 0] = 200.0, 1    # -log sigmoid(200) ~ 0
-  logits[0, 1, 1], targets[0, 1, 1] = -200.0, 1   # -log sigmoid(-200) = 200 (+ e^-200)
-  # Sequence 1: frame 0 real and all-zero; frame 1 padding with absurd values (masked).
-  logits[1, 1] = 1e4
-  targets[1, 1] = 0
-  mask = np.array([[1, 1], [1, 0]], np.float32)
-
-  log2 = math.log(2.0)
-  f00 = (math.log1p(math.exp(-2.0))      # key 0: -log sigmoid(2)
-         + math.log1p(math.exp(-3.0))    # key 1: y=0, -log(1 - sigmoid(-3))
-         + math.log1p(math.exp(1.0))     # key 2: y=0, -log(1 - sigmoid(1))
-         + 85 * log2)                    # keys 3..87 (key 5 with y=1 also log 2)
-  f01 = math.log1p(math.exp(-200.0)) + (200.0 + math.log1p(math.exp(-200.0))) + 86 * log2
-  f10 = 88 * log2
-  nll_sum, num_steps = data.bernoulli_nll_per_step(logits, targets, mask)
-  assert float(num_steps) == 3.0
-  assert np.isfinite(float(nll_sum))
-  np.testing.assert_allclose(float(nll_sum), f00 + f01 + f10, rtol=1e-6)
-  np.testing.assert_allclose(float(nll_sum) / float(num_steps), (f00 + f01 + f10) / 3,
-                             rtol=1e-6)
-  # Against the probability form on moderate random values, float64 reference.
-  rng = np.random.default_rng(0)
-  z = rng.normal(size=(3, 4, 88)) * 3
-  y = (rng.random((3, 4, 88)) < 0.1).astype(np.float32)
-  m = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], np.float32)
-  p = 1 / (1 + np.exp(-z))
-  ref = -(y * np.log(p) + (1 - y) * np.log(1 - p)).sum(-1)
-  s, n = data.bernoulli_nll_per_step(z.astype(np.float32), y, m)
-  assert float(n) == 7
-  np.testing.assert_allclose(float(s), (ref * m).sum(), rtol=1e-5)

@@ -1,4 +1,5 @@
-"""Tests of rnnlm_jax.models.music (the next-frame piano-roll model and its task object) and of
+"""Tests of rnnlm_jax.models.music (the next-frame piano-roll model and its loss), of
+rnnlm_jax.tasks.music (the task object, its padded batches and metrics) and of
 the music experiment configs (each loads and trains a few steps on a tiny data set)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from rnnlm_jax import rnn
 from rnnlm_jax.data import music as music_data
 from rnnlm_jax.models import music
+from rnnlm_jax.tasks import music as music_task
 from rnnlm_jax.sweeps.spec import expand, load_sweep_module
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -69,7 +71,7 @@ def test_zero_weights_give_log2_per_key_and_output_bias_by_hand():
   spec = music.MusicSpec(cell="gru", hidden_size=5)
   params = jax.tree.map(jnp.zeros_like, music.init_params(jax.random.PRNGKey(0), spec))
   rolls = _rolls([3, 5], seed=1)
-  batch = music.make_batch(rolls, 4)
+  batch = music_task.make_batch(rolls, 4)
   obj, sums = music.batch_stats(params, spec, batch)
   assert float(sums["steps"]) == 8 and float(sums["sequences"]) == 2
   np.testing.assert_allclose(float(sums["nll"]), 8 * 88 * math.log(2), rtol=1e-6)
@@ -120,10 +122,10 @@ def test_padding_and_batching_do_not_change_the_sums(cell):
   @jax.jit
   def nll_alone(x):
     z = music.logits(params, spec, x)
-    return music_data.bernoulli_nll_per_step(z, x, jnp.ones(x.shape[:2]))[0]
+    return music.bernoulli_nll_per_step(z, x, jnp.ones(x.shape[:2]))[0]
 
   alone = [float(nll_alone(jnp.asarray(r[None].astype(np.float32)))) for r in rolls]
-  task = music.MusicTask(spec, {"train": rolls, "valid": rolls, "test": rolls})
+  task = music_task.MusicTask(spec, {"train": rolls, "valid": rolls, "test": rolls})
   loss = jax.jit(task.loss)
   for bs in (1, 3):
     total = {}
@@ -139,7 +141,7 @@ def test_padding_and_batching_do_not_change_the_sums(cell):
   # Gradient: a padded batch (bucket 24, two empty rows) vs exact length, no empty rows.
   tight = {"frames": np.stack([np.pad(r, ((0, 17 - len(r)), (0, 0))) for r in rolls[1:4]]),
            "lengths": np.array([9, 4, 17], np.int32)}
-  padded = music.make_batch(rolls[1:4], 5)
+  padded = music_task.make_batch(rolls[1:4], 5)
   assert padded["frames"].shape == (5, 24, 88)
   g1 = jax.jit(jax.grad(lambda p: task.loss(p, tight, None)[0]))(params)
   g2 = jax.jit(jax.grad(lambda p: task.loss(p, padded, None)[0]))(params)
@@ -151,7 +153,7 @@ def test_training_noise_only_with_rng_and_gradients():
   spec = music.MusicSpec(cell="lstm", hidden_size=8, num_layers=2, dropout=0.3,
                          weight_noise=0.075)
   params = music.init_params(jax.random.PRNGKey(3), spec)
-  batch = music.make_batch(_rolls([6, 10], seed=4), 2)
+  batch = music_task.make_batch(_rolls([6, 10], seed=4), 2)
   evaluate = jax.jit(lambda p: music.batch_stats(p, spec, batch)[0])
   train = jax.jit(lambda p, k: music.batch_stats(p, spec, batch, k)[0])
   ev1, ev2 = float(evaluate(params)), float(evaluate(params))
@@ -168,7 +170,7 @@ def test_training_noise_only_with_rng_and_gradients():
 
 def test_frame_accuracy_by_hand():
   tp, fp, fn = 6.0, 2.0, 4.0
-  m = music.summarize({"nll": 30.0, "steps": 10.0, "sequences": 2.0, "tp": tp, "fp": fp,
+  m = music_task.summarize({"nll": 30.0, "steps": 10.0, "sequences": 2.0, "tp": tp, "fp": fp,
                        "fn": fn})
   assert m["loss"] == m["nll_per_step"] == 3.0 and m["accuracy"] == 0.5
   # The counts: one frame, keys 0,1 on; the model says keys 1,2 on.
@@ -177,55 +179,69 @@ def test_frame_accuracy_by_hand():
   params["out"]["b"] = jnp.full((88,), -5.0).at[1].set(5.0).at[2].set(5.0)
   roll = np.zeros((1, 88), np.uint8)
   roll[0, :2] = 1
-  _, sums = music.batch_stats(params, spec, music.make_batch([roll], 2))
+  _, sums = music.batch_stats(params, spec, music_task.make_batch([roll], 2))
   assert (float(sums["tp"]), float(sums["fp"]), float(sums["fn"])) == (1.0, 1.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------------
+# The loss: NLL per time step
+
+
+def test_bernoulli_nll_hand_computation():
+  logits = np.zeros((2, 2, 88), np.float32)
+  targets = np.zeros((2, 2, 88), np.float32)
+  # Sequence 0, frame 0: three keys set, the other 85 at logit 0 (log 2 each, whatever y).
+  logits[0, 0, :3] = [2.0, -3.0, 1.0]
+  targets[0, 0, [0, 5]] = 1          # key 0: y=1, z=2; key 5: y=1, z=0
+  # Sequence 0, frame 1: extreme logits (stability), one right and one wrong.
+  logits[0, 1, 0], targets[0, 1, 0] = 200.0, 1    # -log sigmoid(200) ~ 0
+  logits[0, 1, 1], targets[0, 1, 1] = -200.0, 1   # -log sigmoid(-200) = 200 (+ e^-200)
+  # Sequence 1: frame 0 real and all-zero; frame 1 padding with absurd values (masked).
+  logits[1, 1] = 1e4
+  targets[1, 1] = 0
+  mask = np.array([[1, 1], [1, 0]], np.float32)
+
+  log2 = math.log(2.0)
+  f00 = (math.log1p(math.exp(-2.0))      # key 0: -log sigmoid(2)
+         + math.log1p(math.exp(-3.0))    # key 1: y=0, -log(1 - sigmoid(-3))
+         + math.log1p(math.exp(1.0))     # key 2: y=0, -log(1 - sigmoid(1))
+         + 85 * log2)                    # keys 3..87 (key 5 with y=1 also log 2)
+  f01 = math.log1p(math.exp(-200.0)) + (200.0 + math.log1p(math.exp(-200.0))) + 86 * log2
+  f10 = 88 * log2
+  nll_sum, num_steps = music.bernoulli_nll_per_step(logits, targets, mask)
+  assert float(num_steps) == 3.0
+  assert np.isfinite(float(nll_sum))
+  np.testing.assert_allclose(float(nll_sum), f00 + f01 + f10, rtol=1e-6)
+  np.testing.assert_allclose(float(nll_sum) / float(num_steps), (f00 + f01 + f10) / 3,
+                             rtol=1e-6)
+  # Against the probability form on moderate random values, float64 reference.
+  rng = np.random.default_rng(0)
+  z = rng.normal(size=(3, 4, 88)) * 3
+  y = (rng.random((3, 4, 88)) < 0.1).astype(np.float32)
+  m = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], np.float32)
+  p = 1 / (1 + np.exp(-z))
+  ref = -(y * np.log(p) + (1 - y) * np.log(1 - p)).sum(-1)
+  s, n = music.bernoulli_nll_per_step(z.astype(np.float32), y, m)
+  assert float(n) == 7
+  np.testing.assert_allclose(float(s), (ref * m).sum(), rtol=1e-5)
 
 
 # ------------------------------------------------------------------------------------------
 # Padded batches
 
 
-def test_bucket_lengths():
-  got = [music.bucket_length(n) for n in (0, 1, 8, 9, 12, 13, 17, 25, 100, 129, 3857)]
-  assert got == [8, 8, 8, 12, 12, 16, 24, 32, 128, 192, 4096]
-  lengths = range(1, 5000)
-  buckets = {music.bucket_length(n) for n in lengths}
-  assert len(buckets) <= 20
-  assert all(n <= music.bucket_length(n) <= max(8, 1.5 * n) for n in lengths)
-  with pytest.raises(ValueError, match="must be >= 0"):
-    music.bucket_length(-1)
-
-
-@pytest.mark.parametrize("pool", [0, 3])
-def test_batch_order_every_sequence_once_deterministic(pool):
-  lengths = np.random.default_rng(0).integers(1, 500, 103)
-  b1 = music.batch_order(lengths, 8, np.random.default_rng([0, 1]), pool)
-  b2 = music.batch_order(lengths, 8, np.random.default_rng([0, 1]), pool)
-  b3 = music.batch_order(lengths, 8, np.random.default_rng([0, 2]), pool)
-  assert all(np.array_equal(x, y) for x, y in zip(b1, b2)) and len(b1) == len(b2)
-  assert sorted(np.concatenate(b1).tolist()) == list(range(103))
-  assert len(b1) == len(b3) == 13  # the same number of batches every epoch
-  assert not all(np.array_equal(x, y) for x, y in zip(b1, b3))
-  if pool:  # pooled: batches are sorted chunks of a pool, so less padding than plain shuffling
-    pad = lambda bs: sum(len(b) * lengths[b].max() - lengths[b].sum() for b in bs)
-    assert pad(b1) < pad(music.batch_order(lengths, 8, np.random.default_rng([0, 1]), 0))
-  ev = music.batch_order(lengths, 8, None)
-  assert sorted(np.concatenate(ev).tolist()) == list(range(103))
-  assert list(lengths[np.concatenate(ev)]) == sorted(lengths, reverse=True)
-
-
 def test_make_batch_and_task_errors():
   rolls = _rolls([3, 10])
-  b = music.make_batch(rolls, 4)
+  b = music_task.make_batch(rolls, 4)
   assert b["frames"].dtype == np.uint8 and b["frames"].shape == (4, 12, 88)
   assert b["lengths"].tolist() == [3, 10, 0, 0]
   np.testing.assert_array_equal(b["frames"][1, :10], rolls[1])
   assert not b["frames"][1, 10:].any() and not b["frames"][2:].any()
-  with pytest.raises(ValueError, match="needs 1..1 rolls"):
-    music.make_batch(rolls, 1)
+  with pytest.raises(ValueError, match="needs 1..1 sequences"):
+    music_task.make_batch(rolls, 1)
   with pytest.raises(ValueError, match=r"roll 0 has shape \[3, 87\]"):
-    music.MusicTask(music.MusicSpec(), {"train": [np.zeros((3, 87))]})
-  task = music.MusicTask(music.MusicSpec(), {"train": rolls})
+    music_task.MusicTask(music.MusicSpec(), {"train": [np.zeros((3, 87))]})
+  task = music_task.MusicTask(music.MusicSpec(), {"train": rolls})
   with pytest.raises(ValueError, match="unknown split 'dev'"):
     list(task.batches("dev", 2, None))
 
@@ -254,8 +270,8 @@ def test_config_errors(tiny_music):
     section, field = key.split(".")
     bad[section][field] = value
     with pytest.raises(ValueError, match=match):
-      music.make_task(bad, "")
-  task = music.make_task(c, "")
+      music_task.make_task(bad, "")
+  task = music_task.make_task(c, "")
   assert [len(task.data[s]) for s in ("train", "valid", "test")] == [7, 3, 2]
   assert task.select_metric == "loss" and task.select_mode == "min"
 
@@ -303,12 +319,12 @@ def test_experiment_sweep_points_load_and_train(name, tiny_music, tmp_path):
   assert points and len({p.name for p in points}) == len(points)
   for p in points:
     tasks.validate_config(p.config)
-    music.validate_config(p.config)
+    music_task.validate_config(p.config)
     assert p.config.task == "music" and p.config.optim.clip_value > 0
   for name in {p.config.data.name for p in points}:  # every data set's tiny copy loads
     c = ml_collections.ConfigDict(points[0].config.to_dict())
     c.data.name, c.data.dir = name, str(tiny_music)
-    assert len(music.make_task(c, "").data["train"]) == 7
+    assert len(music_task.make_task(c, "").data["train"]) == 7
   c = _shrink(ml_collections.ConfigDict(points[0].config.to_dict()), tiny_music)
   out = loop.train_and_evaluate(c, str(tmp_path / "run"))
   assert out["split"] == "test" and np.isfinite(out["loss"])

@@ -9,7 +9,6 @@ frozen parameters without any real dataset.
 from __future__ import annotations
 
 import json
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -104,7 +103,7 @@ def make_task(config, workdir=None) -> "ToyTask":
   return ToyTask(config)
 
 
-TASK = padded.make_task_def("toy", sys.modules[__name__])
+TASK = padded.make_task_def("toy", make_task, validate_config)
 
 
 @pytest.fixture(autouse=True)

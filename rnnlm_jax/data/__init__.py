@@ -14,7 +14,8 @@ Public API::
     JsbChorales, Nottingham, MuseData, PianoMidi       # polyphonic music TFDS builders
     make_music_builder(name, data_dir=, tfds_dir=); load_music(name, data_dir, tfds_dir)
       -> {split: [roll [T, 88] uint8]}
-    bernoulli_nll_per_step(logits, targets, mask) -> (nll_sum, num_steps)
+
+Padded batches of whole sequences (the music and classify tasks): ``rnnlm_jax.data.padded``.
 """
 
 from rnnlm_jax.data.builders import (BUILDERS, Ptb, PtbChar, TextFile, TinyShakespeare,
@@ -25,8 +26,7 @@ from rnnlm_jax.data.lm import (TOKENIZERS, LMCorpus, batchify, check_or_write_vo
                                encode_text_file, eval_windows, get_window, load_lm_corpus,
                                num_train_windows)
 from rnnlm_jax.data.music import (MUSIC_BUILDERS, MUSIC_DATASETS, JsbChorales, MuseData,
-                                  Nottingham, PianoMidi, bernoulli_nll_per_step, load_music,
-                                  make_music_builder)
+                                  Nottingham, PianoMidi, load_music, make_music_builder)
 from rnnlm_jax.data.sources import read_text, resolve_raw_file
 from rnnlm_jax.data.vocab import EOS, UNK, Vocab
 
@@ -36,7 +36,7 @@ __all__ = [
     "BUILDERS", "DATASETS", "DataError", "EOS", "JsbChorales", "LMCorpus", "MUSIC_BUILDERS",
     "MUSIC_DATASETS", "MuseData", "Nottingham", "PianoMidi", "Ptb", "PtbChar", "TOKENIZERS",
     "TextFile", "TinyShakespeare", "UNK", "Vocab", "Wikitext2", "batchify",
-    "bernoulli_nll_per_step", "check_or_write_vocab", "encode_text_file", "eval_windows",
+    "check_or_write_vocab", "encode_text_file", "eval_windows",
     "get_window", "load_lm_corpus", "load_music", "make_builder", "make_music_builder",
     "num_train_windows", "read_split_lines", "read_text", "resolve_raw_file",
     "resolve_tfds_dir",

@@ -31,9 +31,9 @@ data lives in ``<tfds_dir>/<name>/<config>/<version>/`` as for the other corpora
 
 After reading: ``tokenize`` (lowercase; runs of word characters and apostrophes, and every
 other non-space character alone: GLUE's SST-2 is already tokenized, so it mostly splits on
-spaces), a ``Vocab`` from the training split (``<pad>`` = 0, ``<unk>`` = 1, then by
-frequency), and ``batches``: padded batches from a few bucket lengths, so that jit compiles
-only a few programs and little time is spent on padding.
+spaces), ``build_vocab`` (``<pad>`` = 0, ``<unk>`` = 1, then by frequency) and
+``encode_texts``. The classify task (:mod:`rnnlm_jax.tasks.classify`) builds the vocabulary
+from the training split and batches the ids with :mod:`rnnlm_jax.data.padded`.
 """
 
 from __future__ import annotations
@@ -66,7 +66,6 @@ SMS_RATIOS = (0.8, 0.1, 0.1)        # stratified train / valid / test
 PAD = "<pad>"
 SPECIALS = (PAD, UNK)               # ids 0 and 1 of every classification vocabulary
 PAD_ID, UNK_ID = 0, 1
-DEFAULT_BUCKETS = (8, 16, 32, 64)   # padded lengths; longer texts: multiples of the last one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -478,100 +477,3 @@ def encode_texts(token_lists: Sequence[Sequence[str]], vocab: Vocab, max_length:
       ids, truncated = ids[:max_length], truncated + 1
     out.append(ids if len(ids) else np.asarray([UNK_ID], np.int32))
   return out, unknown, truncated
-
-
-# ------------------------------------------------------------------------------------------
-# Bucketed, padded batches
-
-
-def bucket_length(n: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int:
-  """The padded length of a sequence of ``n`` tokens: the smallest bucket ``>= n``, else the
-  next multiple of the largest bucket."""
-  for b in buckets:
-    if n <= b:
-      return int(b)
-  last = int(buckets[-1])
-  return -(-n // last) * last
-
-
-def check_buckets(buckets: Sequence[int]) -> tuple[int, ...]:
-  """Validates ``data.buckets``: positive, strictly increasing integers."""
-  try:
-    b = tuple(int(x) for x in buckets)
-  except (TypeError, ValueError):
-    b = ()
-  if not b or min(b) < 1 or any(x >= y for x, y in zip(b, b[1:])):
-    raise DataError(f"data.buckets={tuple(buckets) if buckets is not None else None} is not "
-                    "valid; give positive, strictly increasing lengths, e.g. (8, 16, 32, 64).")
-  return b
-
-
-def plan_batches(lengths: np.ndarray, batch_size: int, buckets: Sequence[int],
-                 rng: np.random.Generator | None) -> list[tuple[np.ndarray, int]]:
-  """Which examples go into which batch, and its padded length.
-
-  Examples are grouped by ``bucket_length``; in each bucket (shortest first) the examples,
-  in index order or shuffled by ``rng``, are cut into batches of ``batch_size``; the
-  remainder moves on to the next longer bucket (padded to that length), so only the longest
-  bucket can leave a partial batch. With ``rng`` the batch order is shuffled too.
-
-  Returns:
-    ``[(example indices [<= batch_size], padded length)]``; every example exactly once.
-  """
-  if batch_size < 1:
-    raise DataError(f"batch size must be >= 1, got {batch_size}.")
-  lengths = np.asarray(lengths)
-  padded = np.asarray([bucket_length(int(n), buckets) for n in lengths], np.int64)
-  plan: list[tuple[np.ndarray, int]] = []
-  carry = np.zeros(0, np.int64)
-  levels = np.unique(padded)
-  for k, level in enumerate(levels):
-    idx = np.flatnonzero(padded == level)
-    if rng is not None:
-      idx = rng.permutation(idx)
-    idx = np.concatenate([carry, idx])
-    full = len(idx) // batch_size * batch_size
-    plan += [(idx[i:i + batch_size], int(level)) for i in range(0, full, batch_size)]
-    carry = idx[full:]
-    if k == len(levels) - 1 and len(carry):
-      plan.append((carry, int(level)))
-  if rng is not None:
-    order = rng.permutation(len(plan))
-    plan = [plan[i] for i in order]
-  return plan
-
-
-def make_batch(ids: Sequence[np.ndarray], labels: np.ndarray, rows: np.ndarray, length: int,
-               batch_size: int) -> dict[str, np.ndarray]:
-  """One padded batch of the examples ``rows``, padded to ``batch_size`` rows.
-
-  Returns:
-    ``tokens`` int32 ``[B, L]`` (``<pad>`` after each text), ``lengths`` int32 ``[B]``,
-    ``labels`` int32 ``[B]``, ``weights`` float32 ``[B]`` (1 for real rows; the padding rows
-    are one ``<pad>`` token long, label 0, weight 0).
-  """
-  tokens = np.full((batch_size, length), PAD_ID, np.int32)
-  lens = np.ones(batch_size, np.int32)
-  labs = np.zeros(batch_size, np.int32)
-  weights = np.zeros(batch_size, np.float32)
-  for j, r in enumerate(rows.tolist()):
-    seq = ids[r]
-    tokens[j, :len(seq)] = seq
-    lens[j] = len(seq)
-    labs[j] = labels[r]
-    weights[j] = 1.0
-  return {"tokens": tokens, "lengths": lens, "labels": labs, "weights": weights}
-
-
-def batches(ids: Sequence[np.ndarray], labels: np.ndarray, batch_size: int,
-            buckets: Sequence[int] = DEFAULT_BUCKETS, rng: np.random.Generator | None = None
-            ) -> Iterator[dict[str, np.ndarray]]:
-  """Padded batches of a whole split (``plan_batches`` then ``make_batch``).
-
-  ``rng`` given (training): shuffled with it, every example once. ``rng`` None (evaluation):
-  a fixed order, every example exactly once. Shapes: ``[batch_size, L]`` with ``L`` a bucket
-  length, so jit sees only a few shapes.
-  """
-  lengths = np.asarray([len(x) for x in ids])
-  for rows, length in plan_batches(lengths, batch_size, buckets, rng):
-    yield make_batch(ids, labels, rows, length, batch_size)

@@ -45,10 +45,9 @@ for an original numpy-scalar pickle), else ``custom-<content sha256[:16]>``. Pre
 lives in ``<tfds_dir>/<name>/<config>/<version>/`` (``tfds_dir``: ``data.tfds_dir``,
 ``$RNNLM_TFDS_DIR`` or ``~/.cache/rnnlm_jax/tfds``).
 
-The metric (``bernoulli_nll_per_step``): the negative log-likelihood per time step, in nats,
-of the 88 keys as independent Bernoulli variables (sigmoid outputs), the number reported by
-Boulanger-Lewandowski et al. 2012 and Chung et al. 2014 ("negative log-likelihood" per time
-step; lower is better).
+This module reads formats only: the loss (``bernoulli_nll_per_step``) is in
+:mod:`rnnlm_jax.models.music`, padded batching in :mod:`rnnlm_jax.data.padded`, the task and
+its metrics in :mod:`rnnlm_jax.tasks.music`.
 """
 
 from __future__ import annotations
@@ -524,42 +523,3 @@ def load_music(name: str, data_dir: str | os.PathLike | None = None,
   """
   builder = make_music_builder(name, data_dir=data_dir, tfds_dir=tfds_dir)
   return {s: read_rolls(builder, s) for s in SPLITS}
-
-
-# ------------------------------------------------------------------------------------------
-# The metric
-
-
-def bernoulli_nll_per_step(logits, targets, mask):
-  """Summed negative log-likelihood of piano-roll frames and the number of frames scored.
-
-  Each of the 88 keys of a frame is an independent Bernoulli variable with probability
-  ``sigmoid(logit)``; a frame's NLL (nats) is the sum over keys of
-  ``-[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))] = softplus(z) - y z`` (computed in this
-  stable form: no overflow or log(0) for large ``|z|``). The metric of Boulanger-Lewandowski
-  et al. 2012 and Chung et al. 2014, the NLL per time step, is ``nll_sum / num_steps``
-  accumulated over the whole split: the total NLL of every frame of every sequence divided
-  by the total number of frames (not a mean of per-sequence means).
-
-  Convention: ``logits[b, t]`` is the model's prediction of frame ``targets[b, t]`` made from
-  the frames before ``t`` only (as :func:`rnnlm_jax.models.music.logits` does: the input at
-  ``t`` is frame ``t - 1`` and at ``t = 0`` an all-zero frame). So every frame of a sequence is scored, the first one
-  included (predicted from the zero input and the initial state), and ``num_steps`` is the
-  sum of the sequence lengths.
-
-  Args:
-    logits: ``[B, T, 88]`` pre-sigmoid outputs.
-    targets: ``[B, T, 88]`` 0/1 frames.
-    mask: ``[B, T]``, 1 for real frames, 0 for padding (those contribute nothing).
-
-  Returns:
-    ``(nll_sum, num_steps)``: float32 scalars, ``sum_{b,t} mask[b,t] * NLL(frame b,t)`` and
-    ``sum mask``. Divide after summing over batches: ``sum(nll_sum) / sum(num_steps)``.
-  """
-  import jax  # pylint: disable=import-outside-toplevel
-  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
-  z = jnp.asarray(logits, jnp.float32)
-  y = jnp.asarray(targets, jnp.float32)
-  m = jnp.asarray(mask, jnp.float32)
-  per_frame = jnp.sum(jax.nn.softplus(z) - y * z, axis=-1)
-  return jnp.sum(per_frame * m), jnp.sum(m)

@@ -1,4 +1,4 @@
-"""Polyphonic music model: next-frame prediction of 88-key piano rolls, and its training task.
+"""Polyphonic music model: next-frame prediction of 88-key piano rolls (pure functions).
 
 The model (pure functions over a params pytree)::
 
@@ -17,18 +17,16 @@ Parameters::
     {"rnn": [layer params {w_ih, w_hh, b_ih, b_hh} (cells' layout)...],
      "out": {"w": [H, 88], "b": [88]}}
 
-The metric is the negative log-likelihood per time step in nats
-(:func:`rnnlm_jax.data.music.bernoulli_nll_per_step`): the total NLL of every frame of every
-sequence of a split divided by the total number of frames (not a mean of per-sequence
-means), as Boulanger-Lewandowski et al. 2012 and Chung et al. 2014 report it. The training
-objective is the same quantity over a batch (the batch's NLL sum divided by its number of real
-frames), so the gradient scale does not depend on the padding or the batch size.
+The loss (:func:`bernoulli_nll_per_step`) is the negative log-likelihood of the frames in
+nats; :func:`batch_stats` gives a padded batch's training objective (its NLL sum divided by
+its number of real frames, so the gradient scale does not depend on the padding or the batch
+size) and the sums from which the task (:mod:`rnnlm_jax.tasks.music`) computes the metrics.
 
-Padded batches: sequences are zero-padded at the end to one of a few bucket lengths
-(:func:`bucket_length`) and the last partial batch gets empty rows (length 0), so jit compiles
-one program per bucket. The recurrence simply runs on over a sequence's padding (its outputs
-there are masked out, and nothing after the padding is read), so the fast hand-differentiated
-recurrences of :mod:`rnnlm_jax.rnn` are used unchanged.
+Padded batches (:mod:`rnnlm_jax.data.padded`): sequences are zero-padded at the end to one
+of a few bucket lengths and the last partial batch gets empty rows (length 0). The recurrence
+simply runs on over a sequence's padding (its outputs there are masked out, and nothing after
+the padding is read), so the fast hand-differentiated recurrences of :mod:`rnnlm_jax.rnn` are
+used unchanged.
 
 Regularisers (training only, ``rng`` given): ``model.dropout`` on the non-recurrent
 connections (between layers and before the output layer), and ``model.weight_noise``: Gaussian
@@ -39,9 +37,7 @@ update, a fresh draw per batch (Graves 2011's "weight noise", which Chung et al.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
-from typing import Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -50,10 +46,7 @@ import numpy as np
 from rnnlm_jax import cells, rnn
 from rnnlm_jax.data import music as music_data
 
-log = logging.getLogger(__name__)
-
 NUM_KEYS = music_data.NUM_KEYS  # 88 piano keys, MIDI 21..108
-MIN_BUCKET = 8  # shortest padded length
 
 
 # ------------------------------------------------------------------------------------------
@@ -159,6 +152,39 @@ def logits(params: dict, spec: MusicSpec, frames_BTK: jax.Array,
   return jnp.swapaxes(out, 0, 1)
 
 
+def bernoulli_nll_per_step(logits, targets, mask):
+  """Summed negative log-likelihood of piano-roll frames and the number of frames scored.
+
+  Each of the 88 keys of a frame is an independent Bernoulli variable with probability
+  ``sigmoid(logit)``; a frame's NLL (nats) is the sum over keys of
+  ``-[y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))] = softplus(z) - y z`` (computed in this
+  stable form: no overflow or log(0) for large ``|z|``). The metric of Boulanger-Lewandowski
+  et al. 2012 and Chung et al. 2014, the NLL per time step, is ``nll_sum / num_steps``
+  accumulated over the whole split: the total NLL of every frame of every sequence divided
+  by the total number of frames (not a mean of per-sequence means).
+
+  Convention: ``logits[b, t]`` is the model's prediction of frame ``targets[b, t]`` made from
+  the frames before ``t`` only (as :func:`logits` does: the input at ``t`` is frame ``t - 1``
+  and at ``t = 0`` an all-zero frame). So every frame of a sequence is scored, the first one
+  included (predicted from the zero input and the initial state), and ``num_steps`` is the
+  sum of the sequence lengths.
+
+  Args:
+    logits: ``[B, T, 88]`` pre-sigmoid outputs.
+    targets: ``[B, T, 88]`` 0/1 frames.
+    mask: ``[B, T]``, 1 for real frames, 0 for padding (those contribute nothing).
+
+  Returns:
+    ``(nll_sum, num_steps)``: float32 scalars, ``sum_{b,t} mask[b,t] * NLL(frame b,t)`` and
+    ``sum mask``. Divide after summing over batches: ``sum(nll_sum) / sum(num_steps)``.
+  """
+  z = jnp.asarray(logits, jnp.float32)
+  y = jnp.asarray(targets, jnp.float32)
+  m = jnp.asarray(mask, jnp.float32)
+  per_frame = jnp.sum(jax.nn.softplus(z) - y * z, axis=-1)
+  return jnp.sum(per_frame * m), jnp.sum(m)
+
+
 def length_mask(lengths_B: jax.Array, num_steps: int) -> jax.Array:
   """``mask [time, batch]`` float32: 1 where ``t < lengths[b]``."""
   return (jnp.arange(num_steps)[:, None] < jnp.asarray(lengths_B)[None, :]).astype(jnp.float32)
@@ -186,7 +212,7 @@ def batch_stats(params: dict, spec: MusicSpec, batch: dict,
   lengths = jnp.asarray(batch["lengths"], jnp.int32)
   z = logits_time_major(params, spec, frames_TBK, rng)
   mask = length_mask(lengths, frames_TBK.shape[0])
-  nll, steps = music_data.bernoulli_nll_per_step(z, frames_TBK, mask)
+  nll, steps = bernoulli_nll_per_step(z, frames_TBK, mask)
   objective = nll / jnp.maximum(steps, 1.0)
   y = frames_TBK.astype(jnp.float32)
   pred = (z > 0).astype(jnp.float32) * mask[..., None]
@@ -195,161 +221,3 @@ def batch_stats(params: dict, spec: MusicSpec, batch: dict,
           "sequences": jnp.sum((lengths > 0).astype(jnp.float32)),
           "tp": tp, "fp": jnp.sum(pred) - tp, "fn": jnp.sum(y * mask[..., None]) - tp}
   return objective, jax.tree.map(lambda v: jax.lax.stop_gradient(v).astype(jnp.float32), sums)
-
-
-def summarize(sums: dict[str, float]) -> dict[str, float]:
-  """Split metrics from summed :func:`batch_stats`: ``loss`` = ``nll_per_step`` (nats per
-  time step), ``accuracy`` = TP / (TP + FP + FN) over all frames (Bay et al. 2009, as in
-  Boulanger-Lewandowski et al. 2012; 0 when nothing is on), ``steps``, ``sequences``."""
-  steps = float(sums["steps"])
-  nll = float(sums["nll"]) / steps if steps else float("nan")
-  denom = float(sums["tp"]) + float(sums["fp"]) + float(sums["fn"])
-  return {"loss": nll, "nll_per_step": nll,
-          "accuracy": float(sums["tp"]) / denom if denom else 0.0,
-          "steps": steps, "sequences": float(sums["sequences"])}
-
-
-# ------------------------------------------------------------------------------------------
-# Padded batches
-
-
-def bucket_length(n: int, min_length: int = MIN_BUCKET) -> int:
-  """Smallest padded length ``>= n`` of the form ``2^k`` or ``3 * 2^k`` (at least
-  ``min_length``): at most 1.5x padding, about ``2 log2(T_max / min_length)`` shapes."""
-  if n < 0:
-    raise ValueError(f"a sequence length must be >= 0, got {n}")
-  length = max(int(min_length), 1)
-  while length < n:
-    p = 1 << (length.bit_length() - 1)  # the power of two <= length
-    length = 3 * p // 2 if length == p and p >= 2 else 2 * p
-  return length
-
-
-def batch_order(lengths: Sequence[int], batch_size: int, rng: np.random.Generator | None,
-                length_pool: int = 0) -> list[np.ndarray]:
-  """Which sequences form each batch, every sequence exactly once.
-
-  Args:
-    lengths: the split's sequence lengths.
-    batch_size: sequences per batch (the last batch may hold fewer).
-    rng: training: a shuffled order drawn from it. ``None``: evaluation: sequences sorted by
-      length (longest first, ties in data order), which pads least; fixed.
-    length_pool: training only: > 1 sorts each pool of ``length_pool * batch_size`` shuffled
-      sequences by length before cutting it into batches, then shuffles the batches, so a
-      batch holds similar lengths (much less padding; batches stay random). 0 or 1: plain
-      shuffled batches.
-
-  Returns:
-    A list of index arrays (int64), each of at most ``batch_size`` sequences.
-  """
-  if batch_size < 1:
-    raise ValueError(f"batch size must be >= 1, got {batch_size}")
-  lengths = np.asarray(lengths, np.int64)
-  n = len(lengths)
-  if rng is None:
-    order = np.argsort(-lengths, kind="stable")
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
-  order = rng.permutation(n)
-  if length_pool <= 1:
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
-  pool = length_pool * batch_size
-  batches = []
-  for start in range(0, n, pool):
-    chunk = order[start:start + pool]
-    chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-    batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-  perm = rng.permutation(len(batches))
-  return [batches[i] for i in perm]
-
-
-def make_batch(rolls: Sequence[np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
-  """One padded batch: ``{"frames": [batch_size, L, 88] uint8, "lengths": [batch_size] int32}``
-  with ``L = bucket_length(longest roll)``; rows past ``len(rolls)`` are empty (length 0)."""
-  if not 0 < len(rolls) <= batch_size:
-    raise ValueError(f"make_batch needs 1..{batch_size} rolls, got {len(rolls)}")
-  length = bucket_length(max(len(r) for r in rolls))
-  frames = np.zeros((batch_size, length, NUM_KEYS), np.uint8)
-  lengths = np.zeros((batch_size,), np.int32)
-  for i, r in enumerate(rolls):
-    frames[i, :len(r)] = r
-    lengths[i] = len(r)
-  return {"frames": frames, "lengths": lengths}
-
-
-# ------------------------------------------------------------------------------------------
-# The task object trained by rnnlm_jax.train_seq
-
-
-class MusicTask:
-  """Next-frame prediction on one of the four piano-roll data sets (the ``train_seq`` task
-  protocol: ``batches``, ``init_params``, ``loss``, ``summarize``; validation picks the
-  checkpoint with the lowest NLL per time step)."""
-
-  select_metric = "loss"  # NLL per time step on the validation split
-  select_mode = "min"
-
-  def __init__(self, spec: MusicSpec, data: dict[str, list[np.ndarray]], *,
-               length_pool: int = 0, name: str = ""):
-    """``data``: ``{"train"|"valid"|"test": [roll [T, 88] uint8, ...]}`` (``load_music``)."""
-    self.spec = spec
-    self.data = data
-    self.length_pool = int(length_pool)
-    self.name = name
-    for split, rolls in data.items():
-      for i, r in enumerate(rolls):
-        if np.ndim(r) != 2 or np.shape(r)[1] != NUM_KEYS:
-          raise ValueError(f"{name or 'music'} {split} roll {i} has shape {list(np.shape(r))}, "
-                           f"expected [T, {NUM_KEYS}]")
-
-  def batches(self, split: str, batch_size: int,
-              rng: np.random.Generator | None) -> Iterator[dict[str, np.ndarray]]:
-    """The whole split as padded batches (see :func:`batch_order`, :func:`make_batch`):
-    shuffled with ``rng`` (length-pooled if ``data.length_pool`` > 1), else sorted by length."""
-    if split not in self.data:
-      raise ValueError(f"unknown split {split!r}; choose one of {', '.join(self.data)}")
-    rolls = self.data[split]
-    lengths = [len(r) for r in rolls]
-    for idx in batch_order(lengths, batch_size, rng, self.length_pool):
-      yield make_batch([rolls[i] for i in idx], batch_size)
-
-  def init_params(self, key: jax.Array) -> dict:
-    return init_params(key, self.spec)
-
-  def loss(self, params, batch, rng):
-    """``(objective, sums)`` of :func:`batch_stats` (jittable; ``rng`` None = evaluation)."""
-    return batch_stats(params, self.spec, batch, rng)
-
-  def summarize(self, sums: dict[str, float]) -> dict[str, float]:
-    return summarize(sums)
-
-
-def validate_config(config) -> MusicSpec:
-  """Check the music-specific fields; returns the model spec. One-line ``ValueError``s."""
-  name = str(config.data.name)
-  if name not in music_data.MUSIC_DATASETS:
-    raise ValueError(f"data.name {name!r} is not a music data set; choose one of "
-                     f"{', '.join(music_data.MUSIC_DATASETS)}")
-  pool = config.data.get("length_pool", 0)
-  if isinstance(pool, bool) or not isinstance(pool, int) or pool < 0:
-    raise ValueError(f"data.length_pool must be an integer >= 0 (0 = plain shuffled batches), "
-                     f"got {pool!r}")
-  return MusicSpec.from_config(config.model)
-
-
-def make_task(config, workdir: str) -> MusicTask:
-  """The music task of a ``kind="music"`` config (reads / prepares the data set).
-
-  ``workdir`` is not used (the prepared data live in the TFDS directory); the model's size
-  is logged.
-  """
-  del workdir
-  spec = validate_config(config)
-  data = music_data.load_music(config.data.name, data_dir=config.data.dir or None,
-                               tfds_dir=config.data.tfds_dir or None)
-  task = MusicTask(spec, data, length_pool=int(config.data.get("length_pool", 0)),
-                   name=config.data.name)
-  n = num_params(jax.eval_shape(lambda: init_params(jax.random.PRNGKey(0), spec)))
-  log.info("music: %s, %s x%d (%d units), %d parameters; frames train/valid/test %s",
-           config.data.name, spec.cell, spec.num_layers, spec.hidden_size, n,
-           "/".join(str(sum(len(r) for r in data[s])) for s in music_data.SPLITS))
-  return task

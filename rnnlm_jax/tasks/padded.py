@@ -1,8 +1,10 @@
 """Runs on padded batches of whole sequences, shared by the ``music`` and ``classify`` tasks.
 
-A padded-sequence task's model module (:mod:`rnnlm_jax.models.music`,
-:mod:`rnnlm_jax.models.classifier`) has ``validate_config(config)`` and
-``make_task(config, workdir)``, which returns an object with:
+A padded-sequence task module (:mod:`rnnlm_jax.tasks.music`, :mod:`rnnlm_jax.tasks.classify`)
+registers itself with ``TASK = make_task_def(name, make_task, validate_config)``:
+``validate_config(config)`` checks its own fields and ``make_task(config, workdir)`` builds
+(data -> padded batches of :mod:`rnnlm_jax.data.padded` -> model of :mod:`rnnlm_jax.models`)
+an object with:
 
 * ``select_metric`` / ``select_mode``: the ``summarize()`` key that picks the best-validation
   checkpoint, and ``"min"`` or ``"max"``;
@@ -46,10 +48,10 @@ from rnnlm_jax.workdir import Workdir
 log = logging.getLogger("rnnlm_jax")
 
 
-def validate_config(config, module) -> None:
+def validate_config(config, validate_task) -> None:
   """Raise ``ValueError`` with a fix for anything wrong in the config: the task's own fields
-  (``module.validate_config``: data.name, model.pooling, ...) and the shared ones."""
-  module.validate_config(config)
+  (``validate_task(config)``: data.name, model.pooling, ...) and the shared ones."""
+  validate_task(config)
   optim.validate(config.optim)
   t = config.train
   for key in ("batch_size", "eval_batch_size", "log_every", "checkpoint_every_steps"):
@@ -199,31 +201,32 @@ class PaddedRun:
     return state
 
 
-def make_task_def(name: str, module) -> Task:
-  """The registry entry of a padded-sequence task whose model ``module`` has
-  ``make_task(config, workdir)`` (the protocol above) and ``validate_config(config)``."""
+def make_task_def(name: str, make_task, validate_task) -> Task:
+  """The registry entry of a padded-sequence task: ``make_task(config, workdir)`` builds the
+  task object (the protocol above), ``validate_task(config)`` checks the task's own fields."""
 
   def validate(config) -> None:
-    validate_config(config, module)
+    validate_config(config, validate_task)
 
   def make_run(config, workdir: str | None = None) -> PaddedRun:
-    return PaddedRun(config, module.make_task(config, workdir))
+    return PaddedRun(config, make_task(config, workdir))
 
   def evaluate_wd(workdir: str, split: str = "test", checkpoint: str = "best",
                   text: str | None = None) -> dict:
     if text:
       raise ValueError("--text works for language models only; use --split for this workdir")
-    return evaluate_workdir(workdir, split, checkpoint, module)
+    return evaluate_workdir(workdir, split, checkpoint, make_task)
 
   return Task(name=name, validate_config=validate, make_run=make_run,
               evaluate_workdir=evaluate_wd)
 
 
-def evaluate_workdir(workdir: str, split: str, checkpoint: str, module) -> dict:
-  """Score a trained workdir's checkpoint on ``split`` (``rnnlm-eval`` for these tasks)."""
+def evaluate_workdir(workdir: str, split: str, checkpoint: str, make_task) -> dict:
+  """Score a trained workdir's checkpoint on ``split`` (``rnnlm-eval`` for these tasks);
+  ``make_task(config, workdir)`` builds the task object."""
   wd = Workdir(workdir)
   config = ml_collections.ConfigDict(wd.read_config())
-  task = module.make_task(config, str(wd.path))
+  task = make_task(config, str(wd.path))
   if split not in ("train", "valid", "test"):
     raise ValueError(f"unknown split {split!r}; choose train, valid or test")
   ckpt = ckpt_lib.Checkpointer(wd.checkpoint_dir)
