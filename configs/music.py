@@ -1,4 +1,4 @@
-"""Polyphonic music: next-frame prediction of 88-key piano rolls (rnnlm_jax/models/music.py).
+"""Polyphonic music: next-frame prediction of 88-key piano rolls (rnnlm_jax/tasks/music.py).
 
     rnnlm-train --config configs/music.py --workdir runs/music_jsb_lstm
     rnnlm-train --config configs/music.py --workdir runs/music_nott_gru \\

@@ -125,8 +125,8 @@ def synthetic_config() -> ml_collections.ConfigDict:
 def seq_config(task: str) -> ml_collections.ConfigDict:
   """Defaults shared by the padded-sequence tasks (:mod:`rnnlm_jax.tasks.padded`).
 
-  ``task`` is ``music`` (polyphonic piano rolls, :mod:`rnnlm_jax.models.music`) or
-  ``classify`` (text classification, :mod:`rnnlm_jax.models.classifier`). Each task's config
+  ``task`` is ``music`` (polyphonic piano rolls, :mod:`rnnlm_jax.tasks.music`) or
+  ``classify`` (text classification, :mod:`rnnlm_jax.tasks.classify`). Each task's config
   adds its own fields (e.g. ``model.bidirectional``).
   """
   c = ml_collections.ConfigDict()
