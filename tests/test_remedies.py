@@ -419,6 +419,9 @@ def test_ntasgd_averages_after_the_switch_and_the_trigger_is_awd_lstm_s():
 # ----------------------------------------------------------------------------- end to end
 
 
+# slow: the same remedies train bit for bit in tests/test_golden.py (lm_remedies, NT-ASGD
+# switching) and resume a mid-run workdir exactly in tests/test_old_workdirs.py.
+@pytest.mark.slow
 def test_tiny_run_with_every_remedy_resumes_exactly(tmp_path, monkeypatch):
   """All options on (NT-ASGD forced to switch at the 2nd validation): the run trains, logs
   the extra terms, averages, and a crash + resume ends exactly like the uninterrupted run."""
