@@ -124,7 +124,8 @@ def gradient_stats(got: list[dict]) -> dict:
 class Run(Protocol):
   """What a task gives the loop for one config (see the module docstring).
 
-  ``batch(step)`` returns the inputs of ``train_step`` for global step ``step``, placed on
+  ``write_files(wd)`` writes what the run needs beside its config (e.g. the language model's
+  ``vocab.txt``) once the config is written; ``batch(step)`` returns the inputs of ``train_step`` for global step ``step``, placed on
   the devices; ``start_epoch(state, epoch)`` is called before an epoch's first step (e.g. to
   reset a carried recurrent state); ``train_metrics(got)`` reduces the outputs of the steps
   since the last event to the task's metrics (with ``loss``) and the per-step values whose
@@ -140,6 +141,7 @@ class Run(Protocol):
   select_mode: str
   final_splits: tuple[str, ...]
 
+  def write_files(self, wd: Workdir) -> None: ...
   def describe(self, state) -> str: ...
   def init_state(self) -> TrainState: ...
   def place_state(self, state: TrainState) -> TrainState: ...
@@ -151,6 +153,13 @@ class Run(Protocol):
   def valid_extras(self, state: TrainState) -> dict: ...
   def after_validation(self, state: TrainState, metrics: dict, is_best: bool, meta: dict,
                        step: int, wd: Workdir) -> TrainState: ...
+
+
+def run_length(train_cfg, steps_per_epoch: int) -> int:
+  """Total updates: ``train.num_epochs`` epochs, capped by ``train.max_steps`` (0 = unset)."""
+  num_epochs, max_steps = int(train_cfg.num_epochs), int(train_cfg.max_steps)
+  total = num_epochs * steps_per_epoch if num_epochs > 0 else max_steps
+  return min(total, max_steps) if max_steps > 0 else total
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -202,8 +211,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   wd.check_config(config_dict)
   run = task.make_run(config, str(wd.path))  # loads the data: bad input fails before writing
   wd.write_config(config_dict)
-  if hasattr(run, "write_files"):  # e.g. the language model's vocab.txt
-    run.write_files(wd)
+  run.write_files(wd)
   return wd.run_recorded(lambda: _run(config, wd, run), RECORDED_OUTCOMES)
 
 

@@ -227,19 +227,15 @@ def clip_stats(opt_state) -> dict:
   return opt_state[0]._asdict()
 
 
-def _optimizer_state(opt_state):
-  """The state of the optimizer behind the clipping link of the chain."""
-  return opt_state[1]
-
-
 def _with_optimizer_state(opt_state, inner):
   return (opt_state[0], inner)
 
 
 def strip_clip_state(opt_state):
-  """A chain's state without its clipping link: the layout of optimizer states saved before
-  clipping joined the chain (:mod:`rnnlm_jax.checkpoint` restores those)."""
-  return _optimizer_state(opt_state)
+  """The state of the optimizer behind the clipping link of the chain: also the layout of
+  optimizer states saved before clipping joined the chain (:mod:`rnnlm_jax.checkpoint`
+  restores those)."""
+  return opt_state[1]
 
 
 def add_clip_state(inner_state):
@@ -306,12 +302,12 @@ def make_optimizer(optim_cfg, steps_per_epoch: int) -> optax.GradientTransformat
 
 def get_learning_rate(opt_state) -> jax.Array:
   """The learning rate used by the last update (a scalar)."""
-  return _optimizer_state(opt_state).hyperparams["learning_rate"]
+  return strip_clip_state(opt_state).hyperparams["learning_rate"]
 
 
 def set_learning_rate(opt_state, value: float):
   """A copy of ``opt_state`` whose (constant) learning rate is ``value``."""
-  inner = _optimizer_state(opt_state)
+  inner = strip_clip_state(opt_state)
   hyper = dict(inner.hyperparams)
   hyper["learning_rate"] = jnp.asarray(value, hyper["learning_rate"].dtype)
   return _with_optimizer_state(opt_state, inner._replace(hyperparams=hyper))
@@ -360,7 +356,7 @@ def ntasgd(learning_rate, momentum: float | None = None) -> optax.GradientTransf
 
 
 def _ntasgd_state(opt_state) -> NTASGDState | None:
-  inner = getattr(_optimizer_state(opt_state), "inner_state", None)
+  inner = getattr(strip_clip_state(opt_state), "inner_state", None)
   return inner if isinstance(inner, NTASGDState) else None
 
 
@@ -371,7 +367,7 @@ def start_averaging(opt_state):
     raise ValueError("start_averaging needs the state of optim.name='ntasgd'")
   inner = inner._replace(avg=jax.tree.map(jnp.zeros_like, inner.avg),
                          count=jnp.zeros_like(inner.count), active=jnp.ones_like(inner.active))
-  hyper_state = _optimizer_state(opt_state)
+  hyper_state = strip_clip_state(opt_state)
   return _with_optimizer_state(opt_state, hyper_state._replace(inner_state=inner))
 
 

@@ -43,6 +43,7 @@ from rnnlm_jax import checkpoint as ckpt_lib
 from rnnlm_jax import data as data_lib
 from rnnlm_jax import optim
 from rnnlm_jax import parallel
+from rnnlm_jax import loop
 from rnnlm_jax.loop import TrainState
 from rnnlm_jax.models import lm
 from rnnlm_jax.tasks import Task
@@ -224,7 +225,7 @@ class LMRun:
     self.eval_batch_size = int(t_cfg.eval_batch_size)
     self.train_batched = data_lib.batchify(corpus.train, self.batch_size)
     self.steps_per_epoch = data_lib.num_train_windows(self.train_batched, self.bptt)
-    self.total_steps = run_length(t_cfg, self.steps_per_epoch)
+    self.total_steps = loop.run_length(t_cfg, self.steps_per_epoch)
     self.tokens_per_step = self.batch_size * self.bptt
     self.mesh = parallel.make_mesh(int(t_cfg.get("num_devices", 0)))
     self._step_fn = None
@@ -309,13 +310,6 @@ class LMRun:
                             self.corpus.vocab, self.config.data, step,
                             step / self.steps_per_epoch, self.sample_length)
     return state
-
-
-def run_length(train_cfg, steps_per_epoch: int) -> int:
-  """Total updates: ``train.num_epochs`` epochs, capped by ``train.max_steps`` (0 = unset)."""
-  num_epochs, max_steps = int(train_cfg.num_epochs), int(train_cfg.max_steps)
-  total = num_epochs * steps_per_epoch if num_epochs > 0 else max_steps
-  return min(total, max_steps) if max_steps > 0 else total
 
 
 def make_run(config, workdir: str | None = None) -> LMRun:

@@ -39,6 +39,7 @@ import ml_collections
 import numpy as np
 
 from rnnlm_jax import checkpoint as ckpt_lib
+from rnnlm_jax import loop
 from rnnlm_jax import optim
 from rnnlm_jax import tasks
 from rnnlm_jax.loop import TrainState
@@ -141,10 +142,13 @@ class PaddedRun:
     self.select_metric, self.select_mode = task.select_metric, task.select_mode
     self._epoch, self._batches = 0, epoch_batches(task, config, 0)
     self.steps_per_epoch = len(self._batches)
-    from rnnlm_jax.tasks.lm import run_length
-    self.total_steps = run_length(config.train, self.steps_per_epoch)
+    self.total_steps = loop.run_length(config.train, self.steps_per_epoch)
     self.eval_batch_size = int(config.train.eval_batch_size)
     self._eval_step = make_eval_step(task)
+
+  def write_files(self, wd: Workdir) -> None:
+    """Nothing: the task writes what it needs while it is built (e.g. the classifier's
+    vocabulary)."""
 
   def describe(self, state) -> str:
     mask = trainable_mask(self.task, state.params)
