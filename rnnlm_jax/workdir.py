@@ -86,8 +86,8 @@ def flatten(d: dict, prefix: str = "") -> dict:
 
 def config_conflicts(old: dict, new: dict) -> list[str]:
   """Keys (dotted) whose values differ between two config dicts, ignoring RESUMABLE_KEYS."""
-  from rnnlm_jax.tasks import normalise_task_key  # `kind` -> `task`; no key -> "lm"
-  a, b = normalise_task_key(flatten(old)), normalise_task_key(flatten(new))
+  from rnnlm_jax.tasks import migrate_flat_config  # older spellings of the same config
+  a, b = migrate_flat_config(flatten(old)), migrate_flat_config(flatten(new))
   for flat in (a, b):
     for k, v in ADDED_KEY_DEFAULTS.items():
       flat.setdefault(k, v)

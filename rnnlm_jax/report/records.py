@@ -285,7 +285,7 @@ def read_point(root: pathlib.Path, name: str, overrides: dict, keys: list[str],
   """
   wd = root / name
   config = read_json(wd / "config.json") if (wd / "config.json").is_file() else None
-  flat = tasks.normalise_task_key(flatten(config)) if config else dict(resolved or {})
+  flat = tasks.migrate_flat_config(flatten(config)) if config else dict(resolved or {})
   status = read_json(wd / "status.json") if (wd / "status.json").is_file() else None
   events = read_events(wd / "metrics.jsonl")
   task = tasks.task_name(flat) if flat else None

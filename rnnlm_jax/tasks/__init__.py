@@ -122,7 +122,7 @@ RENAMED_KEYS = {
 }
 
 
-def normalise_task_key(flat: dict) -> dict:
+def migrate_flat_config(flat: dict) -> dict:
   """A flattened config dict in today's spelling: ``kind`` becomes ``task``, no task key
   becomes ``task: "lm"`` (the synthetic ``task.*`` sub-config is left as it is), and the
   task's :data:`RENAMED_KEYS` get their new names, ``model.remat`` True/False becomes
@@ -143,10 +143,10 @@ def normalise_task_key(flat: dict) -> dict:
 
 def migrate_config(config: dict) -> dict:
   """A nested config dict (a workdir's ``config.json``) in today's spelling (see
-  :func:`normalise_task_key`)."""
+  :func:`migrate_flat_config`)."""
   from rnnlm_jax.workdir import flatten
   out: dict = {}
-  for key, value in normalise_task_key(flatten(config)).items():
+  for key, value in migrate_flat_config(flatten(config)).items():
     node = out
     *parents, leaf = key.split(".")
     for part in parents:
