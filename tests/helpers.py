@@ -13,6 +13,8 @@ import pathlib
 
 import numpy as np
 
+from rnnlm_jax.sweeps.spec import apply_overrides
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 HELPERS = pathlib.Path(__file__).resolve()
 TIMING_FIELDS = ("steps_per_sec", "tokens_per_sec", "train_seconds")  # differ between runs
@@ -46,13 +48,7 @@ def tiny_config(corpus: pathlib.Path, tfds_dir: pathlib.Path, **overrides):
   c.data.path = str(corpus)
   c.data.level = "word"
   c.data.tfds_dir = str(tfds_dir)
-  for key, value in overrides.items():
-    node = c
-    *parents, leaf = key.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = value
-  return c
+  return apply_overrides(c, overrides)
 
 
 def events(workdir) -> list[dict]:

@@ -16,6 +16,7 @@ import pytest
 
 from rnnlm_jax import cells, rnn
 from rnnlm_jax.models import classifier as C
+from rnnlm_jax.sweeps.spec import apply_overrides
 from rnnlm_jax.tasks import classify
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -218,13 +219,7 @@ def _tiny(iso, **over):
   c.model.hidden_size, c.model.embed_size, c.model.attention_size = 8, 6, 4
   c.train.batch_size, c.train.eval_batch_size, c.train.num_epochs = 8, 16, 2
   c.train.log_every, c.train.progress_bar = 5, False
-  for k, v in over.items():
-    node = c
-    *parents, leaf = k.split(".")
-    for p in parents:
-      node = node[p]
-    node[leaf] = v
-  return c
+  return apply_overrides(c, over)
 
 
 def test_task_protocol_and_training(iso):
