@@ -15,6 +15,7 @@ import itertools
 import statistics
 from typing import Any, Sequence
 
+from rnnlm_jax.report import stats as stats_lib
 from rnnlm_jax.report.records import ENDED_STATES, ReportError, finite, fmt_value, num
 
 SEED_KEY = "seed"
@@ -188,10 +189,7 @@ def describe_fixed(records: list[dict], layout: dict, key: str) -> str:
 
 def mean_std(values: list[float]) -> tuple[float | None, float | None, int]:
   """(mean, sample std (ddof=1, None for n < 2), n) of finite ``values``."""
-  vals = [float(v) for v in values if finite(v)]
-  if not vals:
-    return None, None, 0
-  return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else None), len(vals)
+  return tuple(stats_lib.summary(values))
 
 
 def cell_stats(points: list[dict], metric: str) -> dict:
@@ -212,6 +210,48 @@ def cell_stats(points: list[dict], metric: str) -> dict:
          "success_step_median": statistics.median(steps) if steps else None}
   for key in ("clip_rate", "grad_norm_p50", "grad_norm_p90"):
     out[key] = mean_std([p.get(key) for p in points])[0]
+  return out
+
+
+def metric_values(points: list[dict], metric: str) -> list[float]:
+  """The values of ``metric`` over the finished points (the ones :func:`cell_stats` averages)."""
+  return [v for v in (num(p.get(metric)) for p in points if p["state"] == "finished")
+          if finite(v)]
+
+
+def row_tests(table: dict, metric: str) -> list[dict]:
+  """Each row of a table against its first row, column by column, over seeds: [{"row",
+  "col", "ref", "diff", "test", "p"}].
+
+  ``success``: the difference of the success rates and Fisher's exact test on the k/n counts
+  of ended points; any other metric: the difference of the means over finished points and
+  Welch's t-test on the seed values (``p`` None when a side has fewer than 2 values).
+  Cells missing on either side are skipped.
+  """
+  out = []
+  ref_row = table["rows"][0] if table["rows"] else None
+  for col in table["cols"]:
+    ref = table["cells"].get((ref_row, col))
+    for row in table["rows"][1:]:
+      pts = table["cells"].get((row, col))
+      if not ref or not pts:
+        continue
+      if metric == SUCCESS_METRIC:
+        a, b = cell_stats(pts, metric), cell_stats(ref, metric)
+        if not a["ended"] or not b["ended"]:
+          continue
+        diff = a["mean"] - b["mean"]
+        test = "Fisher exact"
+        p = stats_lib.fisher_exact(a["success"], a["ended"], b["success"], b["ended"])
+      else:
+        a, b = stats_lib.summary(metric_values(pts, metric)), stats_lib.summary(
+            metric_values(ref, metric))
+        if not a.n or not b.n:
+          continue
+        diff = a.mean - b.mean
+        w = stats_lib.welch(metric_values(pts, metric), metric_values(ref, metric))
+        test, p = f"Welch t (n {a.n} vs {b.n})", (w.p if w else None)
+      out.append({"row": row, "col": col, "ref": ref_row, "diff": diff, "test": test, "p": p})
   return out
 
 

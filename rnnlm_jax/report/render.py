@@ -6,7 +6,9 @@
     DIR/results_cells.csv  one row per table cell (every varying key, seed aggregates)
     DIR/results.md         per metric, one rows x columns table per value combination of the
                            table keys: "mean ± std (n)" over seeds and counts, or for
-                           ``--metric success`` "k/n" successes and the median success step
+                           ``--metric success`` "k/n" successes and the median success step;
+                           then each row against the first, per column (the difference and
+                           Welch's t-test over seeds, Fisher's exact test for success counts)
     DIR/results.tex        the main tables as LaTeX tabulars
     DIR/plots/*.png        learning curves, pre-clip gradient norms, success vs task.length
 
@@ -25,6 +27,7 @@ from typing import Any, Sequence
 from rnnlm_jax.report import layout as layout_lib
 from rnnlm_jax.report import plots as plots_lib
 from rnnlm_jax.report import records as records_lib
+from rnnlm_jax.report import stats as stats_lib
 from rnnlm_jax.report.layout import SEED_KEY, SUCCESS_METRIC, setting
 from rnnlm_jax.report.records import ENDED_STATES, fmt_value, num
 
@@ -142,6 +145,31 @@ def latex_table(tables: dict, metric: str, kind: str, caption: str) -> str:
     lines += [r"\hline", r"\end{tabular}"]
     out += lines + [f"% fixed within each cell: {tex_escape(d)}" for _, d in t["fixed"]]
   return "\n".join(out) + "\n"
+
+
+def tests_table(tables: dict, metric: str) -> str:
+  """Markdown table of :func:`rnnlm_jax.report.layout.row_tests` for every table ("" when no
+  table has two rows to compare)."""
+  with_table = any(t["label"] for t in tables["tables"])
+  head = (["table"] if with_table else []) + ["row", "column", "against", "difference", "test",
+                                              "two-sided p"]
+  lines = []
+  for t in tables["tables"]:
+    for c in layout_lib.row_tests(t, metric):
+      diff = (f"{100 * c['diff']:+.0f} points" if metric == SUCCESS_METRIC
+              else fmt_signed(c["diff"], metric))
+      p = stats_lib.fmt_p(c["p"]) if c["p"] is not None else "— (n < 2 on a side)"
+      cells = ([t["label"]] if with_table else []) + [c["row"], c["col"], c["ref"], diff,
+                                                      c["test"], p]
+      lines.append("| " + " | ".join(_md_escape(x) for x in cells) + " |")
+  if not lines:
+    return ""
+  return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + lines)
+
+
+def fmt_signed(x: float, metric: str) -> str:
+  """A difference of ``metric`` values with its sign, in the metric's format."""
+  return ("+" if x >= 0 else "-") + fmt_metric(abs(x), metric)
 
 
 def grad_table(tables: dict, metric: str) -> str:
@@ -288,6 +316,15 @@ def render_markdown(sweep_dir: pathlib.Path, records: list[dict], tables: dict,
     section = f"## {_describe(m, kind)} (`{m}`)\n\n" + metric_section(tables, m, kind)
     first = first or section
     parts += [section]
+  tests = tests_table(tables, metrics[0])
+  if tests:
+    parts += [f"## Each row against the first row (`{metrics[0]}`)", "",
+              "Per column, the row's " + ("success rate minus the first row's, and Fisher's "
+                                          "exact test on the k/n counts of ended points"
+                                          if metrics[0] == SUCCESS_METRIC else
+                                          "mean minus the first row's mean, and Welch's t-test "
+                                          "on the values of the finished seeds")
+              + ". A difference whose p is large is within the seed spread.", "", tests, ""]
   src = {r.get("grad_norm_source") for r in records} - {None}
   how = ("median over log intervals of the interval p50 / p90"
          if src == {"interval_p50_p90"} else
