@@ -1,0 +1,277 @@
+"""Re-print an experiment's tables from its committed records, the paper's numbers beside ours.
+
+    python scripts/tables.py zaremba2014            # print the tables (Markdown)
+    python scripts/tables.py zaremba2014 --write    # also replace them in its README.md
+    python scripts/tables.py --list                 # the experiments that have a paper.json
+
+Each experiment with records keeps ``experiments/<name>/paper.json``: its tables, for each row
+the run directories behind it (text records archived by ``scripts/archive_runs.py``, paths
+relative to the experiment directory) and the paper's numbers with their tolerance. Nothing is
+typed in by hand but the paper's side: ours is read from the records with
+:func:`rnnlm_jax.report.records.read_point` (the final metrics of every task, as
+``rnnlm-report`` reads them), seeds are aggregated as mean ± sample std (n), and a row compared
+with another row of ours carries Welch's t-test on the seed values
+(:mod:`rnnlm_jax.report.stats`). A row whose runs were lost says "record lost" and shows the
+number the README had, marked as not re-printable.
+
+paper.json::
+
+    {"title": str,
+     "tables": [{"id": str, "title": str, "note": str (optional),
+                 "kind": "runs" (default) | "bench",
+                 # kind "runs":
+                 "metrics": [{"name": "test", "field": "test_perplexity", "format": ".2f"}],
+                 "tolerance": {"relative": 0.02 | "absolute": 0.3, "side": "at_most" | "both"},
+                 "rows": [{"label": str, "runs": [dir, ...], "paper": {name: value} | null,
+                           "reference": label of another row (optional),
+                           "lost": "the number the README had" (optional)}],
+                 # kind "bench": a scripts/bench.py JSON file and its targets
+                 "file": "cpu_f32.json",
+                 "targets": [{"over": "torch" | "flax", "at_least": 1.2,
+                              "workloads": [names] (optional: all)}]}]}
+
+In the README each table sits between ``<!-- tables:begin ID -->`` and ``<!-- tables:end
+-->``; ``tests/test_experiment_tables.py`` checks that those blocks are what this prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import re
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+EXPERIMENTS = REPO / "experiments"
+sys.path.insert(0, str(REPO))
+
+from rnnlm_jax.report import records as records_lib  # pylint: disable=wrong-import-position
+from rnnlm_jax.report import stats  # pylint: disable=wrong-import-position
+
+BEGIN = "<!-- tables:begin {} -->"
+END = "<!-- tables:end -->"
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def experiments() -> list[str]:
+  """The experiments that have a paper.json, sorted."""
+  return sorted(p.parent.name for p in EXPERIMENTS.glob("*/paper.json"))
+
+
+def load_spec(name: str) -> dict:
+  return json.loads((EXPERIMENTS / name / "paper.json").read_text())
+
+
+def read_run(path: pathlib.Path) -> dict:
+  """One run's record (settings, state, final metrics) from its text records."""
+  if not (path / "config.json").is_file():
+    raise FileNotFoundError(f"{path}: no config.json (records missing?)")
+  return records_lib.read_point(path.parent, path.name, {}, [])
+
+
+# ----------------------------------------------------------------------------- numbers
+
+
+def fmt(x: float | None, spec: str) -> str:
+  return "—" if x is None else format(x, spec)
+
+
+def fmt_summary(s: stats.Summary, spec: str) -> str:
+  """``"112.51 ± 0.76"`` (n >= 2), ``"113.04"`` (one run), ``"—"`` (none)."""
+  if s.n == 0:
+    return "—"
+  return fmt(s.mean, spec) + ("" if s.std is None else f" ± {fmt(s.std, spec)}")
+
+
+def within(ours: float, paper: float, tol: dict) -> bool:
+  """Whether ``ours`` meets ``paper`` under ``tol``: ``side`` "at_most" (lower is better: ours
+  <= paper + tolerance) or "both" (|ours - paper| <= tolerance); the tolerance is
+  ``relative`` (a fraction of paper) or ``absolute``."""
+  margin = tol["relative"] * abs(paper) if "relative" in tol else tol["absolute"]
+  if tol.get("side", "both") == "at_most":
+    return ours <= paper + margin
+  return abs(ours - paper) <= margin
+
+
+def fmt_tolerance(tol: dict) -> str:
+  amount = f"{100 * tol['relative']:g} %" if "relative" in tol else f"{tol['absolute']:g}"
+  return f"≤ paper + {amount}" if tol.get("side", "both") == "at_most" else f"paper ± {amount}"
+
+
+def progress(runs: list[dict]) -> str | None:
+  """``"in progress: epoch 2 of 39"`` if a run has not finished, else None."""
+  for r in runs:
+    if r["state"] != "finished":
+      total = r["flat"].get("train.num_epochs")
+      epoch = r["epoch"] if r["epoch"] is not None else "?"
+      return (f"not a result yet: {r['state']} at epoch {epoch:g} of {total}" if total
+              else f"not a result yet: {r['state']} at step {r['step']}")
+  return None
+
+
+def row_verdict(row: dict, ours: dict[str, stats.Summary], runs: list[dict], table: dict,
+                rows_by_label: dict) -> str:
+  """The verdict of one row: against the paper (within tolerance / miss, per metric), or
+  against a reference row of ours (change of the last metric's mean and Welch's test)."""
+  pending = progress(runs)
+  if pending:
+    return pending
+  parts = []
+  paper = row.get("paper") or {}
+  tol = table.get("tolerance")
+  for m in table["metrics"]:
+    if m["name"] in paper and ours[m["name"]].n:
+      mean, ref = ours[m["name"]].mean, paper[m["name"]]
+      ok = within(mean, ref, tol)
+      parts.append(f"{m['name']} {100 * (mean / ref - 1):+.1f} %: "
+                   + ("within tolerance" if ok else "**miss**"))
+  if "reference" in row:
+    m = table["metrics"][-1]
+    ref_row = rows_by_label[row["reference"]]
+    a, b = ours[m["name"]], ref_row["ours"][m["name"]]
+    if a.n and b.n:
+      test = stats.welch(row["_values"][m["name"]], ref_row["_values"][m["name"]])
+      how = (stats.fmt_p(test.p) + f" (Welch, n {a.n} vs {b.n})" if test
+             else f"n {a.n} vs {b.n}: no test, compare with the seed spread")
+      parts.append(f"{m['name']} {100 * (a.mean / b.mean - 1):+.1f} % vs {row['reference']}; "
+                   + how)
+  return "; ".join(parts) or "—"
+
+
+# ----------------------------------------------------------------------------- tables
+
+
+def runs_table(name: str, table: dict) -> str:
+  """A table of rows of runs: n, ours (mean ± std per metric), the paper's, the verdict."""
+  metrics = table["metrics"]
+  rows_by_label: dict[str, dict] = {}
+  for row in table["rows"]:
+    runs = [read_run(EXPERIMENTS / name / d) for d in row.get("runs", [])]
+    row["_runs"] = runs
+    row["_values"] = {m["name"]: [r.get(m["field"]) for r in runs] for m in metrics}
+    row["ours"] = {m["name"]: stats.summary(row["_values"][m["name"]]) for m in metrics}
+    rows_by_label[row["label"]] = row
+  names = [m["name"] for m in metrics]
+  with_paper = any(row.get("paper") for row in table["rows"])
+  head = (["row", "n"] + [f"{n} (ours)" for n in names]
+          + (["paper " + " / ".join(names)] if with_paper else []) + ["verdict"])
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for row in table["rows"]:
+    paper = row.get("paper")
+    paper_text = ("—" if not paper else
+                  " / ".join(fmt(paper.get(n), m.get("paper_format", "g"))
+                             for n, m in zip(names, metrics)))
+    paper_cell = [paper_text] if with_paper else []
+    if row.get("lost"):
+      cells = (["0"] + ["record lost"] * len(names) + paper_cell
+               + [f"record lost (README had {row['lost']}; not re-printable)"])
+    else:
+      cells = ([str(max(s.n for s in row["ours"].values()))]
+               + [fmt_summary(row["ours"][m["name"]], m.get("format", ".2f")) for m in metrics]
+               + paper_cell
+               + [row_verdict(row, row["ours"], row["_runs"], table, rows_by_label)])
+    lines.append("| " + " | ".join([row["label"]] + cells) + " |")
+  return "\n".join(lines)
+
+
+def bench_table(name: str, table: dict) -> str:
+  """A scripts/bench.py JSON file as a table: tokens/s per implementation, ours over each
+  peer, and the targets met or missed."""
+  data = json.loads((EXPERIMENTS / name / table["file"]).read_text())
+  impls = ["rnnlm_jax", "flax", "torch"]
+  peak = (data.get("meta", {}).get("peaks") or {}).get("jax")
+  head = (["workload", "cell"] + [f"{i} tok/s" for i in impls] + ["ours / torch", "ours / flax",
+                                                                  "ours % of matmul peak"]
+          + (["target", "verdict"] if table.get("targets") else []))
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for r in data["rows"]:
+    res = r["results"]
+    tps = {i: (res.get(i) or {}).get("tokens_per_s") for i in impls}
+    ratio = {i: tps["rnnlm_jax"] / tps[i] if tps["rnnlm_jax"] and tps[i] else None
+             for i in ("torch", "flax")}
+    cells = [r["workload"], r["cell"]] + [fmt(tps[i], ",.0f") if tps[i] else "failed"
+                                          for i in impls]
+    cells += ["—" if ratio[i] is None else f"{ratio[i]:.2f}×" for i in ("torch", "flax")]
+    gflops = (res.get("rnnlm_jax") or {}).get("gflops")
+    cells.append(f"{100 * gflops / peak:.1f} %" if gflops and peak else "—")
+    if table.get("targets"):
+      mine = [t for t in table["targets"] if r["workload"] in t.get("workloads", [r["workload"]])]
+      cells.append("; ".join(f"≥ {t['at_least']:g}× {t['over']}" for t in mine))
+      cells.append("; ".join(
+          ("met" if ratio[t["over"]] is not None and ratio[t["over"]] >= t["at_least"]
+           else "**missed**") for t in mine))
+    lines.append("| " + " | ".join(cells) + " |")
+  meta = data.get("meta", {})
+  lines += ["", f"n = median of {meta.get('repeats', '?')} interleaved blocks per implementation; "
+            f"`{meta.get('command', '?')}`; {meta.get('hardware', '?')}"]
+  return "\n".join(lines)
+
+
+def render_table(name: str, table: dict) -> str:
+  """One table with its title and note (no markers)."""
+  body = bench_table(name, table) if table.get("kind") == "bench" else runs_table(name, table)
+  out = [f"**{table['title']}**", ""]
+  if table.get("tolerance"):
+    out[0] += f" (tolerance: {fmt_tolerance(table['tolerance'])})"
+  out.append(body)
+  if table.get("note"):
+    out += ["", table["note"]]
+  return "\n".join(out)
+
+
+def render(name: str) -> dict[str, str]:
+  """{table id: its Markdown} of experiment ``name``, in paper.json's order."""
+  spec = load_spec(name)
+  return {t["id"]: render_table(name, t) for t in spec["tables"]}
+
+
+# ----------------------------------------------------------------------------- README
+
+
+def blocks(readme: str) -> dict[str, str]:
+  """{id: the text between the README's markers of that table}."""
+  pat = re.compile(re.escape(BEGIN).replace(r"\{\}", r"(\S+)") + r"\n(.*?)" + re.escape(END),
+                   re.S)
+  return {m.group(1): m.group(2).removesuffix("\n") for m in pat.finditer(readme)}
+
+
+def write_readme(name: str, tables: dict[str, str]) -> list[str]:
+  """Replace each table's block in the experiment's README (the markers must be there)."""
+  path = EXPERIMENTS / name / "README.md"
+  text = path.read_text()
+  missing = [i for i in tables if BEGIN.format(i) not in text]
+  if missing:
+    raise SystemExit(f"error: {path} has no marker {BEGIN.format(missing[0])}; add the begin "
+                     f"and end markers where the table goes")
+  for i, md in tables.items():
+    pat = re.compile(re.escape(BEGIN.format(i)) + r"\n.*?" + re.escape(END), re.S)
+    text = pat.sub(lambda _m, i=i, md=md: f"{BEGIN.format(i)}\n{md}\n{END}", text)
+  path.write_text(text)
+  return list(tables)
+
+
+def main(argv=None) -> int:
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("experiment", nargs="?", help="a directory under experiments/ with paper.json")
+  ap.add_argument("--write", action="store_true", help="also replace the tables in its README")
+  ap.add_argument("--list", action="store_true", help="list the experiments with a paper.json")
+  args = ap.parse_args(argv)
+  if args.list or not args.experiment:
+    print("\n".join(experiments()))
+    return 0
+  if args.experiment not in experiments():
+    print(f"error: experiments/{args.experiment}/paper.json not found; one of: "
+          f"{', '.join(experiments())}", file=sys.stderr)
+    return 2
+  tables = render(args.experiment)
+  print("\n\n".join(tables.values()))
+  if args.write:
+    write_readme(args.experiment, tables)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
