@@ -189,6 +189,76 @@ def migrate_meta(meta: dict) -> dict:
   return {**fresh_meta(), **meta}
 
 
+class RunBook:
+  """One run's records on its workdir, kept the same way by every task (the loop below and
+  each member of a vmapped synthetic group): the ``latest``/``best`` checkpoints with the
+  bookkeeping ``meta`` (:func:`fresh_meta`, plus what a task adds), and ``metrics.jsonl``.
+
+  :meth:`resume` restores the latest checkpoint (or starts from ``template``) and truncates
+  ``metrics.jsonl`` to the line count saved with it, so a resumed run writes exactly the
+  events of an uninterrupted one; :meth:`save` checkpoints the state with the current line
+  count and the training time so far (a second save with nothing new, e.g. a signal right after
+  a validation, is skipped).
+  """
+
+  def __init__(self, wd: Workdir, keep: int):
+    self.wd = wd
+    self.ckpt = ckpt_lib.Checkpointer(wd.checkpoint_dir, keep=keep)
+    self.meta = fresh_meta()
+    self.writer: MetricWriter | None = None
+    self.saved: tuple[int, int] | None = None  # (step, metrics lines) of the last save
+    self._clock = (0.0, time.perf_counter())  # train seconds before this process, its start
+
+  def resume(self, template):
+    """``(state, resumed)``: the latest checkpoint's state (placed like ``template``) and
+    meta, or ``template`` and a fresh meta; opens the metrics writer."""
+    restored = self.ckpt.restore_latest(template)
+    if restored is not None:
+      state, meta = restored
+      self.meta = migrate_meta(meta)
+    else:
+      state = template
+    self.wd.truncate_metrics(int(self.meta["metrics_lines"]))
+    self.writer = MetricWriter(self.wd)
+    self._clock = (float(self.meta["train_seconds"]), time.perf_counter())
+    self.saved = (_step_of(state), self.writer.lines) if restored is not None else None
+    return state, restored is not None
+
+  def write(self, event: dict) -> None:
+    self.writer.write(event)
+
+  def _progress(self) -> dict:
+    seconds0, t_start = self._clock
+    return {"metrics_lines": self.writer.lines,
+            "train_seconds": seconds0 + time.perf_counter() - t_start}
+
+  def save(self, state) -> None:
+    """Checkpoint ``state`` as the latest, with the bookkeeping (skipped if neither the step
+    nor the events changed since the last save)."""
+    step = _step_of(state)
+    if self.saved == (step, self.writer.lines):
+      return
+    self.meta.update(self._progress())  # in place: the loop holds this dict
+    self.ckpt.save_latest(step, state, dict(self.meta))
+    self.saved = (step, self.writer.lines)
+
+  def save_best(self, state) -> None:
+    """Checkpoint ``state`` as the best so far (the final evaluation restores it)."""
+    self.ckpt.save_best(_step_of(state), state, {**self.meta, **self._progress()})
+
+  def close(self) -> None:
+    """Wait for pending saves; close the writer and the checkpointer."""
+    if self.writer is not None:
+      self.writer.close()
+      self.writer = None
+    self.ckpt.wait()
+    self.ckpt.close()
+
+
+def _step_of(state) -> int:
+  return int(state["step"] if isinstance(state, dict) else state.step)
+
+
 # ----------------------------------------------------------------------------- entry points
 
 
@@ -202,6 +272,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   checkpoint; re-running resumes).
   """
   from rnnlm_jax import tasks
+  config = tasks.migrate_config_dict(config)  # a config file in an older spelling
   task = tasks.get_task(config)
   if task.train_and_evaluate is not None:  # a task with its own loop (synthetic groups)
     return task.train_and_evaluate(config, workdir)
@@ -225,31 +296,15 @@ def _run(config, wd: Workdir, run: Run) -> dict:
 
   state = run.init_state()
   log.info("%s, %d steps/epoch, %d steps", run.describe(state), spe, total)
-  ckpt = ckpt_lib.Checkpointer(wd.checkpoint_dir, keep=int(t_cfg.get("checkpoint_keep", 2)))
-  meta = fresh_meta()
-  restored = ckpt.restore_latest(state)  # restored with the shardings of `state`
-  if restored is not None:
-    state, meta = restored
+  book = RunBook(wd, keep=int(t_cfg.get("checkpoint_keep", 2)))
+  state, resumed = book.resume(state)  # restored with the shardings of `state`
+  meta = book.meta
+  if resumed:
     state = run.place_state(state)  # a no-op unless orbax placed a leaf otherwise
-    meta = migrate_meta(meta)
-    wd.truncate_metrics(int(meta["metrics_lines"]))
     log.info("resumed from step %d (epoch %.2f)", int(state.step), int(state.step) / spe)
-  else:
-    wd.truncate_metrics(0)
-  writer = MetricWriter(wd)
   step = int(state.step)
-  saved_at = [step if restored is not None else None]
   pending: list = []
   clock = [time.perf_counter(), 0]  # interval start, steps timed in it
-  seconds0, t_start = float(meta["train_seconds"]), time.perf_counter()
-
-  def save():
-    if saved_at[0] == step:  # already saved at this step (e.g. a signal right after a save)
-      return
-    meta["metrics_lines"] = writer.lines
-    meta["train_seconds"] = seconds0 + time.perf_counter() - t_start
-    ckpt.save_latest(step, state, dict(meta))
-    saved_at[0] = step
 
   def flush():
     """One train event for the steps since the last one; raise Diverged on NaN/inf."""
@@ -265,7 +320,7 @@ def _run(config, wd: Workdir, run: Run) -> dict:
              "lr": float(got[-1]["lr"]), "steps_per_sec": steps_per_sec,
              "tokens_per_sec": (steps_per_sec * run.tokens_per_step
                                 if steps_per_sec and run.tokens_per_step else None)}
-    writer.write(event)
+    book.write(event)
     norms = np.array([m["grad_norm"] for m in got], np.float64)
     finite = np.isfinite(per_step) & np.isfinite(norms)
     if not np.all(finite):
@@ -288,8 +343,8 @@ def _run(config, wd: Workdir, run: Run) -> dict:
     metrics = run.evaluate(optim.eval_params(state.opt_state, state.params), "valid")
     value = metrics[select]
     is_best = _better(value, meta["best_value"], mode)
-    writer.write({"step": step, "epoch": step / spe, "split": "valid", **metrics,
-                  "best": is_best, **run.valid_extras(state)})
+    book.write({"step": step, "epoch": step / spe, "split": "valid", **metrics,
+                "best": is_best, **run.valid_extras(state)})
     log.info("step %d epoch %.2f valid: %s%s", step, step / spe, _fmt(metrics),
              " (best)" if is_best else "")
     if is_best:
@@ -298,11 +353,11 @@ def _run(config, wd: Workdir, run: Run) -> dict:
       meta["bad_validations"] += 1
     state = run.after_validation(state, metrics, is_best, meta, step, wd)
     if is_best:
-      ckpt.save_best(step, state, dict(meta, metrics_lines=writer.lines))
+      book.save_best(state)
     if patience and meta["bad_validations"] >= patience:
       meta["stopped_early"] = True
       log.info("stopping early: %d validations without improvement", patience)
-    save()
+    book.save(state)
     wd.write_status("running", step, step / spe)
 
   bar = progress_bar(total, step, bool(t_cfg.get("progress_bar", True)))
@@ -328,22 +383,22 @@ def _run(config, wd: Workdir, run: Run) -> dict:
           validate()
         elif step % ckpt_every == 0:
           flush()  # also at checkpoints, so that a resumed run logs the same events
-          save()
+          book.save(state)
           wd.write_status("running", step, step / spe)
         elif step % log_every == 0:
           flush()
         if stop.signum is not None and step < total and not meta["stopped_early"]:
           flush()
-          save()
-          ckpt.wait()
+          book.save(state)
+          book.ckpt.wait()
           reason = interrupted_reason(stop.signum, step)
           wd.write_status("failed", step, step / spe, reason)
           raise Interrupted(reason)
   finally:
     bar.close()
-    ckpt.wait()
+    book.ckpt.wait()
 
-  best = ckpt.restore_best(state)
+  best = book.ckpt.restore_best(state)
   best_state, best_meta = best if best is not None else (state, meta)
   best_meta = migrate_meta(best_meta)
   best_params = optim.eval_params(best_state.opt_state, best_state.params)
@@ -353,12 +408,11 @@ def _run(config, wd: Workdir, run: Run) -> dict:
     event = {"step": step, "epoch": step / spe, "split": split, **metrics,
              "checkpoint": "best_valid", "checkpoint_step": int(best_state.step),
              f"valid_{select}": best_meta["best_value"],
-             "train_seconds": float(meta["train_seconds"])}
-    writer.write(event)
+             "train_seconds": float(book.meta["train_seconds"])}
+    book.write(event)
     log.info("%s (best-valid checkpoint, step %d): %s", split, int(best_state.step),
              _fmt(metrics))
-  writer.close()
-  ckpt.close()
+  book.close()
   reason = "stopped early (patience)" if meta["stopped_early"] else ""
   wd.write_status("finished", step, step / spe, reason)
   return event

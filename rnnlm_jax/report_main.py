@@ -17,13 +17,13 @@ from rnnlm_jax import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("tables", None, "Config key(s), comma-separated: one table per value "
-                    "combination. Default task.name if it varies and is not a row/column key; "
+                    "combination. Default synthetic.problem if it varies and is not a row/column key; "
                     "--tables= for one table.")
 flags.DEFINE_string("rows", None, "Config key(s), comma-separated, for the table rows (a row "
                     "per value combination); default model.cell if it varies, else the first "
                     "varying key.")
 flags.DEFINE_string("cols", None, "Config key(s), comma-separated, for the table columns; "
-                    "default task.length if it varies. Any other varying key joins the labels "
+                    "default synthetic.length if it varies. Any other varying key joins the labels "
                     "only if it varies within a cell; keys fixed within each cell are listed "
                     "under the table.")
 flags.DEFINE_string("metric", None, "Metric to tabulate (a results.csv column, e.g. "

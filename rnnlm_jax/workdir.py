@@ -230,13 +230,14 @@ class Workdir:
     prov["runs"][index].update(end_time=now(), **extra)
     _atomic_write_json(self.provenance_file, prov)
 
-  def write_status(self, state: str, step: int, epoch: float, reason: str = "",
+  def write_status(self, state: str, step: int, epoch: float | None, reason: str = "",
                    **extra) -> None:
-    """Write status.json; ``extra`` adds task-specific fields (e.g. ``success`` for the
-    synthetic tasks)."""
-    _atomic_write_json(self.status_file, {"state": state, "step": int(step),
-                                          "epoch": float(epoch), "reason": reason,
-                                          "time": now(), **extra})
+    """Write status.json; ``epoch`` is ``None`` (null) for runs without epochs (the synthetic
+    tasks draw fresh data every update); ``extra`` adds task-specific fields (e.g.
+    ``success`` for the synthetic tasks)."""
+    _atomic_write_json(self.status_file, {
+        "state": state, "step": int(step), "epoch": None if epoch is None else float(epoch),
+        "reason": reason, "time": now(), **extra})
 
   def read_status(self) -> dict | None:
     return json.loads(self.status_file.read_text()) if self.status_file.exists() else None
@@ -253,7 +254,7 @@ class Workdir:
     prov_index = self.start_provenance()
     status = self.read_status()
     self.write_status("running", status["step"] if status else 0,
-                      status["epoch"] if status else 0.0)
+                      status.get("epoch") if status else 0.0)
     try:
       result = fn()
     except tuple(outcomes) as e:

@@ -56,7 +56,7 @@ from rnnlm_jax.workdir import hardware, library_versions  # noqa: E402
 def make_config(seed: int):
   c = config_base.synthetic_config()
   c.seed = seed
-  c.task.name, c.task.length = args.task, args.length
+  c.synthetic.problem, c.synthetic.length = args.task, args.length
   c.model.cell, c.model.hidden_size = args.cell, args.hidden
   c.model.init = "smart_tanh" if args.cell == "rnn_tanh" else "uniform"
   c.optim.clip_mode, c.optim.clip_value = "global_norm", 1.0
@@ -82,7 +82,7 @@ def matmul_peak() -> float:
 
 def update_flops(config) -> float:
   """Matmul FLOPs of one update: forward, backward (dh and dW) and the input projection."""
-  task = tasks_lib.get_task(config.task.name)
+  task = tasks_lib.get_task(config.synthetic.problem)
   g = cells.get_cell(config.model.cell).num_gates
   T, B, H, I = task.max_time(args.length), args.batch, args.hidden, task.input_size
   recurrent = 2 * T * B * H * g * H  # one [B,H] x [H,gH] per step

@@ -15,6 +15,6 @@ done
 trap 'kill -TERM "${pids[@]}" 2>/dev/null; wait' INT TERM
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=$?; done
-rnnlm-report "$WORKDIR" --tables task.name --rows model.cell,optim.clip_mode,optim.omega_weight \
-    --cols task.length --metric success
+rnnlm-report "$WORKDIR" --tables synthetic.problem --rows model.cell,optim.clip_mode,optim.omega_weight \
+    --cols synthetic.length --metric success
 exit $status

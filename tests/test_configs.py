@@ -90,7 +90,7 @@ def test_synthetic_config_validates_and_trains(name, tmp_path):
   c = load(REPO / "configs" / f"{name}.py")
   synthetic_task.validate_config(c)
   c.train.max_steps, c.train.eval_every, c.train.log_every = 20, 20, 10
-  c.task.test_size, c.train.progress_bar = 500, False
+  c.synthetic.test_size, c.train.progress_bar = 500, False
   out = synthetic_task.train_and_evaluate(c, str(tmp_path / "run"))
   assert out["state"] == "finished" and 0.0 <= out["error_rate"] <= 1.0
 

@@ -100,7 +100,7 @@ SYN_ERR = {
     ("lstm", "global_norm", 50, 0): 0.001, ("lstm", "global_norm", 50, 1): 0.003,
     ("lstm", "global_norm", 100, 0): 0.006, ("lstm", "global_norm", 100, 1): ("running", 0.05),
 }
-SYN_KEYS = ["model.cell", "optim.clip_mode", "task.length", "seed"]
+SYN_KEYS = ["model.cell", "optim.clip_mode", "synthetic.length", "seed"]
 
 
 def _syn_events(err, diverged: bool, seed: int) -> list[dict]:
@@ -119,7 +119,7 @@ def make_synthetic_sweep(root: pathlib.Path) -> pathlib.Path:
   for (cell, mode, length, seed), err in SYN_ERR.items():
     name = f"{cell}_{mode}_L{length}_s{seed}"
     points.append({"name": name, "overrides": {"model.cell": cell, "optim.clip_mode": mode,
-                                               "task.length": length, "seed": seed}})
+                                               "synthetic.length": length, "seed": seed}})
     config = {"seed": seed, "task": {"name": "temporal_order", "length": length,
                                      "success_error_rate": 0.01},
               "model": {"cell": cell, "hidden_size": 50},
@@ -468,7 +468,7 @@ def test_synthetic_counts_and_success(syn_sweep):
   paths = render.write_report(syn_sweep, plots=False)
   md = paths["md"].read_text()
   # default layout: rows model.cell plus what must be split (the clip mode), columns the length
-  assert _md_table(md)[0] == ["model.cell, optim.clip_mode \\ task.length", "50", "100"]
+  assert _md_table(md)[0] == ["model.cell, optim.clip_mode \\ synthetic.length", "50", "100"]
   assert _md_cell(md, "rnn_tanh, global_norm", "50") == (
       f"{_fmt([0.0, 0.008], '.4f')}; success 2/2, 0 diverged")
   assert _md_cell(md, "rnn_tanh, none", "100") == "0.4500 (1); success 0/2, 1 diverged"
@@ -480,7 +480,7 @@ def test_synthetic_counts_and_success(syn_sweep):
   with paths["cells_csv"].open() as f:
     cells = {(r["row"], r["column"]): r for r in csv.DictReader(f)}
   c = cells[("lstm, none", "50")]
-  assert (c["success"], c["ended"], c["optim.clip_mode"], c["task.length"]) == ("2", "2", "none", "50")
+  assert (c["success"], c["ended"], c["optim.clip_mode"], c["synthetic.length"]) == ("2", "2", "none", "50")
   assert float(c["error_rate_mean"]) == pytest.approx(0.001)
   assert float(c["grad_norm_p50_mean"]) == pytest.approx(np.mean([2.0, 4.0]))
   assert float(c["clip_rate_mean"]) == pytest.approx(0.2)
@@ -499,11 +499,11 @@ def test_key_constant_per_row_is_listed_not_split(lm_sweep):
 
 
 def test_key_varying_within_a_cell_joins_the_column_label(syn_sweep):
-  md = render.write_report(syn_sweep, rows="model.cell", cols="task.length",
+  md = render.write_report(syn_sweep, rows="model.cell", cols="synthetic.length",
                            plots=False)["md"].read_text()
-  # optim.clip_mode takes two values within (model.cell, task.length): it must split
+  # optim.clip_mode takes two values within (model.cell, synthetic.length): it must split
   head = _md_table(md)[0]
-  assert head == ["model.cell \\ task.length", "50, clip_mode=none", "100, clip_mode=none",
+  assert head == ["model.cell \\ synthetic.length", "50, clip_mode=none", "100, clip_mode=none",
                   "50, clip_mode=global_norm", "100, clip_mode=global_norm"]
   assert _md_cell(md, "lstm", "100, clip_mode=none").endswith("success 1/2, 0 diverged")
   assert _md_fixed(md) == []
@@ -554,8 +554,8 @@ def test_discovery_without_sweep_json(tmp_path):
 # A small Pascanu-like sweep: tanh x (clip mode, omega) x length x 2 tasks, and LSTM points with
 # their own init / forget bias. Only some temporal_order points (and one addition point) have
 # started; every other point has no workdir, so its settings must come from the sweep file.
-MINI_KEYS = ["task.name", "task.length", "optim.clip_mode", "optim.omega_weight", "seed",
-             "model.cell", "model.init", "model.forget_bias"]
+MINI_KEYS = ["synthetic.problem", "synthetic.length", "optim.clip_mode", "optim.omega_weight",
+             "seed", "model.cell", "model.init", "model.forget_bias"]
 MINI_SWEEP_FILE = """
 import ml_collections
 
@@ -563,8 +563,9 @@ import ml_collections
 def get_config():
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.task = ml_collections.ConfigDict(
-      {"name": "temporal_order", "length": 50, "success_error_rate": 0.01})
+  c.task = "synthetic"
+  c.synthetic = ml_collections.ConfigDict(
+      {"problem": "temporal_order", "length": 50, "success_error_rate": 0.01})
   c.model = ml_collections.ConfigDict(
       {"cell": "rnn_tanh", "init": "smart_tanh", "forget_bias": 0.0, "hidden_size": 50})
   c.optim = ml_collections.ConfigDict({"clip_mode": "none", "omega_weight": 0.0, "clip_value": 1.0})
@@ -574,7 +575,8 @@ def get_config():
 def get_sweep():
   return []
 """
-MINI_BASE = {"seed": 0, "task": {"name": "temporal_order", "length": 50, "success_error_rate": 0.01},
+MINI_BASE = {"seed": 0, "task": "synthetic",
+             "synthetic": {"problem": "temporal_order", "length": 50, "success_error_rate": 0.01},
              "model": {"cell": "rnn_tanh", "init": "smart_tanh", "forget_bias": 0.0,
                        "hidden_size": 50},
              "optim": {"clip_mode": "none", "omega_weight": 0.0, "clip_value": 1.0}}
@@ -595,8 +597,8 @@ MINI_RUNS = {
     ("temporal_order", 100, "global_norm", 4.0, 1): ("running",),
     ("addition", 50, "none", 0.0, 0): ("finished", None),
 }
-ACCEPT = dict(tables="task.name", rows="model.cell,optim.clip_mode,optim.omega_weight",
-              cols="task.length")
+ACCEPT = dict(tables="synthetic.problem", rows="model.cell,optim.clip_mode,optim.omega_weight",
+              cols="synthetic.length")
 
 
 def _mini_overrides() -> list[dict]:
@@ -604,12 +606,14 @@ def _mini_overrides() -> list[dict]:
   for task in ("temporal_order", "addition"):
     for length in (50, 100):
       for mode, omega in (("none", 0.0), ("global_norm", 0.0), ("global_norm", 4.0)):
-        out += [{"task.name": task, "task.length": length, "optim.clip_mode": mode,
-                 "optim.omega_weight": omega, "seed": s} for s in (0, 1)]
+        out += [{"synthetic.problem": task, "synthetic.length": length,
+                 "optim.clip_mode": mode, "optim.omega_weight": omega, "seed": s}
+                for s in (0, 1)]
   for task in ("temporal_order", "addition"):
     for mode in ("none", "global_norm"):
-      out += [{"task.name": task, "model.cell": "lstm", "model.init": "uniform",
-               "model.forget_bias": 1.0, "task.length": 100, "optim.clip_mode": mode, "seed": s}
+      out += [{"synthetic.problem": task, "model.cell": "lstm", "model.init": "uniform",
+               "model.forget_bias": 1.0, "synthetic.length": 100, "optim.clip_mode": mode,
+               "seed": s}
               for s in (0, 1)]
   return out
 
@@ -627,7 +631,7 @@ def make_two_task_sweep(tmp: pathlib.Path, sweep_file: str | None = MINI_SWEEP_F
   for ov in _mini_overrides():
     name = "_".join(str(v) for v in ov.values())
     points.append({"name": name, "overrides": ov})
-    key = (ov["task.name"], ov["task.length"], ov["optim.clip_mode"],
+    key = (ov["synthetic.problem"], ov["synthetic.length"], ov["optim.clip_mode"],
            ov.get("optim.omega_weight", 0.0), ov["seed"])
     run = MINI_RUNS.get(key) if "model.cell" not in ov else None
     if run is None:
@@ -678,20 +682,20 @@ def test_missing_points_fall_back_to_unset(tmp_path, case):
   assert recs["addition_100_global_norm_4.0_1"]["settings"]["model.cell"] is None
   assert recs["addition_lstm_uniform_1.0_100_global_norm_1"]["settings"]["model.cell"] == "lstm"
   md = render.write_report(root, **ACCEPT, plots=False)["md"].read_text()
-  assert _md_cell(md, "(unset), global_norm, 4", "100", table="task.name=addition") == "2 missing"
+  assert _md_cell(md, "(unset), global_norm, 4", "100", table="synthetic.problem=addition") == "2 missing"
   assert ("not found" if case == "not_found" else "RuntimeError: boom") in md
 
 
 def test_tables_and_multi_key_rows_cols_success(two_task_sweep):
   paths = render.write_report(two_task_sweep, **ACCEPT, metric="success", plots=False)
   md = paths["md"].read_text()
-  to, add = "task.name=temporal_order", "task.name=addition"
+  to, add = "synthetic.problem=temporal_order", "synthetic.problem=addition"
   assert f"### {to}" in md and f"### {add}" in md
   rows = ["rnn_tanh, none, 0", "rnn_tanh, global_norm, 0", "rnn_tanh, global_norm, 4",
           "lstm, none, 0", "lstm, global_norm, 0"]
   for table in (to, add):
     cells = _md_table(md, table=table)
-    assert cells[0] == ["model.cell, optim.clip_mode, optim.omega_weight \\ task.length",
+    assert cells[0] == ["model.cell, optim.clip_mode, optim.omega_weight \\ synthetic.length",
                         "50", "100"]
     assert [r[0] for r in cells[1:]] == rows
     assert _md_fixed(md, table=table) == [
@@ -710,11 +714,11 @@ def test_tables_and_multi_key_rows_cols_success(two_task_sweep):
   recs = records.collect(two_task_sweep)
   lay = layout.choose_layout(recs)
   assert (lay["tables"], lay["rows"], lay["cols"], lay["split"], lay["fixed"]) == (
-      ["task.name"], ["model.cell", "optim.clip_mode", "optim.omega_weight"], ["task.length"],
+      ["synthetic.problem"], ["model.cell", "optim.clip_mode", "optim.omega_weight"], ["synthetic.length"],
       [], ["model.init", "model.forget_bias"])
   assert layout.choose_layout(recs, **ACCEPT) == lay
   assert layout.choose_layout(recs, rows=["model.cell", "optim.clip_mode",
-                                          "optim.omega_weight"], cols=["task.length"]) == lay
+                                          "optim.omega_weight"], cols=["synthetic.length"]) == lay
   # one CSV row per cell (with every setting) and per point
   with paths["cells_csv"].open() as f:
     cells = list(csv.DictReader(f))
@@ -730,20 +734,20 @@ def test_tables_and_multi_key_rows_cols_success(two_task_sweep):
 
 
 def test_only_split_what_must_be_split(two_task_sweep):
-  md = render.write_report(two_task_sweep, rows="model.cell", cols="task.length",
+  md = render.write_report(two_task_sweep, rows="model.cell", cols="synthetic.length",
                            plots=False)["md"].read_text()
   # clip mode and omega vary within a (task, cell, length) cell: in the column labels;
   # init and forget bias follow the cell: listed, not split
-  head = _md_table(md, table="task.name=temporal_order")[0]
+  head = _md_table(md, table="synthetic.problem=temporal_order")[0]
   assert head[1:] == [f"{length}, clip_mode={mode}, omega_weight={omega}" for length in (50, 100)
                       for mode, omega in (("none", 0), ("global_norm", 0), ("global_norm", 4))]
   assert not any("init" in h or "forget" in h for h in head)
-  assert [f.split(":")[0] for f in _md_fixed(md, table="task.name=addition")] == [
+  assert [f.split(":")[0] for f in _md_fixed(md, table="synthetic.problem=addition")] == [
       "model.init", "model.forget_bias"]
   # no two settings merged: within every cell of any layout, points differ only in the seed
   recs = records.collect(two_task_sweep)
   for kw in ({}, ACCEPT, {"rows": "model.cell", "cols": "optim.clip_mode"},
-             {"tables": "", "rows": "task.length", "cols": "model.init"}):
+             {"tables": "", "rows": "synthetic.length", "cols": "model.init"}):
     for t in layout.build_tables(recs, layout.choose_layout(recs, **kw), ["error_rate"])["tables"]:
       for pts in t["cells"].values():
         assert len({json.dumps({k: records.fmt_value(v) for k, v in p["settings"].items()
@@ -752,7 +756,7 @@ def test_only_split_what_must_be_split(two_task_sweep):
 
 def test_layout_errors(two_task_sweep):
   with pytest.raises(records.ReportError, match="picked twice"):
-    render.write_report(two_task_sweep, tables="task.name", rows="model.cell,task.name",
+    render.write_report(two_task_sweep, tables="synthetic.problem", rows="model.cell,synthetic.problem",
                         plots=False)
   with pytest.raises(records.ReportError, match="seeds are always aggregated"):
     render.write_report(two_task_sweep, tables="seed", plots=False)
@@ -802,15 +806,15 @@ def test_success_vs_length_lines_per_task(two_task_sweep, tmp_path):
   recs = records.collect(two_task_sweep)
   panels = plots.success_lines(recs, layout.choose_layout(recs, **ACCEPT))
   # a panel per task, a line per row (the column is the length), ended runs only
-  assert list(panels) == ["task.name=temporal_order", "task.name=addition"]
-  to = panels["task.name=temporal_order"]
+  assert list(panels) == ["synthetic.problem=temporal_order", "synthetic.problem=addition"]
+  to = panels["synthetic.problem=temporal_order"]
   assert list(to) == ["rnn_tanh, none, 0", "rnn_tanh, global_norm, 0", "rnn_tanh, global_norm, 4"]
   assert to["rnn_tanh, global_norm, 4"] == {50.0: [True, True], 100.0: [True]}
   assert to["rnn_tanh, none, 0"] == {50.0: [False, False], 100.0: [False, False]}
-  assert panels["task.name=addition"] == {"rnn_tanh, none, 0": {50.0: [False]}}
+  assert panels["synthetic.problem=addition"] == {"rnn_tanh, none, 0": {50.0: [False]}}
   # another layout: the line label is the row and the column without the length
   lay = layout.choose_layout(recs, rows="model.cell", cols="optim.clip_mode")
-  assert list(plots.success_lines(recs, lay)["task.name=temporal_order"]) == [
+  assert list(plots.success_lines(recs, lay)["synthetic.problem=temporal_order"]) == [
       "rnn_tanh, none, omega_weight=0", "rnn_tanh, global_norm, omega_weight=0",
       "rnn_tanh, global_norm, omega_weight=4"]
   _assert_pngs([plots.plot_success_vs_length(recs, lay, tmp_path / "s.png")])
@@ -843,12 +847,12 @@ def test_cli_bad_input(tmp_path, case):
 
 
 def test_cli_tables_rows_cols_success(two_task_sweep):
-  res = _cli(two_task_sweep, "--tables", "task.name", "--rows",
-             "model.cell,optim.clip_mode,optim.omega_weight", "--cols", "task.length",
+  res = _cli(two_task_sweep, "--tables", "synthetic.problem", "--rows",
+             "model.cell,optim.clip_mode,optim.omega_weight", "--cols", "synthetic.length",
              "--metric", "success", "--noplots")
   assert res.returncode == 0, res.stderr
   out = res.stdout
-  assert out.index("### task.name=temporal_order") < out.index("### task.name=addition")
+  assert out.index("### synthetic.problem=temporal_order") < out.index("### synthetic.problem=addition")
   assert "| rnn_tanh, global_norm, 4 | 2/2, median step 400 | 1/1, median step 900 (1 running) |" in out
   assert "| lstm, global_norm, 0 | — | 0/0 (2 missing) |" in out
   assert out.count("settings fixed within each cell:") == 2

@@ -86,7 +86,7 @@ def test_sharding_covers_every_point_once(fake_synthetic):
 
   syn = expand(config_base.synthetic_config(),
                product(sweep("model.cell", ["rnn_tanh", "lstm", "gru"]),
-                       sweep("task.length", [50, 100]), sweep("seed", [0, 1, 2])))
+                       sweep("synthetic.length", [50, 100]), sweep("seed", [0, 1, 2])))
   for n in (1, 2, 3, 4, 5, 6, 7):
     units = plan(syn, n)
     assert len(units) == 6 and all(len(u) == 3 for u in units)  # 3 seeds vmapped together

@@ -11,14 +11,15 @@ from rnnlm_jax import cells, config_base, rnn
 from rnnlm_jax.tasks import synthetic as ts
 from rnnlm_jax.models import synthetic as model
 from rnnlm_jax.synthetic import tasks as tasks_lib
+from rnnlm_jax.workdir import MetricWriter
 
 
 def small_config(seed=0, **kw):
   c = config_base.synthetic_config()
   c.seed = seed
-  c.task.name = kw.get("task", "temporal_order")
-  c.task.length = kw.get("length", 20)
-  c.task.test_size = 500
+  c.synthetic.problem = kw.get("task", "temporal_order")
+  c.synthetic.length = kw.get("length", 20)
+  c.synthetic.test_size = 500
   c.model.cell = kw.get("cell", "rnn_tanh")
   c.model.hidden_size = 8
   c.model.init = kw.get("init", "smart_tanh" if c.model.cell == "rnn_tanh" else "uniform")
@@ -198,18 +199,42 @@ def test_diverging_member_is_recorded_and_others_unaffected(tmp_path):
 
 def test_success_stops_training(tmp_path):
   c = small_config(max_steps=90, eval_every=30)
-  c.task.success_error_rate = 1.01  # any error rate counts as solved: stop at the first check
+  c.synthetic.success_error_rate = 1.01  # any error rate counts as solved: stop at the first check
   (out,) = ts.train_group([c], [tmp_path / "r"])
   assert out["state"] == "finished" and out["success"] and out["success_step"] == 30
   assert max(e["step"] for e in events(tmp_path / "r", "train")) == 30
   assert events(tmp_path / "r", "test")[-1]["error_rate"] == out["error_rate"]
+  assert out["epoch"] is None  # fresh data every update: no epochs
+
+
+def test_former_task_subconfig_spelling_trains_the_same(tmp_path, caplog):
+  """A config file written for the former ``task`` sub-config (task.name, task.length, ...)
+  still trains, with a one-line deprecation note, to the same numbers as ``synthetic.*``."""
+  import ml_collections
+  from rnnlm_jax import loop
+  new = small_config(max_steps=20, eval_every=20)
+  old = ml_collections.ConfigDict(new.to_dict())
+  del old["synthetic"], old["task"]
+  old.task = ml_collections.ConfigDict({"name": "temporal_order", "length": 20,
+                                        "test_size": 500, "success_error_rate": 0.01})
+  from rnnlm_jax import tasks
+  loop.train_and_evaluate(new, str(tmp_path / "new"))
+  tasks._warned.discard("task.name")  # the note is logged once per process
+  with caplog.at_level("WARNING", logger="rnnlm_jax"):
+    loop.train_and_evaluate(old, str(tmp_path / "old"))
+  assert "`task.name` (a `task` sub-config) is deprecated" in caplog.text
+  losses = lambda d: [(e["step"], e["split"], e["loss"]) for e in map(
+      json.loads, (tmp_path / d / "metrics.jsonl").read_text().splitlines())]
+  assert losses("old") == losses("new") and len(losses("new")) == 3
+  assert json.loads((tmp_path / "old" / "config.json").read_text()) == \
+      json.loads((tmp_path / "new" / "config.json").read_text())
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatch):
   configs = [small_config(seed=s, max_steps=60, checkpoint_every_steps=20) for s in (0, 1)]
   ts.train_group(configs, [tmp_path / f"full{i}" for i in range(2)], vmap=True)
   # Crash after the checkpoint at step 20 (the 3rd train event of each member is step 30).
-  real_write = ts.MetricWriter.write
+  real_write = MetricWriter.write
   calls = {"n": 0}
 
   def crashing_write(self, event):
@@ -217,12 +242,12 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatch)
       raise RuntimeError("simulated crash")
     return real_write(self, event)
 
-  monkeypatch.setattr(ts.MetricWriter, "write", crashing_write)
+  monkeypatch.setattr(MetricWriter, "write", crashing_write)
   dirs = [tmp_path / f"crash{i}" for i in range(2)]
   with pytest.raises(RuntimeError, match="simulated crash"):
     ts.train_group(configs, dirs, vmap=True)
   assert status(dirs[0])["state"] == "failed"
-  monkeypatch.setattr(ts.MetricWriter, "write", real_write)
+  monkeypatch.setattr(MetricWriter, "write", real_write)
   ts.train_group(configs, dirs, vmap=True)
   for i in range(2):
     assert status(dirs[i])["state"] == "finished"
@@ -238,8 +263,8 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatch)
 @pytest.mark.parametrize("change, match", [
     (dict(cell="lstm", omega_weight=4.0), "rnn_tanh and rnn_relu only"),
     (dict(cell="gru", init="smart_tanh"), "for the tanh RNN"),
-    (dict(task="nope"), "unknown task.name"),
-    (dict(length=5), "task.length must be >= 10"),
+    (dict(task="nope"), "unknown synthetic.problem"),
+    (dict(length=5), "synthetic.length must be >= 10"),
     (dict(clip_mode="sometimes"), "unknown optim.clip_mode"),
 ])
 def test_bad_configs(change, match):
@@ -249,7 +274,7 @@ def test_bad_configs(change, match):
 
 def test_bad_test_size_and_mixed_group(tmp_path):
   c = small_config()
-  c.task.test_size = 700
+  c.synthetic.test_size = 700
   with pytest.raises(ValueError, match="multiple of 500"):
     ts.validate_config(c)
   with pytest.raises(ValueError, match="separate groups"):

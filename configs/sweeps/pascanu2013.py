@@ -48,18 +48,18 @@ def get_config():
 
 def get_sweep():
   tanh = product(
-      sweep("task.name", TASKS),
-      sweep("task.length", [50, 100, 150, 200]),
+      sweep("synthetic.problem", TASKS),
+      sweep("synthetic.length", [50, 100, 150, 200]),
       zip_(sweep("optim.clip_mode", ["none", "global_norm", "global_norm"]),  # SGD, -C, -CR
            sweep("optim.omega_weight", [0.0, 0.0, 4.0])),
       sweep("seed", SEEDS),
   )
   gated = product(
-      sweep("task.name", TASKS),
+      sweep("synthetic.problem", TASKS),
       zip_(sweep("model.cell", ["lstm", "gru"]),
            sweep("model.init", ["uniform", "uniform"]),  # U[-0.1, 0.1] (init_scale 0.1)
            sweep("model.forget_bias", [1.0, 0.0])),  # LSTM forget-gate bias 1 (Gers et al.)
-      sweep("task.length", [100, 200]),
+      sweep("synthetic.length", [100, 200]),
       sweep("optim.clip_mode", ["none", "global_norm"]),  # SGD, SGD-C
       sweep("seed", SEEDS),
   )

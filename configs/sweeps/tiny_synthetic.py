@@ -14,9 +14,9 @@ from rnnlm_jax.sweeps.spec import product, sweep
 
 def get_config():
   c = synthetic_config()
-  c.task.name = "temporal_order"  # Pascanu's 2-bit temporal order task
-  c.task.length = 20  # short sequences: a few seconds per point
-  c.task.test_size = 1000  # a smaller fixed test set
+  c.synthetic.problem = "temporal_order"  # Pascanu's 2-bit temporal order task
+  c.synthetic.length = 20  # short sequences: a few seconds per point
+  c.synthetic.test_size = 1000  # a smaller fixed test set
   c.model.hidden_size = 16  # a small tanh RNN
   c.train.max_steps = 300  # update cap
   c.train.eval_every = 100  # test-set checks

@@ -4,7 +4,7 @@
                 reading the one event schema of every task
     layout.py   tables / rows / columns, splitting only what must be split, seed aggregates
     render.py   results.md, results.tex, results.csv, results_cells.csv; write_report
-    plots.py    learning curves, gradient norms, success vs task.length (matplotlib)
+    plots.py    learning curves, gradient norms, success vs synthetic.length (matplotlib)
 
 The command line is :mod:`rnnlm_jax.report_main` (``rnnlm-report``).
 """

@@ -19,8 +19,8 @@ from rnnlm_jax.report import stats as stats_lib
 from rnnlm_jax.report.records import ENDED_STATES, ReportError, finite, fmt_value, num
 
 SEED_KEY = "seed"
-LENGTH_KEY = "task.length"
-TASK_KEY = "task.name"
+LENGTH_KEY = "synthetic.length"
+TASK_KEY = "synthetic.problem"
 CELL_KEY = "model.cell"
 # --metric success: k successes of n ended runs and the median success step.
 SUCCESS_METRIC = "success"
@@ -92,15 +92,15 @@ def choose_layout(records: list[dict], rows: str | Sequence[str] | None = None,
   label name}}.
 
   One table per value combination of the ``tables`` keys, one row / column per combination of
-  the ``rows`` / ``cols`` keys; seeds are always aggregated. Defaults: tables = task.name when
+  the ``rows`` / ``cols`` keys; seeds are always aggregated. Defaults: tables = synthetic.problem when
   it varies (and is not a row or column key); rows = model.cell when it varies, else the first
-  varying key; columns = task.length when it varies.
+  varying key; columns = synthetic.length when it varies.
 
   Every other varying key is split only where it must be: in order, it is added to the labels
   ("split") if it takes more than one value among the points of one (table, row, column) cell,
   so no two settings are merged; the remaining keys ("fixed") are constant within every cell
   and are listed under each table. Split keys join the column labels (as ``name=value``);
-  when neither rows nor columns are given and task.length is the column, they join the rows
+  when neither rows nor columns are given and synthetic.length is the column, they join the rows
   instead (rows like "rnn_tanh, global_norm, 4"), and when columns are not given they become
   column keys.
 
@@ -141,7 +141,7 @@ def choose_layout(records: list[dict], rows: str | Sequence[str] | None = None,
 
 
 def cell_labels(rec: dict, layout: dict) -> tuple[str, str, str]:
-  """(table, row, column) labels of a record: ``"task.name=addition"`` (``""`` without table
+  """(table, row, column) labels of a record: ``"synthetic.problem=addition"`` (``""`` without table
   keys), ``"rnn_tanh, global_norm, 4"``, ``"100"`` plus ``", name=value"`` per split key
   (``"all"`` for no keys)."""
   table = ", ".join(f"{k}={v}" for k, v in zip(layout["tables"], _values(rec, layout["tables"])))

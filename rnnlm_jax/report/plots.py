@@ -1,5 +1,5 @@
 """Plots of a report (matplotlib, imported when drawing): learning curves and pre-clip gradient
-norms per table cell, success rate against task.length for synthetic sweeps; PNGs under
+norms per table cell, success rate against synthetic.length for synthetic sweeps; PNGs under
 DIR/plots/ (:func:`write_plots`)."""
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def plot_curves(pts: list[dict], title: str, path: pathlib.Path, kind: str) -> p
                  label=f"{label} valid")
     ax_eval.plot(*_series(rec["events"], "test", unit), color=color, marker="*", ms=9, ls="",
                  label=f"{label} test")
-  threshold = pts[0]["flat"].get("task.success_error_rate")
+  threshold = pts[0]["flat"].get("synthetic.success_error_rate")
   if kind == "synthetic" and finite(threshold):
     ax_eval.axhline(threshold, color="k", ls="--", lw=0.8, label=f"success < {threshold:g}")
   ax_loss.set(xlabel="step", ylabel="train loss")
@@ -107,8 +107,8 @@ def plot_grad_norms(pts: list[dict], title: str, path: pathlib.Path) -> pathlib.
 
 
 def success_lines(records: list[dict], layout: dict) -> dict[str, dict[str, dict[float, list]]]:
-  """{panel: {line: {task.length: [success of each ended run]}}}: a panel per table (label
-  without task.length), a line per row and column label without task.length."""
+  """{panel: {line: {synthetic.length: [success of each ended run]}}}: a panel per table (label
+  without synthetic.length), a line per row and column label without synthetic.length."""
   no_len = {k: [x for x in layout[k] if x != LENGTH_KEY] for k in ("tables", "rows", "cols",
                                                                      "split")}
   lay = dict(layout, **no_len)
@@ -125,14 +125,14 @@ def success_lines(records: list[dict], layout: dict) -> dict[str, dict[str, dict
 
 
 def plot_success_vs_length(records: list[dict], layout: dict, path: pathlib.Path) -> pathlib.Path:
-  """Success rate (among ended points) against task.length: a panel per table (per task), one
-  line per row and column (less task.length) combination; a line keeps its style across
+  """Success rate (among ended points) against synthetic.length: a panel per table (per task), one
+  line per row and column (less synthetic.length) combination; a line keeps its style across
   panels."""
   panels = success_lines(records, layout)
   legend_title = ", ".join([k for k in layout["rows"] + layout["cols"] if k != LENGTH_KEY]
                            + [f"{layout['short'][k]}=" for k in layout["split"]
                               if k != LENGTH_KEY])
-  fig, axes = _new_figure(max(len(panels), 1), "success rate vs task.length (ended runs)")
+  fig, axes = _new_figure(max(len(panels), 1), "success rate vs synthetic.length (ended runs)")
   fig.set_size_inches(6 * max(len(panels), 1), 4.2)
   styles: dict[str, int] = {}
   for ax, (title, lines) in zip(axes, panels.items()):

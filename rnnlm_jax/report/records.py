@@ -126,6 +126,12 @@ def read_events(path: pathlib.Path) -> list[dict]:
   return events
 
 
+def current_flat(config: dict) -> dict:
+  """A nested config dict flattened to dotted keys, in today's spelling
+  (:func:`rnnlm_jax.tasks.migrate_flat_config`)."""
+  return tasks.migrate_flat_config(flatten(config))
+
+
 def varying_keys(flat_configs: Iterable[dict]) -> list[str]:
   """Dotted keys (sorted) whose values differ between configs, ignoring
   ``workdir.NON_COMPUTATION_KEYS``."""
@@ -149,7 +155,7 @@ def _discover(root: pathlib.Path) -> tuple[list[str], list[dict]]:
   if not names:
     raise ReportError(f"{root} has no sweep.json and no run subdirectories (with config.json); "
                       "is it a sweep directory?")
-  flats = [flatten(read_json(root / n / "config.json")) for n in names]
+  flats = [current_flat(read_json(root / n / "config.json")) for n in names]
   keys = varying_keys(flats)
   # Without sweep.json a point's overrides are its values of the keys that vary.
   return keys, [{"name": n, "overrides": {k: f[k] for k in keys if k in f}}
@@ -172,9 +178,16 @@ def load_sweep(root: str | pathlib.Path) -> tuple[list[str], list[dict]]:
   for p in spec["points"]:
     if not isinstance(p, dict) or not isinstance(p.get("name"), str):
       raise ReportError(f"{spec_file}: every point needs a \"name\" string, got {p!r}")
-    points.append({"name": p["name"], "overrides": dict(p.get("overrides") or {})})
-  keys = list(spec.get("keys") or [])
+    overrides = {_current_key(k): v for k, v in (p.get("overrides") or {}).items()}
+    points.append({"name": p["name"], "overrides": overrides})
+  keys = [_current_key(k) for k in spec.get("keys") or []]
   return keys, points
+
+
+def _current_key(key: str) -> str:
+  """A swept key of an older sweep.json in today's spelling (``task.length`` ->
+  ``synthetic.length``, :data:`rnnlm_jax.tasks.SYNTHETIC_MOVED`)."""
+  return tasks.SYNTHETIC_MOVED.get(key, key)
 
 
 # ----------------------------------------------------------------------------- the events
@@ -244,7 +257,7 @@ def final_metrics(events: list[dict], status: dict | None, flat: dict) -> dict:
     test (the test ``error_rate`` and ``mse`` unprefixed: :data:`UNPREFIXED`);
   - ``best_valid_<m>``: the minimum over the valid events of each :data:`LOWER_IS_BETTER`;
   - ``metric_unit``: the evaluation metric of the run's curves (:data:`UNITS`);
-  - runs with a success criterion (``task.success_error_rate``; status.json has ``success``):
+  - runs with a success criterion (``synthetic.success_error_rate``; status.json has ``success``):
     ``success`` and ``success_step`` of status.json, ``error_rate`` from status.json when no
     test event has it. A status without ``success`` (older runs) gets it from the final error
     rate and the criterion once the run has ended.
@@ -261,7 +274,7 @@ def final_metrics(events: list[dict], status: dict | None, flat: dict) -> dict:
       out[f"best_valid_{m}"] = min(vals)
   if events:
     out["metric_unit"] = next((u for u in UNITS if any(u in e for e in events)), "loss")
-  threshold = flat.get("task.success_error_rate")
+  threshold = flat.get("synthetic.success_error_rate")
   if "success" in status or finite(threshold):
     if out.get("error_rate") is None:
       out["error_rate"] = num(status.get("error_rate"))
@@ -285,7 +298,7 @@ def read_point(root: pathlib.Path, name: str, overrides: dict, keys: list[str],
   """
   wd = root / name
   config = read_json(wd / "config.json") if (wd / "config.json").is_file() else None
-  flat = tasks.migrate_flat_config(flatten(config)) if config else dict(resolved or {})
+  flat = current_flat(config) if config else dict(resolved or {})
   status = read_json(wd / "status.json") if (wd / "status.json").is_file() else None
   events = read_events(wd / "metrics.jsonl")
   task = tasks.task_name(flat) if flat else None
@@ -327,7 +340,7 @@ def resolve_from_sweep_file(root: pathlib.Path,
   try:
     from rnnlm_jax.sweeps import spec as sweep_lib
     base = sweep_lib.load_sweep_module(path).get_config()
-    out = {p["name"]: flatten(sweep_lib.apply_overrides(base, p["overrides"]).to_dict())
+    out = {p["name"]: current_flat(sweep_lib.apply_overrides(base, p["overrides"]).to_dict())
            for p in points}
   except Exception as e:  # any failure of the user's file: fall back to "(unset)"
     msg = str(e).splitlines()[0] if str(e) else ""
@@ -360,8 +373,7 @@ def collect(sweep_dir: str | pathlib.Path) -> list[dict]:
   resolved, note = resolve_from_sweep_file(root, unstarted) if unstarted else ({}, "")
   records = [read_point(root, p["name"], p["overrides"], keys, (resolved or {}).get(p["name"]))
              for p in points]
-  extra = [k for k in varying_keys(flatten(r["config"]) for r in records if r["config"])
-           if k not in keys]
+  extra = [k for k in varying_keys(r["flat"] for r in records if r["config"]) if k not in keys]
   if extra:  # keys that differ between the configs although sweep.json does not list them
     for r in records:
       r["settings"].update({k: r["flat"].get(k) for k in extra})

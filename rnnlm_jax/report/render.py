@@ -10,7 +10,7 @@
                            then each row against the first, per column (the difference and
                            Welch's t-test over seeds, Fisher's exact test for success counts)
     DIR/results.tex        the main tables as LaTeX tabulars
-    DIR/plots/*.png        learning curves, pre-clip gradient norms, success vs task.length
+    DIR/plots/*.png        learning curves, pre-clip gradient norms, success vs synthetic.length
 
 Records come from :func:`rnnlm_jax.report.records.collect`, tables and cells from
 :mod:`rnnlm_jax.report.layout`.

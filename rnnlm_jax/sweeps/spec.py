@@ -41,6 +41,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import ml_collections
 
+from rnnlm_jax import tasks
+
 MAX_NAME_LEN = 200  # longer names are cut and suffixed with a hash of the full name
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -325,7 +327,7 @@ def expand(base: ml_collections.ConfigDict, overrides: Sequence[Mapping[str, Any
                        f"({ov!r}) have the same name {name!r}; make the values distinct")
     by_name[name] = i
     try:
-      config = apply_overrides(base, ov)
+      config = tasks.migrate_config_dict(apply_overrides(base, ov))  # older spellings read
     except SweepError as e:
       raise SweepError(f"sweep point {i} ({name}): {e}") from None
     points.append(Point(index=i, name=name, overrides=ov, config=config))

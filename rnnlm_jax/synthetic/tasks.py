@@ -101,7 +101,7 @@ class Task(NamedTuple):
 
 def _check_length(name: str, length: int, minimum: int) -> None:
   if length < minimum:
-    raise ValueError(f"task.length must be >= {minimum} for {name}, got {length}")
+    raise ValueError(f"synthetic.length must be >= {minimum} for {name}, got {length}")
 
 
 def _rows(batch_size: int) -> jax.Array:
@@ -234,7 +234,7 @@ TASKS: dict[str, Task] = {
 def get_task(name: str, length: int | None = None) -> Task:
   """The task called ``name``; checks ``length`` against its minimum when given."""
   if name not in TASKS:
-    raise ValueError(f"unknown task.name {name!r}; choose one of {', '.join(TASKS)}")
+    raise ValueError(f"unknown synthetic.problem {name!r}; choose one of {', '.join(TASKS)}")
   task = TASKS[name]
   if length is not None:
     _check_length(name, int(length), task.min_length)

@@ -11,8 +11,8 @@ code decides what kind of run a config is.
 
 Older spellings are still read: a config without a ``task`` key is a language model; a
 top-level ``kind`` (``music`` / ``classify``) is read as ``task`` with a one-line deprecation
-note; a ``task`` sub-config with a ``name`` field (``task.name``, ``task.length``, ...) is a
-synthetic run.
+note; a ``task`` sub-config (``task.name``, ``task.length``, ...) is a synthetic run whose
+fields moved to ``synthetic.*`` (:data:`SYNTHETIC_MOVED`, :func:`migrate_config_dict`).
 """
 
 from __future__ import annotations
@@ -69,6 +69,13 @@ class Task:
 _warned: set[str] = set()
 
 
+def _deprecated(what: str, message: str) -> None:
+  """Log ``message`` once per process for ``what``."""
+  if what not in _warned:
+    _warned.add(what)
+    log.warning("%s", message)
+
+
 def _get(config: Any, key: str):
   if isinstance(config, Mapping):
     return config.get(key)
@@ -86,14 +93,15 @@ def task_name(config: Any) -> str:
   if isinstance(task, str):
     name = task
   elif task is not None and _get(task, "name") is not None:
-    name = "synthetic"  # the synthetic tasks' sub-config (task.name, task.length, ...)
+    name = "synthetic"  # the former synthetic sub-config (task.name, task.length, ...)
+    _deprecated("task.name", "config key `task.name` (a `task` sub-config) is deprecated: write "
+                "`task = 'synthetic'` and `synthetic.problem`, `synthetic.length`, ...")
   elif _get(config, "kind") is not None:
     name = str(_get(config, "kind"))
-    if name not in _warned:
-      _warned.add(name)
-      log.warning("config key `kind` is deprecated: write `task = %r` (rnnlm_jax/tasks)", name)
-  elif isinstance(config, Mapping) and any(str(k).startswith("task.") for k in config):
-    name = "synthetic"  # a flattened config.json of a synthetic run
+    _deprecated(name, f"config key `kind` is deprecated: write `task = {name!r}` "
+                "(rnnlm_jax/tasks)")
+  elif isinstance(config, Mapping) and any(str(k) in SYNTHETIC_MOVED for k in config):
+    name = "synthetic"  # a flattened config.json of a former synthetic run
   else:
     name = "lm"
   if name not in REGISTRY:
@@ -122,16 +130,30 @@ RENAMED_KEYS = {
 }
 
 
+# The synthetic problem's fields, once a ``task`` sub-config: {old dotted key: new}.
+SYNTHETIC_MOVED = {
+    "task.name": "synthetic.problem",
+    "task.length": "synthetic.length",
+    "task.test_size": "synthetic.test_size",
+    "task.success_error_rate": "synthetic.success_error_rate",
+}
+
+
 def migrate_flat_config(flat: dict) -> dict:
   """A flattened config dict in today's spelling: ``kind`` becomes ``task``, no task key
-  becomes ``task: "lm"`` (the synthetic ``task.*`` sub-config is left as it is), and the
-  task's :data:`RENAMED_KEYS` get their new names, ``model.remat`` True/False becomes
-  ``"step"``/``"none"``. So a workdir written before these changes
-  compares equal to the same config today."""
+  becomes ``task: "lm"``, the former synthetic sub-config ``task.*`` becomes ``task:
+  "synthetic"`` with :data:`SYNTHETIC_MOVED`, the task's :data:`RENAMED_KEYS` get their new
+  names, ``model.remat`` True/False becomes ``"step"``/``"none"``. So a workdir written before
+  these changes compares equal to the same config today."""
   flat = dict(flat)
   if "kind" in flat:
     flat["task"] = flat.pop("kind")
-  elif not any(k == "task" or k.startswith("task.") for k in flat):
+  elif any(k in SYNTHETIC_MOVED for k in flat):
+    for old, new in SYNTHETIC_MOVED.items():
+      if old in flat:
+        flat[new] = flat.pop(old)
+    flat["task"] = "synthetic"
+  elif "task" not in flat:
     flat["task"] = "lm"
   for old, new in RENAMED_KEYS.get(flat.get("task"), {}).items():
     if old in flat:
@@ -153,6 +175,19 @@ def migrate_config(config: dict) -> dict:
       node = node.setdefault(part, {})
     node[leaf] = value
   return out
+
+
+def migrate_config_dict(config):
+  """A ``ConfigDict`` in today's spelling: a config file written for the former synthetic
+  sub-config (``c.task.name = ...``) is read as ``task = "synthetic"`` with ``synthetic.*``
+  (with a one-line deprecation note, :func:`task_name`); any other config is returned as it is.
+  """
+  task = _get(config, "task")
+  if task is None or isinstance(task, str):
+    return config
+  import ml_collections
+  task_name(config)  # the deprecation note
+  return ml_collections.ConfigDict(migrate_config(config.to_dict()))
 
 
 def refuse_renamed_keys(config: Any, task: str) -> None:

@@ -22,8 +22,8 @@ Per member, per update ``s`` (counted from 0):
     params  = optimizer update
 
 Parameters start from ``init_params(fold_in(PRNGKey(seed) -> 0))``. Every ``train.eval_every``
-updates the fixed test set (``task.test_size`` sequences, the same for all seeds) is scored;
-a member whose error rate is below ``task.success_error_rate`` has succeeded and stops (its
+updates the fixed test set (``synthetic.test_size`` sequences, the same for all seeds) is scored;
+a member whose error rate is below ``synthetic.success_error_rate`` has succeeded and stops (its
 status: finished, ``success: true``). A member whose loss or gradient becomes NaN/inf stops
 with status ``diverged`` (the update is not applied, so the others are unaffected); at the
 update cap the rest finish with ``success: false``.
@@ -51,14 +51,13 @@ import numpy as np
 import optax
 
 from rnnlm_jax import cells
-from rnnlm_jax import checkpoint as ckpt_lib
 from rnnlm_jax import optim
 from rnnlm_jax.models import synthetic as model
 from rnnlm_jax.synthetic import tasks as tasks_lib
-from rnnlm_jax.loop import Diverged, Interrupted, StopFlag, gradient_stats, interrupted_reason, \
-    progress_bar
+from rnnlm_jax.loop import Diverged, Interrupted, RunBook, StopFlag, gradient_stats, \
+    interrupted_reason, progress_bar
 from rnnlm_jax.tasks import Task
-from rnnlm_jax.workdir import MetricWriter, Workdir, flatten
+from rnnlm_jax.workdir import Workdir, flatten
 
 log = logging.getLogger("rnnlm_jax")
 
@@ -72,7 +71,7 @@ VMAP_KEYS = ("seed", "optim.learning_rate", "optim.clip_value", "model.init_scal
 
 def validate_config(config) -> None:
   """Raise ``ValueError`` with a fix for anything wrong in a synthetic-task config."""
-  tasks_lib.get_task(config.task.name, int(config.task.length))
+  tasks_lib.get_task(config.synthetic.problem, int(config.synthetic.length))
   model.validate(config.model, float(config.optim.omega_weight))
   if config.optim.name not in ("sgd", "adam"):
     raise ValueError(f"unknown optim.name {config.optim.name!r}; choose one of sgd, adam")
@@ -89,9 +88,9 @@ def validate_config(config) -> None:
   for key in ("batch_size", "max_steps", "eval_every", "log_every", "checkpoint_every_steps"):
     if int(t[key]) <= 0:
       raise ValueError(f"train.{key} must be positive, got {t[key]}")
-  size = int(config.task.test_size)
+  size = int(config.synthetic.test_size)
   if size <= 0 or size % tasks_lib.TEST_CHUNK:
-    raise ValueError(f"task.test_size must be a positive multiple of {tasks_lib.TEST_CHUNK}, "
+    raise ValueError(f"synthetic.test_size must be a positive multiple of {tasks_lib.TEST_CHUNK}, "
                      f"got {size}")
 
 
@@ -129,9 +128,9 @@ def make_group_step(config, members: bool):
   and the optimizer update are ``jax.vmap``-ed per member. With ``members=False`` (K = 1) it is
   the plain single-model program.
   """
-  task = tasks_lib.get_task(config.task.name)
+  task = tasks_lib.get_task(config.synthetic.problem)
   cell = cells.get_cell(config.model.cell)
-  batch_size, length = int(config.train.batch_size), int(config.task.length)
+  batch_size, length = int(config.train.batch_size), int(config.synthetic.length)
   use_omega = float(config.optim.omega_weight) > 0
   optim_cfg = config.optim
 
@@ -203,7 +202,7 @@ def make_group_step(config, members: bool):
 
 def init_member_state(config) -> dict:
   """A member's initial state (host-side init; see :func:`make_group_step`)."""
-  task = tasks_lib.get_task(config.task.name)
+  task = tasks_lib.get_task(config.synthetic.problem)
   root = jax.random.PRNGKey(int(config.seed))
   params = model.init_params(jax.random.fold_in(root, 0), task, config.model)
   tx = _optimizer(config.optim, float(config.optim.learning_rate),
@@ -243,10 +242,10 @@ def make_train_chunk(config, vmapped: bool):
 
 def make_evaluate(config, vmapped: bool):
   """``evaluate(params [K, ...]) -> {"loss", "error_rate", "mse"} [K]`` on the fixed test set."""
-  task = tasks_lib.get_task(config.task.name)
+  task = tasks_lib.get_task(config.synthetic.problem)
   cell = cells.get_cell(config.model.cell)
-  length = int(config.task.length)
-  n_chunks = int(config.task.test_size) // tasks_lib.TEST_CHUNK
+  length = int(config.synthetic.length)
+  n_chunks = int(config.synthetic.test_size) // tasks_lib.TEST_CHUNK
   key = tasks_lib.test_key(task.name, length)
 
   def member_eval(params, batch):
@@ -275,52 +274,54 @@ def make_evaluate(config, vmapped: bool):
 
 
 class _Member:
-  """Host-side bookkeeping of one member: workdir, writer, checkpointer, status."""
+  """One member's run: its workdir, its provenance entry and its records, kept by
+  :class:`rnnlm_jax.loop.RunBook` as every run's are; its ``meta`` also holds the step at
+  which it solved the problem (``success_step``) and the last test ``error_rate``."""
 
   def __init__(self, config, workdir: str):
     self.config = config
     self.wd = Workdir(workdir)
-    self.ckpt = None
-    self.writer = None
+    self.book: RunBook | None = None
     self.prov = None
-    self.success_step = None
-    self.last_error = None
+
+  @property
+  def success_step(self) -> int | None:
+    return self.book.meta.get("success_step")
+
+  @property
+  def last_error(self) -> float | None:
+    return self.book.meta.get("error_rate")
 
   def open(self, state_template) -> dict:
-    wd, t = self.wd, self.config.train
-    wd.write_config(self.config.to_dict())
-    self.prov = wd.start_provenance()
-    self.ckpt = ckpt_lib.Checkpointer(wd.checkpoint_dir, keep=int(t.checkpoint_keep))
-    restored = self.ckpt.restore_latest(state_template)
-    if restored is not None:
-      state, meta = restored
-      wd.truncate_metrics(int(meta["metrics_lines"]))
-      self.success_step = meta.get("success_step")
-      self.last_error = meta.get("error_rate")
-    else:
-      state = state_template
-      wd.truncate_metrics(0)
-    self.writer = MetricWriter(wd)
-    wd.write_status("running", int(state["step"]), 0.0)
+    """Write the config, start the provenance entry, resume (or start) the run."""
+    self.wd.write_config(self.config.to_dict())
+    self.prov = self.wd.start_provenance()
+    self.book = RunBook(self.wd, keep=int(self.config.train.checkpoint_keep))
+    state, _ = self.book.resume(state_template)
+    self.wd.write_status("running", int(state["step"]), None)
     return state
 
-  def save(self, state) -> None:
-    self.ckpt.save_latest(int(state["step"]), state, {
-        "metrics_lines": self.writer.lines, "success_step": self.success_step,
-        "error_rate": self.last_error})
+  def record_test(self, event: dict, step: int) -> bool:
+    """Write a test event; ``True`` if it solves the problem (``synthetic.success_error_rate``)."""
+    self.book.write(event)
+    self.book.meta["error_rate"] = event["error_rate"]
+    if event["error_rate"] < float(self.config.synthetic.success_error_rate):
+      self.book.meta["success_step"] = step
+      return True
+    return False
+
+  def write_status(self, state_name: str, step: int, reason: str = "") -> None:
+    self.wd.write_status(state_name, step, None, reason, success=self.success_step is not None,
+                         success_step=self.success_step, error_rate=self.last_error)
 
   def finish(self, state_name: str, step: int, reason: str = "", outcome: str | None = None):
-    self.wd.write_status(state_name, step, 0.0, reason, success=self.success_step is not None,
-                         success_step=self.success_step, error_rate=self.last_error)
+    self.write_status(state_name, step, reason)
     self.close(outcome or state_name)
 
   def close(self, outcome: str) -> None:
-    if self.ckpt is not None:
-      self.ckpt.close()
-      self.ckpt = None
-    if self.writer is not None:
-      self.writer.close()
-      self.writer = None
+    if self.book is not None:
+      self.book.close()
+      self.book = None
     if self.prov is not None:
       self.wd.end_provenance(self.prov, outcome=outcome)
       self.prov = None
@@ -451,11 +452,11 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool) -> lis
   stacked, hypers, active, place = _place_members(
       states, [_hyper(m.config) for m in members], vmapped)
   step = int(states[0]["step"])
-  label = f"{config.task.name} L={config.task.length} {config.model.cell}"
+  label = f"{config.synthetic.problem} L={config.synthetic.length} {config.model.cell}"
   log.info("%s: %d run(s)%s, %d/%d updates done", label, K, " vmapped" if vmapped else "",
            step, max_steps)
 
-  real_valued = tasks_lib.get_task(config.task.name).kind == "real"
+  real_valued = tasks_lib.get_task(config.synthetic.problem).kind == "real"
 
   def do_eval(step_now):
     res = jax.device_get(evaluate(stacked["params"]))
@@ -466,11 +467,8 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool) -> lis
                "error_rate": float(res["error_rate"][k])}
       if real_valued:
         event["mse"] = float(res["mse"][k])
-      m.writer.write(event)
-      m.last_error = event["error_rate"]
-      if m.last_error < float(m.config.task.success_error_rate):
-        m.success_step = step_now
-        m.save(_unstack(stacked, k))
+      if m.record_test(event, step_now):
+        m.book.save(_unstack(stacked, k))
         m.finish("finished", step_now, f"solved: test error {m.last_error:.4f} at step {step_now}")
         active[k] = False
     errs = " ".join(f"{float(e):.3f}" for e in res["error_rate"][:K])
@@ -494,10 +492,10 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool) -> lis
         for k, m in enumerate(members):
           if not active[k]:
             continue
-          m.writer.write(_train_event(step, metrics, k, n, use_omega, interval_rate))
+          m.book.write(_train_event(step, metrics, k, n, use_omega, interval_rate))
           if bad[k] >= 0:
             reason = f"non-finite loss or gradient at step {int(bad[k])}"
-            m.save(_unstack(stacked, k))
+            m.book.save(_unstack(stacked, k))
             m.finish("diverged", int(bad[k]), reason)
             active[k] = False
             log.info("%s member %d diverged: %s", label, k, reason)
@@ -508,14 +506,13 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool) -> lis
         if step % ckpt_every == 0 or step == max_steps:
           for k, m in enumerate(members):
             if active[k]:
-              m.save(_unstack(stacked, k))
-              m.wd.write_status("running", step, 0.0, success=False, success_step=None,
-                                error_rate=m.last_error)
+              m.book.save(_unstack(stacked, k))
+              m.write_status("running", step)
         if stop.signum is not None and step < max_steps and active.any():
           reason = interrupted_reason(stop.signum, step)
           for k, m in enumerate(members):
             if active[k]:
-              m.save(_unstack(stacked, k))
+              m.book.save(_unstack(stacked, k))
               m.finish("failed", step, reason, outcome="interrupted")
           raise Interrupted(reason)
   except Interrupted:

@@ -6,10 +6,10 @@ from rnnlm_jax.config_base import synthetic_config
 def get_config():
   c = synthetic_config()
   c.seed = 0
-  c.task.name = "temporal_order"
-  c.task.length = 12
-  c.task.test_size = 500
-  c.task.success_error_rate = 0.01
+  c.synthetic.problem = "temporal_order"
+  c.synthetic.length = 12
+  c.synthetic.test_size = 500
+  c.synthetic.success_error_rate = 0.01
   c.model.cell = "rnn_tanh"
   c.model.hidden_size = 8
   c.model.init = "smart_tanh"

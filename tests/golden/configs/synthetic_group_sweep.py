@@ -9,8 +9,8 @@ from rnnlm_jax.sweeps.spec import import_file, sweep, zip_
 
 def get_config():
   c = import_file(pathlib.Path(__file__).resolve().parent / "synthetic.py").get_config()
-  c.task.name = "addition"
-  c.task.length = 20  # the minimum for addition
+  c.synthetic.problem = "addition"
+  c.synthetic.length = 20  # the minimum for addition
   c.model.cell = "lstm"
   c.model.init = "uniform"
   c.optim.omega_weight = 0.0
