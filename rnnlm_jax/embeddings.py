@@ -11,7 +11,8 @@ Sources (``model.embeddings`` of a classification config):
 * a path to a text file: GloVe's format (``word v_1 ... v_D`` per line, space separated) or
   word2vec's text format (the same after a first line ``<num_words> <D>``); ``.gz`` is read
   compressed. The dimension is that of the header, else of the first row; every row must
-  have it (the error names the line).
+  have it, and every value must be a finite number within float32's range (``nan``,
+  ``inf`` and overflow such as ``1e39`` are errors; each error names the file and line).
 
 ``embedding_matrix(vocab_tokens, vectors, embed_size)`` lines the vectors up with a
 vocabulary: ``found[i]`` says whether token ``i`` has a pretrained vector (its exact form,
@@ -104,6 +105,28 @@ def _is_number(text: str) -> bool:
   return True
 
 
+def _parse_row(path: pathlib.Path, lineno: int, word: str, values: Sequence[str]) -> np.ndarray:
+  """One row's values as float32; every value must be a finite number that float32 holds.
+
+  Raises:
+    DataError (one line naming the file and line): a value that is not a number, is ``nan``
+      or infinite (``inf``, ``-Infinity``, ...), or overflows float32 (``1e39``).
+  """
+  try:
+    with np.errstate(over="ignore"):  # overflow is diagnosed below, with the line
+      vec = np.asarray(values, np.float32)
+  except ValueError:
+    raise DataError(f"{path} line {lineno}: a value of {word!r} is not a number.") from None
+  if np.isfinite(vec).all():
+    return vec
+  k = int(np.argmin(np.isfinite(vec)))
+  if np.isfinite(float(values[k])):
+    raise DataError(f"{path} line {lineno}: value {k + 1} of {word!r} ({values[k]}) overflows "
+                    "float32 (largest 3.4e38); fix or drop that row.")
+  raise DataError(f"{path} line {lineno}: value {k + 1} of {word!r} is {values[k]!r}, not a "
+                  "finite number; fix or drop that row.")
+
+
 def read_text_vectors(path: str | os.PathLike, keep: Iterable[str] | None = None) -> Vectors:
   """A GloVe or word2vec text file (see the module docstring).
 
@@ -117,7 +140,9 @@ def read_text_vectors(path: str | os.PathLike, keep: Iterable[str] | None = None
 
   Raises:
     DataError: missing/unreadable file, no vectors, a row with another number of values
-      than the first (or than the header), or a value that is not a number.
+      than the first (or than the header), or a value that is not a number, is ``nan`` or
+      infinite, or overflows float32 (the message names the file and the line; only the
+      rows that are stored, all of them without ``keep``, have their values parsed).
   """
   path = pathlib.Path(path).expanduser()
   if not path.is_file():
@@ -158,10 +183,7 @@ def read_text_vectors(path: str | os.PathLike, keep: Iterable[str] | None = None
                           "truncated or mixes dimensions.")
         if wanted is not None and word not in wanted and word.lower() not in wanted:
           continue
-        try:
-          vec = np.asarray(parts[1:], np.float32)
-        except ValueError:
-          raise DataError(f"{path} line {lineno}: a value of {word!r} is not a number.") from None
+        vec = _parse_row(path, lineno, word, parts[1:])
         if word in seen:
           continue
         seen.add(word)

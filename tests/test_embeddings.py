@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import runpy
 import sys
 
@@ -55,6 +56,46 @@ def test_bad_files_name_the_line(tmp_path, text, match):
     return
   with pytest.raises(DataError, match=match):
     embeddings.read_text_vectors(_vec(tmp_path / "bad.txt", text))
+
+
+@pytest.mark.parametrize("text,line,match", [
+    ("the 0.1 0.2 0.3\nmovie 1 nan 3\n", 2, r"value 2 of 'movie' is 'nan', not a finite number"),
+    ("the 0.1 0.2 0.3\nmovie NaN 1 3\n", 2, r"value 1 of 'movie' is 'NaN', not a finite"),
+    ("a 1 2\nb 1 2\n\nc inf 2\n", 4, r"value 1 of 'c' is 'inf', not a finite number"),
+    ("a 1 -Infinity\n", 1, r"value 2 of 'a' is '-Infinity', not a finite number"),
+    ("2 2\na 1 2\nb 1e39 2\n", 3, r"value 1 of 'b' \(1e39\) overflows float32"),
+    ("a 1 -4e38\n", 1, r"value 2 of 'a' \(-4e38\) overflows float32"),
+])
+def test_non_finite_and_overflow_rejected_with_the_line(tmp_path, text, line, match):
+  """Issue 19 item 11: nan, inf and values beyond float32's range are errors that name the
+  file and the line (one line, a ValueError), in GloVe and word2vec files, gzipped too."""
+  for name in ("bad.txt", "bad.txt.gz"):
+    p = tmp_path / name
+    if name.endswith(".gz"):
+      with gzip.open(p, "wt", encoding="utf-8") as f:
+        f.write(text)
+    else:
+      _vec(p, text)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(p))} line {line}: {match}") as err:
+      embeddings.read_text_vectors(p)
+    assert isinstance(err.value, DataError) and "\n" not in str(err.value)
+
+
+def test_largest_float32_and_subnormals_accepted(tmp_path):
+  """Values up to float32's largest, and tiny ones that underflow, are read as before."""
+  text = "a 3.4028235e38 -3.4e38 1e-45 1e-50\n"
+  v = embeddings.read_text_vectors(_vec(tmp_path / "g.txt", text))
+  np.testing.assert_array_equal(
+      v.matrix[0], np.float32([3.4028235e38, -3.4e38, 1e-45, 0.0]))
+
+
+def test_non_finite_row_of_a_word_not_kept_is_not_parsed(tmp_path):
+  """With ``keep``, rows of other words are only counted, not parsed (a bad value there is not
+  an error; the stored rows are all finite)."""
+  v = embeddings.read_text_vectors(_vec(tmp_path / "g.txt", "a 1 2\nb nan 2\n"), keep={"a"})
+  assert v.words == ["a"] and np.isfinite(v.matrix).all()
+  with pytest.raises(DataError, match="line 2: value 1 of 'b' is 'nan'"):
+    embeddings.read_text_vectors(tmp_path / "g.txt", keep={"b"})
 
 
 def test_missing_file(tmp_path):
