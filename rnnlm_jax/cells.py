@@ -1,4 +1,5 @@
-"""Recurrent cells as pure functions: tanh RNN, ReLU RNN, LSTM and GRU, plain or layer-normalised.
+"""Recurrent cells as pure functions: tanh RNN, ReLU RNN, LSTM and GRU, plain or layer-normalised,
+and the parallel-in-time minGRU and minLSTM.
 
 Every cell is a :class:`Cell` record of pure functions; parameters are plain dicts of
 arrays, carries are arrays (or a tuple for the LSTM). Nothing here holds state. One registry,
@@ -67,6 +68,32 @@ so the cell's output does not change when ``W_ih`` or ``W_hh`` is rescaled. Para
 cell's (same layout and initialiser) plus gains ``g_ih, g_hh [G*H]`` (ones) and, for the LSTM,
 ``g_c, b_c [H]`` (ones, zeros). These cells are named ``f"{name}_ln"`` and have no
 ``recurrence`` (autodiff of ``lax.scan``).
+
+Minimal parallel-in-time cells (Feng et al. 2024, "Were RNNs All We Needed?", arXiv 2410.01201):
+the gates read the input only, never ``h``, so ``h_t = a_t * h_{t-1} + b_t`` is a linear
+recurrence with ``a_t, b_t`` known for every ``t`` before it starts, and the whole sequence is
+one ``jax.lax.associative_scan`` (:func:`min_recurrence`) instead of ``T`` sequential steps::
+
+    min_gru:  z = sigmoid(k), h~ = g(x W_h + b_h)     with  k = x W_z + b_z
+              h' = (1 - z) * h + z * h~
+    min_lstm: f = sigmoid(x W_f + b_f), i = sigmoid(x W_i + b_i), h~ = g(x W_h + b_h)
+              f' = f / (f + i), i' = i / (f + i) ;  h' = f' * h + i' * h~
+
+    g(x) = x + 0.5 if x >= 0 else sigmoid(x)      (positive, continuous; the paper's log-space
+                                                   version, its Appendix code, where h~ > 0)
+
+``step`` is the sequential form above, in linear space (sampling, and the tests' reference);
+``recurrence`` the parallel scan, in log space as the paper's code: ``log a_t`` and
+``log b_t`` come from softplus forms (``log(1 - z) = -softplus(k)``, ``log z = -softplus(-k)``;
+``log f' = -softplus(d)``, ``log i' = -softplus(-d)`` with ``d = softplus(-k_f) - softplus(-k_i)``,
+``log g`` exact on both branches) and the scan composes the affine maps ``h -> a h + b`` as
+``(log a1 + log a2, logaddexp(log b1 + log a2, log b2))``. The carry enters at the end,
+``h_t = exp(A_t) * h_0 + exp(B_t)`` (``A_t = sum log a``, ``exp(A_t) <= 1``), equal to the
+paper's prepended ``log h_0`` but defined for any sign of ``h_0`` (zeros included, no
+``log 0``). Parameters: ``w_ih [input, G*H]``, ``b_ih [G*H]`` only (no recurrent matrix; one
+bias, as the paper's ``nn.Linear``), blocks ``(z, h~)`` (G = 2) or ``(f, i, h~)`` (G = 3);
+``forget_bias`` is added to min_lstm's ``f`` block. Initialisers as above (there is no ``W_hh``
+for ``orthogonal``/``identity``: ``w_ih`` uniform, bias 0). No layer-normalised version.
 """
 
 from __future__ import annotations
@@ -581,26 +608,151 @@ def _layer_norm_cell(base: Cell) -> Cell:
               base.carry_output, None, None)
 
 
+# ----------------------------------------------------------------------------- minimal cells
+# minGRU and minLSTM (Feng et al. 2024; module docstring): gates from the input only, so the
+# recurrence is linear in h and runs as one associative scan over time.
+
+
+def min_g(x: jax.Array) -> jax.Array:
+  """The paper's positive activation ``g(x) = x + 0.5 (x >= 0), sigmoid(x) (x < 0)``."""
+  return jnp.where(x >= 0, x + 0.5, jax.nn.sigmoid(x))
+
+
+def min_log_g(x: jax.Array) -> jax.Array:
+  """``log g(x)``, finite on both branches (so ``where`` passes no NaN gradient)."""
+  return jnp.where(x >= 0, jnp.log(jax.nn.relu(x) + 0.5), -jax.nn.softplus(-x))
+
+
+def _min_split(gx: jax.Array, num_gates: int) -> list[jax.Array]:
+  """``gx [..., G*H]`` -> its G blocks ``[..., H]``."""
+  return jnp.split(gx, num_gates, axis=-1)
+
+
+def _min_log_coeffs(gx: jax.Array, num_gates: int) -> tuple[jax.Array, jax.Array]:
+  """``(log a, log b)``, each ``[..., H]``, of ``h_t = a_t h_{t-1} + b_t`` from ``gx [..., G*H]``.
+
+  ``num_gates=2`` (min_gru, blocks ``k, h~``): ``log a = log(1 - z) = -softplus(k)``,
+  ``log b = log z + log g(h~) = -softplus(-k) + log g(h~)``. ``num_gates=3`` (min_lstm,
+  blocks ``k_f, k_i, h~``): with ``d = softplus(-k_f) - softplus(-k_i) = log i - log f``,
+  ``log a = log f' = -softplus(d)``, ``log b = log i' + log g(h~) = -softplus(-d) + log g(h~)``.
+  """
+  if num_gates == 2:
+    k, pre = _min_split(gx, 2)
+    return -jax.nn.softplus(k), -jax.nn.softplus(-k) + min_log_g(pre)
+  k_f, k_i, pre = _min_split(gx, 3)
+  d = jax.nn.softplus(-k_f) - jax.nn.softplus(-k_i)
+  return -jax.nn.softplus(d), -jax.nn.softplus(-d) + min_log_g(pre)
+
+
+def _compose_log_affine(first, second):
+  """``h -> a2 (a1 h + b1) + b2`` in log space: ``(log a1 + log a2, logaddexp(log b1 + log a2,
+  log b2))``; associative, the operator of :func:`linear_scan_log`."""
+  (la1, lb1), (la2, lb2) = first, second
+  return la1 + la2, jnp.logaddexp(lb1 + la2, lb2)
+
+
+def linear_scan_log(log_a: jax.Array, log_b: jax.Array, h0: jax.Array) -> jax.Array:
+  """All ``h_t = a_t h_{t-1} + b_t`` (``a_t, b_t > 0`` given as logs) by one associative scan.
+
+  Args:
+    log_a, log_b: ``[time, ...]`` (time first; e.g. ``[T, B, H]`` or ``[T, K, B, H]``).
+    h0: the state before step 0, broadcastable to ``log_a.shape[1:]``; any sign.
+
+  Returns:
+    ``hs [time, ...]`` ``= exp(A_t) h0 + exp(B_t)`` with ``(A_t, B_t)`` the scanned
+    ``(log a, log b)`` prefix compositions: O(T) work, O(log T) depth, autodiff backward.
+  """
+  big_a, big_b = jax.lax.associative_scan(_compose_log_affine, (log_a, log_b), axis=0)
+  return jnp.exp(big_a) * h0 + jnp.exp(big_b)
+
+
+def min_recurrence(num_gates: int, h0: jax.Array, gx: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """The min cell's whole recurrence in parallel (log space): ``(h_T, hs)``.
+
+  ``h0 [batch, H]``, ``gx [time, batch, G*H]`` (``project_inputs``; a member axis K after time
+  works too, ``h0 [K, batch, H]``) -> ``(h_T [batch, H], hs [time, batch, H])``, the values of
+  scanning the cell's sequential ``step`` to float rounding.
+  """
+  log_a, log_b = _min_log_coeffs(gx, num_gates)
+  hs = linear_scan_log(log_a, log_b, h0)
+  return hs[-1], hs
+
+
+def _make_min(name: str, num_gates: int) -> Cell:
+  """minGRU (``num_gates=2``) or minLSTM (3); see the module docstring."""
+
+  def init(key, input_size, hidden_size, *, init="uniform", init_scale=0.1, forget_bias=0.0,
+           gain=1.0):
+    """``{w_ih [input, G*H], b_ih [G*H]}`` as the other cells' (``w_hh`` rules do not apply:
+    ``init`` other than uniform gives bias 0); ``forget_bias`` added to min_lstm's f block."""
+    p = _init_params(key, input_size, hidden_size, num_gates, init=init, init_scale=init_scale,
+                     gain=gain)
+    params = {"w_ih": p["w_ih"], "b_ih": p["b_ih"]}
+    if forget_bias and num_gates == 3:
+      params["b_ih"] = params["b_ih"].at[:hidden_size].add(forget_bias)
+    return params
+
+  def project_inputs(params, xs, compute_dtype="float32"):
+    """``xs [..., input] -> [..., G*H]`` = x W_ih + b_ih: every gate, every time step."""
+    return _project(params, xs, False, compute_dtype)
+
+  def step(params, h, gx_t):
+    """``h [B, H], gx_t [B, G*H] -> (h', h')``: the sequential form, in linear space."""
+    del params
+    if num_gates == 2:
+      k, pre = _min_split(gx_t, 2)
+      z = jax.nn.sigmoid(k)
+      h = (1.0 - z) * h + z * min_g(pre)
+    else:
+      k_f, k_i, pre = _min_split(gx_t, 3)
+      # f' = f / (f + i) = sigmoid(log f - log i), i' = 1 - f': no 0/0 where both underflow
+      f_n = jax.nn.sigmoid(jax.nn.softplus(-k_i) - jax.nn.softplus(-k_f))
+      h = f_n * h + (1.0 - f_n) * min_g(pre)
+    return h, h
+
+  def apply(params, carry, x_t):
+    """One step on the raw input ``x_t [B, input]``."""
+    return step(params, carry, project_inputs(params, x_t))
+
+  def recurrence(params, h0, gx):
+    """:func:`min_recurrence` (reads no parameter: everything is in ``gx``)."""
+    del params
+    return min_recurrence(num_gates, h0, gx)
+
+  return Cell(name, num_gates, init, _zeros_carry, project_inputs, step, apply, lambda h: h,
+              None, recurrence)
+
+
+min_gru = _make_min("min_gru", 2)
+min_lstm = _make_min("min_lstm", 3)
+
 # ----------------------------------------------------------------------------- registry
 
-CELLS: dict[str, Cell] = {c.name: c for c in (rnn_tanh, rnn_relu, lstm, gru)}  # norm="none"
+CELLS: dict[str, Cell] = {c.name: c for c in (rnn_tanh, rnn_relu, lstm, gru, min_gru, min_lstm)}
+MIN_CELLS = ("min_gru", "min_lstm")  # parallel-in-time; no layer-normalised version
 _REGISTRY: dict[tuple[str, str, str], Cell] = {}
 for _name, _base in CELLS.items():
-  for _norm, _cell in (("none", _base), ("layer", _layer_norm_cell(_base))):
+  _norms = {"none": _base}
+  if _name not in MIN_CELLS:
+    _norms["layer"] = _layer_norm_cell(_base)
+  for _norm, _cell in _norms.items():
     _REGISTRY[_name, _norm, "lean"] = _cell
     _REGISTRY[_name, _norm, "autodiff"] = _cell._replace(recurrence=None)
-del _name, _base, _norm, _cell
+del _name, _base, _norms, _norm, _cell
 
 
 def get_cell(name: str, norm: str = "none", *, backward: str = "lean") -> Cell:
   """The cell called ``name`` with normalisation ``norm``; clear ``ValueError``s.
 
   Args:
-    name: ``rnn_tanh`` | ``rnn_relu`` | ``lstm`` | ``gru`` (config key ``model.cell``).
-    norm: ``none`` | ``layer`` (config key ``model.norm``): layer-normalised gates.
-    backward: ``lean`` (default): the cell's hand-differentiated ``recurrence`` where it has one;
-      ``autodiff``: the same cell with ``recurrence=None``, so scans differentiate
-      ``lax.scan(cell.step)`` (same values and gradients to float rounding; for A/B benchmarks).
+    name: ``rnn_tanh`` | ``rnn_relu`` | ``lstm`` | ``gru`` | ``min_gru`` | ``min_lstm``
+      (config key ``model.cell``).
+    norm: ``none`` | ``layer`` (config key ``model.norm``): layer-normalised gates (not for
+      the min cells).
+    backward: ``lean`` (default): the cell's ``recurrence`` where it has one (hand-differentiated;
+      the min cells': the parallel scan); ``autodiff``: the same cell with ``recurrence=None``,
+      so scans differentiate ``lax.scan(cell.step)`` (same values and gradients to float
+      rounding; for A/B benchmarks).
 
   One object per ``(name, norm, backward)``: the same call always returns the same cell.
   """
@@ -612,4 +764,7 @@ def get_cell(name: str, norm: str = "none", *, backward: str = "lean") -> Cell:
   if name not in CELLS:
     raise ValueError(
         f"unknown cell {name!r}; choose one of {', '.join(CELLS)} (config key model.cell)")
+  if (name, norm, backward) not in _REGISTRY:
+    raise ValueError(f"model.norm={norm!r} is not defined for the min cells ({name!r} has no "
+                     f"layer-normalised version); use model.norm='none'")
   return _REGISTRY[name, norm, backward]

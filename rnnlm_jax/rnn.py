@@ -9,7 +9,8 @@ A layer runs its cell's hand-differentiated recurrence (the field ``Cell.recurre
 cell has one and nothing asks for remat, unroll or reverse; otherwise autodiff of ``lax.scan``.
 Same values and gradients either way; the lean one does less work backward (scripts/bench.py,
 scripts/bench_lean_backward.py). ``cells.get_cell(name, backward="autodiff")`` gives a cell
-without it.
+without it. The min cells' ``recurrence`` is their parallel associative scan over time
+(:func:`rnnlm_jax.cells.min_recurrence`); remat, unroll or reverse run their sequential step.
 
 The stack (:func:`stack_time_major`) is the one stack of every model, with the remedy options
 of issue 8 (each off by default, and then without effect):
@@ -314,6 +315,9 @@ def weight_drop(params: Params, rate: float, rng: jax.Array | None) -> Params:
   ``rate == 0`` or ``rng is None``."""
   if rate == 0.0 or rng is None:
     return params
+  if "w_hh" not in params:
+    raise ValueError("model.weight_drop drops entries of the recurrent matrix W_hh; this cell has "
+                     "none (the min cells' gates read the input only): set model.weight_drop=0")
   w = params["w_hh"]
   keep = jax.random.bernoulli(rng, 1.0 - rate, w.shape)
   return dict(params, w_hh=jnp.where(keep, w / (1.0 - rate), jnp.zeros_like(w)))
@@ -428,7 +432,7 @@ def bidirectional_time_major(cell: Cell, params_fw: Params, params_bw: Params,
   2H])`` with ``hs[..., :H]`` the forward and ``hs[..., H:]`` the backward states (zeros at
   padding); ``final_bw`` is the backward state at each sequence's first token.
   """
-  batch, hidden = xs_TBI.shape[1], params_fw["w_hh"].shape[0]
+  batch, hidden = xs_TBI.shape[1], params_fw["w_ih"].shape[-1] // cell.num_gates
   zero = cell.init_carry(batch, hidden)
   fw, hs_fw = masked_scan_layer_time_major(cell, params_fw, zero, xs_TBI, lengths_B,
                                            compute_dtype=compute_dtype)
