@@ -1,39 +1,109 @@
-"""Checkpoints with orbax: the latest N states, plus the best-validation one.
+"""Checkpoints with orbax: the latest N states, plus the best-validation one, each verified.
 
 ``workdir/checkpoints/latest/<step>/`` keeps the last ``keep`` states (for resuming);
-``workdir/checkpoints/best/<step>/`` keeps the state with the lowest validation loss (for the
+``workdir/checkpoints/best/<step>/`` keeps the state with the best validation metric (for the
 final test). Each checkpoint holds the train state pytree (``state``) and a JSON dict
-(``meta``: loop bookkeeping such as the best validation loss and the number of metric events
+(``meta``: loop bookkeeping such as the best validation value and the number of metric events
 written so far). Orbax writes into a temporary directory and renames it when complete, so a
 run killed mid-save leaves the previous checkpoint intact.
+
+**Integrity.** Before a checkpoint is saved, a manifest with the SHA-256 digest of its
+contents (every array's bytes, dtype and shape, and the meta JSON) is written to
+``checkpoints/manifests/<latest|best>-<step>.json`` (durably, before the save starts, so a
+committed checkpoint never lacks its manifest). A restore recomputes the digest of what it
+read: a checkpoint that cannot be read or does not match is moved to
+``checkpoints/corrupt/`` with a warning naming it, and the next older one is tried; if none
+is usable, :class:`CheckpointError` says so and how to start over. Checkpoints written before
+manifests existed are restored unverified (a read error still falls back).
+
+**Idempotent saves.** Saving a step that already exists (a run killed after one of its saves
+at that step committed, re-run from an older checkpoint) replaces it, so no order of kills
+can wedge a run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import pathlib
+import shutil
+import time
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+from rnnlm_jax.workdir import atomic_write_text
+
+log = logging.getLogger("rnnlm_jax")
+
+
+class CheckpointError(RuntimeError):
+  """No usable checkpoint where one is needed (all of them failed verification)."""
+
+
+def state_digest(state, meta: dict) -> str | None:
+  """SHA-256 over every leaf of ``state`` (its path, dtype, shape and bytes) and ``meta`` (as
+  JSON); ``None`` if a leaf is not fully addressable here (multi-process: not verifiable)."""
+  h = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+    if isinstance(leaf, jax.Array):
+      if not leaf.is_fully_addressable:
+        return None
+      if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    arr = np.ascontiguousarray(np.asarray(jax.device_get(leaf)))
+    h.update(f"{jax.tree_util.keystr(path)}|{arr.dtype.str}|{arr.shape}|".encode())
+    h.update(arr.tobytes())
+  h.update(json.dumps(meta, sort_keys=True, default=float).encode())
+  return h.hexdigest()
 
 
 class Checkpointer:
-  """Two orbax ``CheckpointManager``s: ``latest`` and ``best``."""
+  """Two orbax ``CheckpointManager``s, ``latest`` and ``best``, with verified restores."""
 
   def __init__(self, directory: pathlib.Path, keep: int = 2, async_save: bool = True):
-    directory = pathlib.Path(directory).absolute()
+    self.directory = pathlib.Path(directory).absolute()
     make = lambda name, n: ocp.CheckpointManager(
-        directory / name,
+        self.directory / name,
         options=ocp.CheckpointManagerOptions(max_to_keep=n, create=True,
                                              enable_async_checkpointing=async_save))
     self.latest = make("latest", max(1, int(keep)))
     self.best = make("best", 1)
+    self.manifests = self.directory / "manifests"
 
-  @staticmethod
-  def _save(manager, step, state, meta):
-    manager.save(int(step), args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                    meta=ocp.args.JsonSave(meta)), force=True)
+  def _name(self, manager) -> str:
+    return "latest" if manager is self.latest else "best"
 
-  @staticmethod
-  def _restore(manager, step, abstract_state):
+  def _manifest(self, manager, step: int) -> pathlib.Path:
+    return self.manifests / f"{self._name(manager)}-{int(step)}.json"
+
+  def _save(self, manager, step, state, meta):
+    step = int(step)
+    digest = state_digest(state, meta)
+    manager.wait_until_finished()  # the previous save is committed before this one starts
+    if step in manager.all_steps():  # a save of this step committed before a crash: redo it
+      manager.delete(step)
+    self._prune_manifests(manager)
+    if digest is not None:
+      self.manifests.mkdir(parents=True, exist_ok=True)
+      atomic_write_text(self._manifest(manager, step),
+                        json.dumps({"step": step, "sha256": digest}) + "\n")
+    manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                               meta=ocp.args.JsonSave(meta)), force=True)
+
+  def _prune_manifests(self, manager) -> None:
+    """Remove the manifests of steps orbax no longer keeps."""
+    kept = set(manager.all_steps())
+    for f in self.manifests.glob(f"{self._name(manager)}-*.json"):
+      try:
+        if int(f.stem.rsplit("-", 1)[1]) not in kept:
+          f.unlink(missing_ok=True)
+      except ValueError:
+        continue
+
+  def _restore_step(self, manager, step, abstract_state):
     restore = lambda target: manager.restore(int(step), args=ocp.args.Composite(
         state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
     try:
@@ -43,8 +113,50 @@ class Checkpointer:
       if legacy is None:
         raise
       out = restore(legacy)
-      return _with_clip_state(out.state), out.meta
-    return out.state, out.meta
+      return _with_clip_state(out.state), out.meta, out.state
+    return out.state, out.meta, out.state
+
+  def _restore_verified(self, manager, abstract_state):
+    """``(state, meta)`` of the newest checkpoint of ``manager`` that reads and verifies;
+    unusable ones are moved aside (with a warning). ``None`` if there is none at all."""
+    steps = sorted(manager.all_steps(), reverse=True)
+    if not steps:
+      return None
+    skipped = []
+    for step in steps:
+      problem = None
+      try:
+        state, meta, as_saved = self._restore_step(manager, step, abstract_state)
+      except Exception as e:  # noqa: BLE001  unreadable: truncated, missing metadata, ...
+        first = (str(e).splitlines() or [""])[0][:200]
+        problem = f"unreadable ({type(e).__name__}: {first})"
+      else:
+        manifest = self._manifest(manager, step)
+        if manifest.is_file():
+          expected = json.loads(manifest.read_text())["sha256"]
+          if state_digest(as_saved, meta) != expected:
+            problem = "its contents do not match its manifest's SHA-256"
+      if problem is None:
+        if skipped:
+          manager.reload()
+        return state, meta
+      where = f"checkpoints/{self._name(manager)}/{step}"
+      moved = self._move_aside(manager, step)
+      log.warning("checkpoint %s skipped: %s (moved to %s); trying an older one", where,
+                  problem, moved)
+      skipped.append(f"{where} ({problem})")
+    raise CheckpointError(
+        f"no usable checkpoint in {self.directory / self._name(manager)}: "
+        f"{'; '.join(skipped)}; to start over, move the workdir aside and re-run")
+
+  def _move_aside(self, manager, step) -> str:
+    """Move a bad checkpoint out of orbax's sight (kept for inspection, never deleted)."""
+    dest = self.directory / "corrupt" / f"{self._name(manager)}-{int(step)}-{int(time.time())}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(pathlib.Path(manager.directory) / str(int(step))), str(dest))
+    self._manifest(manager, step).unlink(missing_ok=True)
+    manager.reload()
+    return str(dest.relative_to(self.directory.parent))
 
   def save_latest(self, step: int, state, meta: dict) -> None:
     """Save (asynchronously) the state for resuming."""
@@ -61,14 +173,13 @@ class Checkpointer:
     return self.best.latest_step()
 
   def restore_latest(self, abstract_state):
-    """``(state, meta)`` of the latest checkpoint, or ``None`` if there is none."""
-    step = self.latest.latest_step()
-    return None if step is None else self._restore(self.latest, step, abstract_state)
+    """``(state, meta)`` of the newest latest checkpoint that verifies, or ``None`` if there
+    is none. Raises :class:`CheckpointError` if there are some but none verifies."""
+    return self._restore_verified(self.latest, abstract_state)
 
   def restore_best(self, abstract_state):
-    """``(state, meta)`` of the best-validation checkpoint, or ``None``."""
-    step = self.best.latest_step()
-    return None if step is None else self._restore(self.best, step, abstract_state)
+    """``(state, meta)`` of the best-validation checkpoint (verified), or ``None``."""
+    return self._restore_verified(self.best, abstract_state)
 
   def wait(self) -> None:
     """Block until pending asynchronous saves are on disk."""
@@ -77,6 +188,8 @@ class Checkpointer:
 
   def close(self) -> None:
     self.wait()
+    for manager in (self.latest, self.best):
+      self._prune_manifests(manager)
     self.latest.close()
     self.best.close()
 

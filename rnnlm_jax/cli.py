@@ -2,7 +2,9 @@
 flag parsing.
 
 Bad input ends with one line on stderr, ``error: <what is wrong and how to fix it>``, and a
-non-zero exit status: 1 some sweep points failed, 2 bad input, 3 diverged (NaN/inf), 130
+non-zero exit status: 1 some sweep points failed, 2 bad input (also: the workdir is in use by
+another run, or none of its checkpoints verifies), 3 diverged (NaN/inf, or not learning), 74
+a file-system error (not a directory, read-only, disk full: fix it and re-run to resume), 130
 interrupted (a checkpoint was saved; re-run the same command to resume).
 
 ``--help`` (also ``-h``, ``-?``, ``--helpshort``) prints the program's usage, a description, an
@@ -23,6 +25,8 @@ import textwrap
 from absl import flags
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_OS_ERROR = 74  # sysexits' EX_IOERR: the file system refused (not a directory, read-only,
+# disk full, ...); fix the cause and re-run the same command to resume
 
 CONFIG_KEYS_HINT = "the keys, with comments, are in rnnlm_jax/config_base.py"
 
@@ -31,6 +35,25 @@ def fail(msg: str, code: int = EXIT_BAD_INPUT):
   """Print ``error: msg`` on stderr and exit with ``code``."""
   print(f"error: {msg}", file=sys.stderr, flush=True)
   sys.exit(code)
+
+
+def os_error_in(e: BaseException) -> OSError | None:
+  """The ``OSError`` that caused ``e`` (``e`` itself, or one in its chain of causes), if any:
+  libraries (orbax, tensorstore) wrap the file system's errors in their own."""
+  seen = set()
+  while e is not None and id(e) not in seen:
+    if isinstance(e, OSError):
+      return e
+    seen.add(id(e))
+    e = e.__cause__ or e.__context__
+  return None
+
+
+def os_error_line(e: OSError) -> str:
+  """One line for a file-system error: what failed, where, and that a re-run resumes."""
+  where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+  what = e.strerror or one_line(e)
+  return f"{what}{where}; fix that and re-run the same command (the run resumes)"
 
 
 def one_line(e: BaseException) -> str:
@@ -74,7 +97,8 @@ PROGRAMS = {
             "checkpoints, "
             "metrics and the final test scores are written there. Re-running the same "
             "command resumes from the latest checkpoint. Exit status: 0 done, 2 bad input, "
-            "3 diverged (NaN/inf), 130 interrupted (re-run to resume)."),
+            "3 diverged (NaN/inf, not learning), 74 file-system error, 130 interrupted (re-run to "
+            "resume)."),
         examples=("rnnlm-train --config configs/ptb_small.py --workdir runs/ptb_small",
                   "rnnlm-train --config configs/tiny.py --workdir /tmp/tiny "
                   "--config.model.cell=gru --config.seed=1"),

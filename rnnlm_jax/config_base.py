@@ -72,6 +72,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.num_devices = 0  # data-parallel devices: 0 = all, 1 = one, n = the first n
   c.train.num_epochs = 13  # passes over the training stream
   c.train.max_steps = 0  # stop after this many updates (0 = no limit beyond num_epochs)
+  c.train.not_learning_steps = 1000  # from this step on, a validation whose last train loss is
+  # above the uniform predictor's (+0.1 nats) stops the run as diverged, "not learning" (0 = off)
   c.train.log_every = 100  # steps between train events in metrics.jsonl
   c.train.checkpoint_every_steps = 1000  # steps between checkpoints (also at every epoch end)
   c.train.checkpoint_keep = 2  # latest checkpoints kept (the best-valid one is kept apart)
@@ -165,6 +167,8 @@ def seq_config(task: str) -> ml_collections.ConfigDict:
   c.train.eval_batch_size = 128  # sequences per evaluation batch
   c.train.num_epochs = 10  # passes over the training set (reshuffled per epoch)
   c.train.max_steps = 0  # stop after this many updates (0 = no limit beyond num_epochs)
+  c.train.not_learning_steps = 1000  # from this step on, a validation whose last train loss is
+  # above the uniform predictor's (+0.1 nats) stops the run as diverged, "not learning" (0 = off)
   c.train.patience = 0  # stop after this many validations without improvement (0 = never)
   c.train.log_every = 50  # updates between train events in metrics.jsonl
   c.train.checkpoint_every_steps = 1000  # updates between checkpoints (also every validation)

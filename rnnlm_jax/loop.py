@@ -52,7 +52,8 @@ log = logging.getLogger("rnnlm_jax")
 
 
 class Diverged(RuntimeError):
-  """The training loss or gradient became NaN or infinite."""
+  """The training loss or gradient, or an evaluation, became NaN or infinite, or the run does
+  not learn (its train loss stays above the uniform predictor's)."""
 
 
 class Interrupted(RuntimeError):
@@ -137,11 +138,14 @@ class Run(Protocol):
   steps_per_epoch: int
   total_steps: int
   tokens_per_step: int | None
+  uniform_loss: float | None  # the train loss of a uniform prediction (None: not defined)
   select_metric: str
   select_mode: str
   final_splits: tuple[str, ...]
 
   def write_files(self, wd: Workdir) -> None: ...
+  def check(self) -> None: ...
+  def data_fingerprint(self) -> dict: ...
   def describe(self, state) -> str: ...
   def init_state(self) -> TrainState: ...
   def place_state(self, state: TrainState) -> TrainState: ...
@@ -160,6 +164,23 @@ def run_length(train_cfg, steps_per_epoch: int) -> int:
   num_epochs, max_steps = int(train_cfg.num_epochs), int(train_cfg.max_steps)
   total = num_epochs * steps_per_epoch if num_epochs > 0 else max_steps
   return min(total, max_steps) if max_steps > 0 else total
+
+
+# A run is "not learning" when its train loss is above the uniform prediction's by this much.
+NOT_LEARNING_MARGIN = 0.1
+
+
+def not_learning(train_loss: float, uniform_loss: float | None, step: int,
+                 after_steps: int) -> str | None:
+  """The reason a run counts as not learning at ``step`` (its last train loss still above the
+  uniform predictor's ``uniform_loss`` + :data:`NOT_LEARNING_MARGIN` at or after
+  ``after_steps``, 0 = never), else ``None``."""
+  if not after_steps or uniform_loss is None or step < after_steps:
+    return None
+  if train_loss > uniform_loss + NOT_LEARNING_MARGIN:
+    return (f"not learning: train loss {train_loss:.4f} at step {step} is above the uniform "
+            f"prediction's {uniform_loss:.4f} (+{NOT_LEARNING_MARGIN})")
+  return None
 
 
 def _better(value: float, best: float | None, mode: str) -> bool:
@@ -262,14 +283,17 @@ def _step_of(state) -> int:
 # ----------------------------------------------------------------------------- entry points
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       accept_data_change: bool = False) -> dict:
   """Train ``config`` in ``workdir`` with its task's run (resuming), evaluate the best-valid
   checkpoint; returns the last final event (e.g. ``test``), or the task's own result for
   tasks that train themselves (synthetic groups).
 
-  Everything that can be wrong with the input is checked (config, data) before the workdir
-  is touched. Raises :class:`Diverged` (status ``diverged``) and :class:`Interrupted` (after a
-  checkpoint; re-running resumes).
+  Everything that can be wrong with the input is checked (config, data, shapes traced with
+  ``jax.eval_shape``) before the workdir is touched; then the workdir is locked (one process
+  per workdir) and a resume on data other than the workdir's (``data.json``) is refused unless
+  ``accept_data_change``. Raises :class:`Diverged` (status ``diverged``) and
+  :class:`Interrupted` (status ``interrupted``, after a checkpoint; re-running resumes).
   """
   from rnnlm_jax import tasks
   config = tasks.migrate_config_dict(config)  # a config file in an older spelling
@@ -281,9 +305,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   config_dict = config.to_dict()
   wd.check_config(config_dict)
   run = task.make_run(config, str(wd.path))  # loads the data: bad input fails before writing
-  wd.write_config(config_dict)
-  run.write_files(wd)
-  return wd.run_recorded(lambda: _run(config, wd, run), RECORDED_OUTCOMES)
+  run.check()  # shapes of the init, a train step and an evaluation, traced
+  fingerprint = run.data_fingerprint()
+  data_change = wd.check_data(fingerprint, accept_data_change)
+  wd.acquire()  # one process per workdir; held until this run returns or the process ends
+  try:
+    wd.check_config(config_dict)  # again under the lock: another run may have written them
+    data_change = wd.check_data(fingerprint, accept_data_change) or data_change
+    wd.write_config(config_dict)
+    wd.record_data(fingerprint)
+    run.write_files(wd)
+
+    def recorded():
+      if data_change is not None:
+        wd.note_provenance(data_changed=data_change)
+      return _run(config, wd, run)
+
+    return wd.run_recorded(recorded, RECORDED_OUTCOMES)
+  finally:
+    wd.release()
 
 
 def _run(config, wd: Workdir, run: Run) -> dict:
@@ -306,6 +346,14 @@ def _run(config, wd: Workdir, run: Run) -> dict:
   pending: list = []
   clock = [time.perf_counter(), 0]  # interval start, steps timed in it
 
+  last_train_loss = [float("nan")]
+
+  def diverge(reason: str, at: int | None = None):
+    """Record the run as diverged at step ``at`` (default: now) and stop it."""
+    at = step if at is None else at
+    wd.write_status("diverged", at, at / spe, reason)
+    raise Diverged(f"{reason}; see {wd.metrics_file}")
+
   def flush():
     """One train event for the steps since the last one; raise Diverged on NaN/inf."""
     if not pending:
@@ -313,6 +361,7 @@ def _run(config, wd: Workdir, run: Run) -> dict:
     got = jax.device_get(pending)
     pending.clear()
     task_metrics, per_step = run.train_metrics(got)
+    last_train_loss[0] = float(task_metrics["loss"])
     grads = gradient_stats(got)
     elapsed, timed = time.perf_counter() - clock[0], clock[1]
     steps_per_sec = timed / elapsed if timed and elapsed > 0 else None
@@ -325,9 +374,8 @@ def _run(config, wd: Workdir, run: Run) -> dict:
     finite = np.isfinite(per_step) & np.isfinite(norms)
     if not np.all(finite):
       bad = step - len(got) + int(np.argmin(finite)) + 1
-      reason = f"non-finite loss or gradient at step {bad}"
-      wd.write_status("diverged", bad, bad / spe, reason)
-      raise Diverged(f"{reason}; see {wd.metrics_file}")
+      diverge(f"non-finite loss or gradient at step {bad}", bad)
+    wd.write_status("running", step, step / spe)  # the heartbeat
     rate = event["tokens_per_sec"]
     log.info("step %d epoch %.2f train: %s gnorm %.3f clipped %.2f lr %.4g %s", step,
              step / spe, _fmt({k: task_metrics[k] for k in list(task_metrics)[:2]}),
@@ -342,11 +390,17 @@ def _run(config, wd: Workdir, run: Run) -> dict:
     nonlocal state
     metrics = run.evaluate(optim.eval_params(state.opt_state, state.params), "valid")
     value = metrics[select]
-    is_best = _better(value, meta["best_value"], mode)
+    finite = bool(np.isfinite(value) and np.isfinite(metrics["loss"]))
+    is_best = finite and _better(value, meta["best_value"], mode)
     book.write({"step": step, "epoch": step / spe, "split": "valid", **metrics,
                 "best": is_best, **run.valid_extras(state)})
     log.info("step %d epoch %.2f valid: %s%s", step, step / spe, _fmt(metrics),
              " (best)" if is_best else "")
+    reason = (None if finite else f"non-finite validation {select} at step {step}") or \
+        not_learning(last_train_loss[0], run.uniform_loss, step,
+                     int(t_cfg.get("not_learning_steps", 0)))
+    if reason is not None:
+      diverge(reason)
     if is_best:
       meta["best_value"], meta["best_step"], meta["bad_validations"] = value, step, 0
     else:
@@ -392,7 +446,7 @@ def _run(config, wd: Workdir, run: Run) -> dict:
           book.save(state)
           book.ckpt.wait()
           reason = interrupted_reason(stop.signum, step)
-          wd.write_status("failed", step, step / spe, reason)
+          wd.write_status("interrupted", step, step / spe, reason)
           raise Interrupted(reason)
   finally:
     bar.close()
@@ -412,6 +466,10 @@ def _run(config, wd: Workdir, run: Run) -> dict:
     book.write(event)
     log.info("%s (best-valid checkpoint, step %d): %s", split, int(best_state.step),
              _fmt(metrics))
+    if not np.isfinite(metrics["loss"]):
+      book.close()
+      diverge(f"non-finite {split} loss of the best-valid checkpoint (step "
+              f"{int(best_state.step)})")
   book.close()
   reason = "stopped early (patience)" if meta["stopped_early"] else ""
   wd.write_status("finished", step, step / spe, reason)

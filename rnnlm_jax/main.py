@@ -32,6 +32,8 @@ flags.DEFINE_enum("mode", "train", ["train", "eval"], "train, or evaluate a work
 flags.DEFINE_string("split", "test", "rnnlm-eval: split to evaluate (train, valid, test).")
 flags.DEFINE_string("text", None, "rnnlm-eval: evaluate on this UTF-8 text file instead.")
 flags.DEFINE_enum("checkpoint", "best", ["best", "latest"], "rnnlm-eval: which checkpoint.")
+flags.DEFINE_bool("accept_data_change", False, "rnnlm-train: resume although the prepared data "
+                  "differs from the workdir's data.json (recorded in provenance.json).")
 
 
 def _main(argv) -> None:
@@ -46,6 +48,7 @@ def _main(argv) -> None:
   except ValueError as e:
     cli.fail(cli.one_line(e))
   from rnnlm_jax import loop, tasks  # heavy imports after flag checks
+  from rnnlm_jax.checkpoint import CheckpointError
   from rnnlm_jax.data import DataError
   from rnnlm_jax.workdir import Workdir, WorkdirError
   try:
@@ -56,13 +59,19 @@ def _main(argv) -> None:
       return
     if FLAGS.config is None:
       cli.fail("--config is required, e.g. --config configs/ptb_small.py")
-    print(json.dumps(loop.train_and_evaluate(FLAGS.config, FLAGS.workdir)))
-  except (DataError, WorkdirError, ValueError, FileNotFoundError) as e:
+    print(json.dumps(loop.train_and_evaluate(FLAGS.config, FLAGS.workdir,
+                                             accept_data_change=FLAGS.accept_data_change)))
+  except (DataError, WorkdirError, ValueError, FileNotFoundError, CheckpointError) as e:
     cli.fail(cli.one_line(e))
   except loop.Diverged as e:
     cli.fail(f"training diverged: {e}", cli.EXIT_DIVERGED)
   except loop.Interrupted as e:
     cli.fail(str(e), cli.EXIT_INTERRUPTED)
+  except Exception as e:  # noqa: BLE001  a file-system error, however a library wrapped it
+    os_error = cli.os_error_in(e)
+    if os_error is None:
+      raise
+    cli.fail(cli.os_error_line(os_error), cli.EXIT_OS_ERROR)
 
 
 def train_cli() -> None:

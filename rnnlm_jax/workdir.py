@@ -5,7 +5,11 @@ A workdir holds everything about one run::
     config.json       the resolved config (written once; later runs must agree on it)
     provenance.json   {"runs": [...]} one entry per invocation: command, git SHA, library
                       versions, hardware, start/end time
-    status.json       {"state": running|finished|diverged|failed, "step", "epoch", "reason"}
+    status.json       {"state": running|finished|interrupted|diverged|failed, "step", "epoch",
+                       "reason", "time" (last update: the heartbeat), "pid", "host"}
+    .lock             held (fcntl.flock) by the process training in it: pid, host, since
+    data.json         the prepared data's fingerprint (hashes, builder, version, vocabulary):
+                      a resume on different data is refused
     vocab.txt         the vocabulary (written by the data layer)
     metrics.jsonl     one JSON object per event: step, epoch, split, loss, perplexity|bpc, ...
     checkpoints/      orbax checkpoints: latest/ (last N) and best/ (best validation loss)
@@ -18,11 +22,13 @@ Re-running the same command on a workdir resumes it. Fields that change what is 
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import math
 import os
 import pathlib
 import platform
+import socket
 import subprocess
 import sys
 from typing import Any, Callable, Mapping, TypeVar
@@ -54,11 +60,20 @@ ADDED_KEY_DEFAULTS = {
     "model.norm": "none", "model.residual": False, "model.locked_dropout": False,
     "model.embed_dropout": 0.0, "model.weight_drop": 0.0, "model.attention_window": 0,
     "model.aux_weight": 0.0, "optim.nonmono": 5, "optim.ar": 0.0, "optim.tar": 0.0,
+    # issue 19: runs that do not learn are stopped (it changes no number of a run that learns)
+    "train.not_learning_steps": 1000,
 }
 
 
+# What status.json's "state" can be: a run in progress (or a process that died: see
+# Workdir.is_stale), ended normally, stopped by SIGINT/SIGTERM after a checkpoint (re-run to
+# resume), stopped by a NaN/inf loss, gradient or evaluation or by not learning, or ended by an
+# error (its reason says which).
+STATES = ("running", "finished", "interrupted", "diverged", "failed")
+
+
 class WorkdirError(ValueError):
-  """A workdir that cannot be used as asked (conflicting config, missing files)."""
+  """A workdir that cannot be used as asked (conflicting config, missing files, in use)."""
 
 
 def now() -> str:
@@ -66,10 +81,28 @@ def now() -> str:
   return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def atomic_write_text(path: pathlib.Path, text: str) -> None:
+  """Replace ``path`` by ``text`` atomically and durably: write a temporary file, fsync it,
+  rename it over ``path``, fsync the directory (so the rename survives a power cut)."""
+  path = pathlib.Path(path)
+  tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+  try:
+    with open(tmp, "w") as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp, path)
+  finally:
+    tmp.unlink(missing_ok=True)
+  fd = os.open(path.parent, os.O_RDONLY)
+  try:
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
 def _atomic_write_json(path: pathlib.Path, obj: Any) -> None:
-  tmp = path.with_suffix(path.suffix + ".tmp")
-  tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-  os.replace(tmp, path)
+  atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -164,6 +197,64 @@ class Workdir:
 
   def __init__(self, path: str | os.PathLike):
     self.path = pathlib.Path(path)
+    self._lock_fd: int | None = None
+
+  # -- the exclusive lock of a running process
+  @property
+  def lock_file(self): return self.path / ".lock"
+
+  def acquire(self) -> None:
+    """Take the workdir's exclusive lock (``fcntl.flock`` on ``.lock``, released when the
+    process ends, however it ends) and record the holder (pid, host, start time) in it.
+
+    Raises:
+      WorkdirError: another process (or another run in this one) holds it.
+    """
+    if self.path.exists() and not self.path.is_dir():
+      raise WorkdirError(f"workdir {self.path} is a file, not a directory; pass another "
+                         "--workdir")
+    self.path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+      os.close(fd)
+      try:
+        h = json.loads(holder)
+        who = f"pid {h['pid']} on {h['host']} since {h['since']}"
+      except (ValueError, KeyError, TypeError):
+        who = "another process"
+      raise WorkdirError(f"workdir {self.path} is in use by {who}; wait for that run to end "
+                         "or stop it, then re-run") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                              "since": now()}).encode() + b"\n", 0)
+    self._lock_fd = fd
+
+  def release(self) -> None:
+    """Release the lock taken by :meth:`acquire` (a no-op if not held)."""
+    if self._lock_fd is not None:
+      fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+      os.close(self._lock_fd)
+      self._lock_fd = None
+
+  def is_stale(self, status: dict | None = None) -> bool:
+    """Whether status.json says ``running`` but no process holds the workdir's lock (the run
+    was killed, e.g. by ``kill -9`` or a lost machine); re-running resumes it."""
+    status = self.read_status() if status is None else status
+    if not status or status.get("state") != "running" or self._lock_fd is not None:
+      return False
+    if not self.lock_file.exists():
+      return True  # written before workdirs had locks: nothing holds it
+    fd = os.open(self.lock_file, os.O_RDONLY)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+      return False
+    finally:
+      os.close(fd)  # closing releases the probe's shared lock
+    return True
 
   # -- files
   @property
@@ -176,6 +267,8 @@ class Workdir:
   def metrics_file(self): return self.path / "metrics.jsonl"
   @property
   def vocab_file(self): return self.path / "vocab.txt"
+  @property
+  def data_file(self): return self.path / "data.json"
   @property
   def checkpoint_dir(self): return self.path / "checkpoints"
   @property
@@ -215,6 +308,33 @@ class Workdir:
     from rnnlm_jax.tasks import migrate_config
     return migrate_config(json.loads(self.config_file.read_text()))
 
+  def check_data(self, fingerprint: dict, accept_change: bool = False) -> dict | None:
+    """Compare the prepared data's ``fingerprint`` with the one recorded in ``data.json``
+    (read only). Returns the first difference ``{"field", "was", "now"}`` when
+    ``accept_change`` (``rnnlm-train --accept_data_change``; for provenance.json), else
+    ``None``; :meth:`record_data` then records the new one.
+
+    Raises:
+      WorkdirError: the data changed (the line names the first field that differs).
+    """
+    if not self.data_file.exists():
+      return None
+    old = json.loads(self.data_file.read_text())
+    a, b = flatten(old), flatten(json.loads(json.dumps(fingerprint)))
+    diff = next((k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)), None)
+    if diff is None:
+      return None
+    if not accept_change:
+      raise WorkdirError(
+          f"the data changed since workdir {self.path} was created ({diff}: {a.get(diff)!r} -> "
+          f"{b.get(diff)!r}); use the original data, a new --workdir, or "
+          "--accept_data_change to go on with this data (recorded in provenance.json)")
+    return {"field": diff, "was": a.get(diff), "now": b.get(diff)}
+
+  def record_data(self, fingerprint: dict) -> None:
+    """Write ``data.json`` (the fingerprint a resume is checked against)."""
+    _atomic_write_json(self.data_file, fingerprint)
+
   def start_provenance(self) -> int:
     """Append this invocation to provenance.json; returns its index."""
     prov = json.loads(self.provenance_file.read_text()) if self.provenance_file.exists() else {}
@@ -224,6 +344,12 @@ class Workdir:
                  "end_time": None})
     _atomic_write_json(self.provenance_file, prov)
     return len(runs) - 1
+
+  def note_provenance(self, **extra) -> None:
+    """Add fields to this invocation's (the last) provenance entry."""
+    prov = json.loads(self.provenance_file.read_text())
+    prov["runs"][-1].update(extra)
+    _atomic_write_json(self.provenance_file, prov)
 
   def end_provenance(self, index: int, **extra) -> None:
     prov = json.loads(self.provenance_file.read_text())
@@ -235,9 +361,12 @@ class Workdir:
     """Write status.json; ``epoch`` is ``None`` (null) for runs without epochs (the synthetic
     tasks draw fresh data every update); ``extra`` adds task-specific fields (e.g.
     ``success`` for the synthetic tasks)."""
+    if state not in STATES:
+      raise ValueError(f"unknown run state {state!r}; one of {', '.join(STATES)}")
     _atomic_write_json(self.status_file, {
         "state": state, "step": int(step), "epoch": None if epoch is None else float(epoch),
-        "reason": reason, "time": now(), **extra})
+        "reason": reason, "time": now(), "pid": os.getpid(), "host": socket.gethostname(),
+        **extra})
 
   def read_status(self) -> dict | None:
     return json.loads(self.status_file.read_text()) if self.status_file.exists() else None
@@ -262,10 +391,13 @@ class Workdir:
           o for t, o in outcomes.items() if isinstance(e, t)))
       raise
     except BaseException as e:
-      status = self.read_status() or {}
-      self.write_status("failed", status.get("step", 0), status.get("epoch", 0.0),
-                        f"{type(e).__name__}: {e}".splitlines()[0])
-      self.end_provenance(prov_index, outcome="failed")
+      try:  # where the file system still lets us (a full disk may not)
+        status = self.read_status() or {}
+        self.write_status("failed", status.get("step", 0), status.get("epoch", 0.0),
+                          f"{type(e).__name__}: {e}".splitlines()[0])
+        self.end_provenance(prov_index, outcome="failed")
+      except OSError:
+        pass
       raise
     self.end_provenance(prov_index, outcome="finished")
     return result
@@ -300,7 +432,13 @@ def _clean(v):
 
 
 class MetricWriter:
-  """Appends events to metrics.jsonl (flushed per event) and TensorBoard."""
+  """Appends events to metrics.jsonl (flushed and fsynced per event) and TensorBoard.
+
+  TensorBoard's files are derived from metrics.jsonl: opening a writer rewrites ``tb/`` from
+  the events already in metrics.jsonl (after a resume has truncated it), so TensorBoard shows
+  exactly metrics.jsonl's events after any resume: none lost (events not yet flushed to
+  TensorBoard when a run was killed) and none doubled (events after the restored step).
+  """
 
   def __init__(self, workdir: Workdir, tensorboard: bool = True):
     self.workdir = workdir
@@ -309,9 +447,15 @@ class MetricWriter:
     if tensorboard:
       try:
         from tensorboardX import SummaryWriter
-        self._tb = SummaryWriter(str(workdir.tb_dir))
       except ImportError:  # optional
-        self._tb = None
+        SummaryWriter = None
+      if SummaryWriter is not None:
+        import shutil
+        shutil.rmtree(workdir.tb_dir, ignore_errors=True)
+        self._tb = SummaryWriter(str(workdir.tb_dir))
+        for event in workdir.read_metrics():
+          self._add_to_tensorboard(event)
+        self._tb.flush()
 
   def write(self, event: dict) -> None:
     event = {k: _clean(v) for k, v in event.items()}
@@ -320,11 +464,20 @@ class MetricWriter:
       f.flush()
       os.fsync(f.fileno())
     self.lines += 1
+    self._add_to_tensorboard(event)
+
+  def _add_to_tensorboard(self, event: dict) -> None:
+    if self._tb is None:
+      return
+    split = event.get("split", "train")
+    for k, v in event.items():
+      if k not in ("step", "epoch", "split") and isinstance(v, (int, float)) and not isinstance(v, bool):
+        self._tb.add_scalar(f"{split}/{k}", v, event.get("step", 0))
+
+  def flush(self) -> None:
+    """Flush TensorBoard's pending events (metrics.jsonl is always flushed)."""
     if self._tb is not None:
-      split = event.get("split", "train")
-      for k, v in event.items():
-        if k not in ("step", "epoch", "split") and isinstance(v, (int, float)) and not isinstance(v, bool):
-          self._tb.add_scalar(f"{split}/{k}", v, event.get("step", 0))
+      self._tb.flush()
 
   def close(self) -> None:
     if self._tb is not None:

@@ -123,7 +123,7 @@ def fake_lm(monkeypatch):
       wd.write_status("diverged", 3, 0.1, "non-finite loss or gradient at step 3")
       raise loop.Diverged("non-finite loss")
     if config.model.cell == "rnn_tanh":
-      wd.write_status("failed", 2, 0.1, "interrupted by signal 2 at step 2")
+      wd.write_status("interrupted", 2, 0.1, "interrupted by signal 2 at step 2")
       raise loop.Interrupted("interrupted by signal 2 at step 2")
     wd.write_status("finished", 5, 1.0)
     return {"split": "test"}

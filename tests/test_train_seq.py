@@ -189,7 +189,7 @@ def test_signal_saves_and_resume_finishes(tmp_path, monkeypatch):
   with pytest.raises(Interrupted):
     loop.train_and_evaluate(config, str(tmp_path / "run"))
   status = json.loads((tmp_path / "run" / "status.json").read_text())
-  assert status["state"] == "failed" and status["step"] == 4
+  assert status["state"] == "interrupted" and status["step"] == 4
   monkeypatch.setattr(padded, "make_train_step", real)
   loop.train_and_evaluate(config, str(tmp_path / "run"))
   loop.train_and_evaluate(config, str(tmp_path / "ref"))

@@ -28,7 +28,7 @@ import statistics
 from typing import Any, Iterable
 
 from rnnlm_jax import tasks
-from rnnlm_jax.workdir import NON_COMPUTATION_KEYS, flatten
+from rnnlm_jax.workdir import NON_COMPUTATION_KEYS, Workdir, flatten
 
 ENDED_STATES = ("finished", "diverged", "failed")
 # Event fields written before the one training loop, read under today's names.
@@ -289,6 +289,16 @@ def final_metrics(events: list[dict], status: dict | None, flat: dict) -> dict:
 # ----------------------------------------------------------------------------- records
 
 
+def run_state(wd: pathlib.Path, status: dict | None) -> str:
+  """A point's state for the report: status.json's, ``stale`` for a ``running`` status that
+  no process holds (killed; re-running resumes it), ``missing`` without status.json."""
+  if not status:
+    return "missing"
+  if status.get("state") == "running" and Workdir(wd).is_stale(status):
+    return "stale"
+  return status.get("state", "unknown")
+
+
 def read_point(root: pathlib.Path, name: str, overrides: dict, keys: list[str],
                resolved: dict | None = None) -> dict:
   """One point's record: settings of the swept keys, state, final metrics, events.
@@ -306,7 +316,7 @@ def read_point(root: pathlib.Path, name: str, overrides: dict, keys: list[str],
       "name": name, "path": str(wd), "overrides": dict(overrides),
       "settings": {k: overrides[k] if k in overrides else flat.get(k) for k in keys},
       "task": task, "kind": KIND_OF_TASK.get(task, task),
-      "state": status.get("state", "unknown") if status else "missing",
+      "state": run_state(wd, status),
       "step": status.get("step") if status else None,
       "epoch": status.get("epoch") if status else None,
       "reason": (status.get("reason") or "") if status else
@@ -356,7 +366,7 @@ def collect(sweep_dir: str | pathlib.Path) -> list[dict]:
   same keys in every record, ``seed`` included; a point without config.json takes them from
   the sweep file, see :func:`resolve_from_sweep_file`, else None), ``task`` and ``kind``
   ("lm" | "seq" | "synthetic"; None when its config is unknown), ``state`` (finished |
-  diverged | failed | running | missing), ``step``, ``epoch``, ``reason``, the final metrics
+  interrupted | diverged | failed | running | stale | missing: :func:`run_state`), ``step``, ``epoch``, ``reason``, the final metrics
   (:func:`final_metrics`: LM ``test_perplexity`` or ``test_bpc``, ``test_loss``,
   ``best_valid_*``; music/classify ``test_<m>``, ``valid_<m>``; synthetic ``error_rate``,
   ``mse``, ``test_loss``, ``success``, ``success_step``), the training summary

@@ -233,7 +233,7 @@ def write_cells_csv(path: pathlib.Path, tables: dict, metrics: list[str], kind: 
   (success k of ended n and the median success step for synthetic tasks)."""
   lay = tables["layout"]
   keys = lay["tables"] + lay["rows"] + lay["cols"] + lay["split"] + lay["fixed"]
-  states = ["finished", "diverged", "failed", "running", "missing"]
+  states = ["finished", "diverged", "failed", "interrupted", "running", "stale", "missing"]
   success = ["success", "ended", "success_step_median"] if kind == "synthetic" else []
   head = keys + ["table", "row", "column", "points"] + states + success
   for m in metrics:

@@ -92,6 +92,22 @@ def validate_config(config) -> None:
   if size <= 0 or size % tasks_lib.TEST_CHUNK:
     raise ValueError(f"synthetic.test_size must be a positive multiple of {tasks_lib.TEST_CHUNK}, "
                      f"got {size}")
+  rate = float(config.synthetic.success_error_rate)
+  if not 0.0 < rate <= 1.0:
+    raise ValueError(f"synthetic.success_error_rate must be in (0, 1] (a test error rate below "
+                     f"it is success), got {rate}")
+  if not float(config.model.init_scale) >= 0.0:
+    raise ValueError(f"model.init_scale must be >= 0, got {config.model.init_scale}")
+
+
+def data_fingerprint(config) -> dict:
+  """What identifies a synthetic run's data: the problem, the sequence length and the test-set
+  size (training batches are drawn fresh from the seed at every update and the test set is a
+  function of problem and length, :mod:`rnnlm_jax.synthetic.tasks`; there is no prepared data
+  to hash and no generator version)."""
+  return {"task": "synthetic", "problem": str(config.synthetic.problem),
+          "length": int(config.synthetic.length),
+          "test_size": int(config.synthetic.test_size)}
 
 
 def vmap_group_key(config) -> str:
@@ -293,8 +309,11 @@ class _Member:
     return self.book.meta.get("error_rate")
 
   def open(self, state_template) -> dict:
-    """Write the config, start the provenance entry, resume (or start) the run."""
+    """Lock the workdir, write the config, start the provenance entry, resume (or start) the
+    run."""
+    self.wd.acquire()
     self.wd.write_config(self.config.to_dict())
+    self.wd.record_data(data_fingerprint(self.config))  # its config already pins its data
     self.prov = self.wd.start_provenance()
     self.book = RunBook(self.wd, keep=int(self.config.train.checkpoint_keep))
     state, _ = self.book.resume(state_template)
@@ -325,6 +344,7 @@ class _Member:
     if self.prov is not None:
       self.wd.end_provenance(self.prov, outcome=outcome)
       self.prov = None
+    self.wd.release()
 
 
 def _train_event(step: int, m: dict, k: int, n: int, use_omega: bool,
@@ -513,7 +533,7 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool) -> lis
           for k, m in enumerate(members):
             if active[k]:
               m.book.save(_unstack(stacked, k))
-              m.finish("failed", step, reason, outcome="interrupted")
+              m.finish("interrupted", step, reason)
           raise Interrupted(reason)
   except Interrupted:
     raise
