@@ -76,6 +76,10 @@ class WorkdirError(ValueError):
   """A workdir that cannot be used as asked (conflicting config, missing files, in use)."""
 
 
+class WorkdirBusy(WorkdirError):
+  """Another process holds the workdir's lock (it is training there)."""
+
+
 def now() -> str:
   """UTC timestamp, ISO 8601."""
   return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -218,15 +222,9 @@ class Workdir:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-      holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
       os.close(fd)
-      try:
-        h = json.loads(holder)
-        who = f"pid {h['pid']} on {h['host']} since {h['since']}"
-      except (ValueError, KeyError, TypeError):
-        who = "another process"
-      raise WorkdirError(f"workdir {self.path} is in use by {who}; wait for that run to end "
-                         "or stop it, then re-run") from None
+      raise WorkdirBusy(f"workdir {self.path} is in use by {self.holder()}; wait for that run "
+                        "to end or stop it, then re-run") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                               "since": now()}).encode() + b"\n", 0)
@@ -239,22 +237,34 @@ class Workdir:
       os.close(self._lock_fd)
       self._lock_fd = None
 
+  def holder(self) -> str | None:
+    """Who holds the workdir's lock (``"pid P on HOST since T"``), or ``None`` if no process
+    does (read only: a probe that takes and drops a shared lock)."""
+    if self._lock_fd is not None:
+      return f"this process (pid {os.getpid()})"
+    try:
+      fd = os.open(self.lock_file, os.O_RDONLY)
+    except OSError:
+      return None
+    try:
+      try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+      except BlockingIOError:
+        pass
+      try:
+        h = json.loads(os.pread(fd, 4096, 0).decode(errors="replace"))
+        return f"pid {h['pid']} on {h['host']} since {h['since']}"
+      except (ValueError, KeyError, TypeError):
+        return "another process"
+    finally:
+      os.close(fd)  # closing drops the probe's lock
+
   def is_stale(self, status: dict | None = None) -> bool:
     """Whether status.json says ``running`` but no process holds the workdir's lock (the run
     was killed, e.g. by ``kill -9`` or a lost machine); re-running resumes it."""
     status = self.read_status() if status is None else status
-    if not status or status.get("state") != "running" or self._lock_fd is not None:
-      return False
-    if not self.lock_file.exists():
-      return True  # written before workdirs had locks: nothing holds it
-    fd = os.open(self.lock_file, os.O_RDONLY)
-    try:
-      fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-      return False
-    finally:
-      os.close(fd)  # closing releases the probe's shared lock
-    return True
+    return bool(status) and status.get("state") == "running" and self.holder() is None
 
   # -- files
   @property

@@ -333,3 +333,20 @@ def test_lengthened_run_trains_finished_points_on(tmp_path, fake_lm):
   res = run_sweep(plan(longer), tmp_path, out=lambda s: None)
   assert [c[0] for c in fake_lm] == ["cell=lstm,seed=0", "cell=lstm,seed=1"]
   assert res.skipped == [] and res.exit_code == 0
+
+
+def test_point_trained_by_another_process_is_skipped_untouched(tmp_path, fake_lm):
+  """A point whose workdir lock another process holds (another shard, a run by hand) is
+  skipped as "running elsewhere": not trained, its status not rewritten."""
+  pts = _lm_points(["lstm"], seeds=(0, 1))
+  other = Workdir(tmp_path / pts[0].name)
+  other.acquire()  # another open file description: conflicts like another process
+  other.write_status("running", 3, 0.1)
+  try:
+    lines = []
+    res = run_sweep(plan(pts), tmp_path, out=lines.append)
+  finally:
+    other.release()
+  assert [c[0] for c in fake_lm] == [pts[1].name]
+  assert res.states[pts[0].name] == "running" and "running elsewhere (pid" in lines[0]
+  assert _state(tmp_path, pts[0].name)["step"] == 3

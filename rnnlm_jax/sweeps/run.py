@@ -29,7 +29,7 @@ from typing import Callable, Mapping, Sequence
 
 from rnnlm_jax import tasks
 from rnnlm_jax.sweeps.spec import Point, SweepError, swept_keys
-from rnnlm_jax.workdir import RUN_LENGTH_KEYS, Workdir, flatten
+from rnnlm_jax.workdir import RUN_LENGTH_KEYS, Workdir, WorkdirBusy, flatten
 
 SWEEP_FILE = "sweep.json"
 FINAL_STATES = ("finished", "diverged", "failed")
@@ -221,8 +221,14 @@ def run_sweep(units: Sequence[Sequence[Point]], workdir: str | os.PathLike, *,
   for unit in units:
     todo = []
     for p in unit:
-      status = Workdir(root / p.name).read_status()
-      if status and status.get("state") in DONE_STATES and not _run_lengthened(
+      wd = Workdir(root / p.name)
+      status, holder = wd.read_status(), wd.holder()
+      if holder is not None:  # another process trains it (another shard, a by-hand run)
+        done += 1
+        result.states[p.name] = "running"
+        result.skipped.append(p.name)
+        out(f"[sweep {done}/{total}] skip {p.name}: running elsewhere ({holder})")
+      elif status and status.get("state") in DONE_STATES and not _run_lengthened(
           root / p.name, p.config, status):
         done += 1
         result.states[p.name] = status["state"]
@@ -258,6 +264,11 @@ def run_sweep(units: Sequence[Sequence[Point]], workdir: str | os.PathLike, *,
     diverged = isinstance(error, loop.Diverged)
     for p, before, ret in zip(todo, befores, returned):
       wd = Workdir(root / p.name)
+      if isinstance(error, WorkdirBusy):  # claimed by another process meanwhile: its status
+        done += 1
+        result.states[p.name] = "running"
+        out(f"[sweep {done}/{total}] skip {p.name}: {_first_line(error)}")
+        continue
       status = _settle_status(wd, before, error, diverged,
                               ret if isinstance(ret, Mapping) else None)
       done += 1

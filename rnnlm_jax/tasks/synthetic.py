@@ -409,7 +409,14 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence
     return results
 
   members = [_Member(configs[i], workdirs[i]) for i in todo]
-  states = [m.open(init_member_state(m.config)) for m in members]
+  states = []
+  try:
+    for m in members:
+      states.append(m.open(init_member_state(m.config)))
+  except BaseException:  # e.g. a member's workdir held by another process: release the others
+    for m in members:
+      m.close("failed")
+    raise
   steps = {int(s["step"]) for s in states}
   if len(steps) > 1:  # members restored at different steps: run each on its own
     for m in members:
