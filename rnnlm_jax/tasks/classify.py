@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import pathlib
 from typing import Iterator, Sequence
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from rnnlm_jax import embeddings, tasks
 from rnnlm_jax.data import classification as cdata
+from rnnlm_jax.data import fingerprint
 from rnnlm_jax.data import lm as lm_data
 from rnnlm_jax.data import padded as padded_data
 from rnnlm_jax.models import classifier
@@ -65,7 +67,8 @@ class ClassifierTask:
                positive: int = 1, select_metric: str = "accuracy",
                pretrained: np.ndarray | None = None, found: np.ndarray | None = None,
                oov_scale: float | None = None, label_names: Sequence[str] = (),
-               backoff: np.ndarray | None = None):
+               backoff: np.ndarray | None = None, vocab=None, name: str = "",
+               embeddings_info: dict | None = None):
     if select_metric not in SELECT_METRICS:
       raise ValueError(f"unknown train.select_metric {select_metric!r}; choose one of "
                        f"{', '.join(SELECT_METRICS)}")
@@ -78,6 +81,47 @@ class ClassifierTask:
     self.pretrained, self.found, self.oov_scale = pretrained, found, oov_scale
     self.label_names = tuple(label_names)
     self.backoff = backoff  # [N, E] pretrained vectors of token ids vocab_size + j, or None
+    self.vocab, self.name = vocab, name  # the training split's vocabulary, the data set
+    self.embeddings_info = embeddings_info or {}  # workdir/embeddings.json
+    # The `loss` (mean cross-entropy, nats) of a model that predicts every class alike.
+    self.uniform_loss = math.log(spec.num_classes)
+
+  def check_workdir(self, workdir: str) -> None:
+    """A resumed ``workdir``'s ``vocab.txt``, if any, must hold this vocabulary
+    (``DataError``); writes nothing."""
+    if self.vocab is not None and (pathlib.Path(workdir) / lm_data.VOCAB_FILENAME).is_file():
+      lm_data.check_or_write_vocab(self.vocab, workdir)  # the file exists: a check only
+
+  def write_files(self, workdir: str) -> None:
+    """``workdir/vocab.txt`` (or the check that the one there is this vocabulary) and, with
+    pretrained vectors, ``workdir/embeddings.json`` (how the vocabulary met them)."""
+    if self.vocab is not None:
+      lm_data.check_or_write_vocab(self.vocab, workdir)
+    if self.embeddings_info:
+      (pathlib.Path(workdir) / EMBEDDINGS_FILE).write_text(
+          json.dumps(self.embeddings_info, indent=2) + "\n")
+
+  def data_fingerprint(self) -> dict:
+    """What identifies the prepared data: the TFDS builder and its version, the vocabulary
+    (size, sha256 of ``vocab.txt``), per split the number of examples and tokens and the sha256
+    of the token ids (``int32``) with the labels (:func:`rnnlm_jax.data.fingerprint.
+    sequences_sha256`), and the sha256 of the pretrained vectors fitted to the vocabulary
+    (and of the backoff vectors) when there are any."""
+    builder = cdata.CLASSIFICATION_BUILDERS.get(self.name)
+    out = {"fingerprint_version": fingerprint.FINGERPRINT_VERSION, "task": "classify",
+           "builder": builder.name if builder else self.name,
+           "builder_version": str(builder.VERSION) if builder else None,
+           "labels": list(self.label_names),
+           "vocab": None if self.vocab is None else {
+               "size": len(self.vocab), "sha256": fingerprint.tokens_sha256(self.vocab.tokens)},
+           "splits": {s: {"examples": len(ids), "tokens": int(sum(len(x) for x in ids)),
+                          "sha256": fingerprint.sequences_sha256(ids, "<i4", self.labels[s])}
+                      for s, ids in self.ids.items()}}
+    if self.pretrained is not None:
+      out["embeddings_sha256"] = fingerprint.array_sha256(self.pretrained, "<f4")
+    if self.backoff is not None:
+      out["backoff_sha256"] = fingerprint.array_sha256(self.backoff, "<f4")
+    return out
 
   def batches(self, split: str, batch_size: int,
               rng: np.random.Generator | None) -> Iterator[dict[str, np.ndarray]]:
@@ -163,12 +207,22 @@ def make_task(config, workdir: str | None) -> ClassifierTask:
   """The classification task of a ``task="classify"`` config.
 
   Loads (and on first use prepares) the data set, tokenizes it, builds the vocabulary from
-  the training split and writes it to ``workdir/vocab.txt`` (or checks it against the one
-  there), fits the pretrained vectors if any (the OOV count is logged and written to
-  ``workdir/embeddings.json``). With ``model.embeddings_backoff``, a word outside the
-  training vocabulary that has a pretrained vector is read with that (frozen) vector instead
-  of ``<unk>``.
+  the training split, fits the pretrained vectors if any (the OOV count is logged). With a
+  ``workdir``, writes the vocabulary to ``workdir/vocab.txt`` (or checks it against the one
+  there) and the fit of the vectors to ``workdir/embeddings.json``
+  (:meth:`ClassifierTask.write_files`); with ``workdir=None`` (the one loop's ``make_run``)
+  nothing is written. With ``model.embeddings_backoff``, a word outside the training
+  vocabulary that has a pretrained vector is read with that (frozen) vector instead of
+  ``<unk>``.
   """
+  task = build_task(config)
+  if workdir:
+    task.write_files(workdir)
+  return task
+
+
+def build_task(config) -> ClassifierTask:
+  """:func:`make_task` without a workdir: nothing is written."""
   validate_config(config)
   d, m = config.data, config.model
   data = cdata.load_classification(str(d.name), data_dir=d.dir or None,
@@ -176,8 +230,6 @@ def make_task(config, workdir: str | None) -> ClassifierTask:
   lowercase = bool(d.lowercase)
   tokens = {s: [cdata.tokenize(t, lowercase) for t in data[s].texts] for s in data}
   vocab = cdata.build_vocab(tokens["train"], int(d.min_count))
-  if workdir:
-    lm_data.check_or_write_vocab(vocab, workdir)
   names = cdata.LABEL_NAMES[str(d.name)]
   spec = classifier.ClassifierSpec.from_config(m, len(vocab), len(names))
   pretrained = found = scale = backoff = extra = None
@@ -209,8 +261,6 @@ def make_task(config, workdir: str | None) -> ClassifierTask:
              "train/valid/test %s (the rest of the unknown ones: <unk>)", len(backoff),
              "/".join(str(outside[s]) for s in cdata.SPLITS))
     info["backoff_tokens"] = outside
-  if workdir and info:
-    (pathlib.Path(workdir) / EMBEDDINGS_FILE).write_text(json.dumps(info, indent=2) + "\n")
   labels = {s: data[s].labels for s in data}
   counts = np.bincount(labels["train"], minlength=len(names))
   positive = int(np.argmin(counts))
@@ -220,7 +270,8 @@ def make_task(config, workdir: str | None) -> ClassifierTask:
            unknown["valid"], unknown["test"], positive, names[positive])
   return ClassifierTask(spec, ids, labels, buckets=tuple(d.buckets), positive=positive,
                         select_metric=str(config.train.select_metric), pretrained=pretrained,
-                        found=found, oov_scale=scale, label_names=names, backoff=backoff)
+                        found=found, oov_scale=scale, label_names=names, backoff=backoff,
+                        vocab=vocab, name=str(d.name), embeddings_info=info)
 
 
 TASK = padded.make_task_def("classify", make_task, validate_config)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -42,11 +43,14 @@ import numpy as np
 from rnnlm_jax import checkpoint as ckpt_lib
 from rnnlm_jax import data as data_lib
 from rnnlm_jax import optim
+from rnnlm_jax.data import fingerprint
+from rnnlm_jax.data.lm import VOCAB_FILENAME
 from rnnlm_jax import parallel
 from rnnlm_jax import loop
 from rnnlm_jax.loop import TrainState
 from rnnlm_jax.models import lm
 from rnnlm_jax.tasks import Task
+from rnnlm_jax.tasks.padded import checked_eval_shape
 from rnnlm_jax.workdir import Workdir
 
 log = logging.getLogger("rnnlm_jax")
@@ -72,6 +76,15 @@ def make_train_step(spec: lm.LMSpec, optim_cfg, mesh=None, state_sharding=None):
   outputs keep the inputs' layout: the new state sharded like the old one, metrics replicated.
   The inputs must already be placed (:func:`parallel.place_state`, :func:`parallel.place_batch`).
   """
+  train_step = train_step_fn(spec, optim_cfg)
+  if mesh is None:
+    return jax.jit(train_step, donate_argnums=0)
+  return jax.jit(train_step, donate_argnums=0,
+                 out_shardings=(state_sharding, parallel.replicated(mesh)))
+
+
+def train_step_fn(spec: lm.LMSpec, optim_cfg):
+  """The step of :func:`make_train_step` before ``jax.jit`` (``LMRun.check`` traces it)."""
   reduction = optim_cfg.loss_reduction
   ar, tar = _extra_terms(spec, optim_cfg)
   extra = bool(spec.aux_weight or ar or tar)
@@ -111,10 +124,7 @@ def make_train_step(spec: lm.LMSpec, optim_cfg, mesh=None, state_sharding=None):
                **optim.clip_stats(state.opt_state), **sums}
     return state, metrics
 
-  if mesh is None:
-    return jax.jit(train_step, donate_argnums=0)
-  return jax.jit(train_step, donate_argnums=0,
-                 out_shardings=(state_sharding, parallel.replicated(mesh)))
+  return train_step
 
 
 def make_eval_step(spec: lm.LMSpec):
@@ -186,9 +196,45 @@ def validate_config(config) -> None:
                                     or float(config.optim.get("tar", 0.0)) > 0):
     raise ValueError(f"model.aux_weight and optim.tar need data.bptt >= 2 (they pair steps "
                      f"t and t+1 within a window), got {config.data.bptt}")
+  for key in ("num_layers", "hidden_size", "embed_size"):
+    if int(config.model[key]) < 1:
+      raise ValueError(f"model.{key}={config.model[key]} gives an empty layer; set it to a "
+                       "positive size")
   requested = int(t.get("num_devices", 0))
   parallel.check_divisible(int(t.batch_size), parallel.resolve_num_devices(requested), requested)
   lm.LMSpec.from_config(config.model, vocab_size=1)  # model fields (cell, init, sizes)
+
+
+def check_split_sizes(corpus: data_lib.LMCorpus, batch_size: int, bptt: int,
+                      eval_batch_size: int) -> None:
+  """Raise ``ValueError`` (one line, with the fix) unless every split fits its batching.
+
+  Train: :func:`rnnlm_jax.data.batchify` cuts ``train [N]`` into ``batch_size`` columns of
+  ``N // batch_size`` tokens, and one step needs ``bptt + 1`` of them (inputs and shifted
+  targets): ``N >= batch_size * (bptt + 1)``. Valid and test (:func:`evaluate`): columns of
+  ``eval_batch_size`` with at least an input and a target each: ``N >= 2 * eval_batch_size``.
+  """
+  n, need = int(corpus.train.size), batch_size * (bptt + 1)
+  if n < need:
+    raise ValueError(
+        f"data: the train split has {n} tokens, too few for one step of train.batch_size="
+        f"{batch_size} columns x (data.bptt={bptt} + 1) tokens = {need}; lower "
+        "train.batch_size or data.bptt, or use more data")
+  for split in ("valid", "test"):
+    n = int(getattr(corpus, split).size)
+    if n < 2 * eval_batch_size:
+      fix = (f"set train.eval_batch_size <= {n // 2}" if n >= 2 else "use more data")
+      raise ValueError(
+          f"data: the {split} split has {n} tokens, too few for train.eval_batch_size="
+          f"{eval_batch_size} columns of 2 tokens (an input and its target) = "
+          f"{2 * eval_batch_size}; {fix}")
+
+
+def check_existing_vocab(vocab, workdir: str | None) -> None:
+  """If ``workdir`` holds a ``vocab.txt`` (a resumed run), check it equals ``vocab``
+  (:class:`rnnlm_jax.data.DataError`, a ``ValueError``); writes nothing."""
+  if workdir and (pathlib.Path(workdir) / VOCAB_FILENAME).is_file():
+    data_lib.check_or_write_vocab(vocab, workdir)  # the file exists: a check only
 
 
 def create_train_state(config, spec: lm.LMSpec, steps_per_epoch: int,
@@ -223,6 +269,8 @@ class LMRun:
     t_cfg = config.train
     self.batch_size, self.bptt = int(t_cfg.batch_size), int(config.data.bptt)
     self.eval_batch_size = int(t_cfg.eval_batch_size)
+    check_split_sizes(corpus, self.batch_size, self.bptt, self.eval_batch_size)
+    self.uniform_loss = math.log(len(corpus.vocab))  # train `loss` (nats/token) of a uniform model
     self.train_batched = data_lib.batchify(corpus.train, self.batch_size)
     self.steps_per_epoch = data_lib.num_train_windows(self.train_batched, self.bptt)
     self.total_steps = loop.run_length(t_cfg, self.steps_per_epoch)
@@ -234,6 +282,29 @@ class LMRun:
   def write_files(self, wd: Workdir) -> None:
     """The vocabulary (``vocab.txt``; a resumed run checks it is unchanged)."""
     data_lib.check_or_write_vocab(self.corpus.vocab, wd.path)
+
+  def check(self) -> None:
+    """Trace (``jax.eval_shape``: no compilation, nothing computed) the initial state, one
+    train step on ``x, y [batch_size, bptt]`` and one evaluation window ``[eval_batch_size,
+    eval_window]``; a shape error becomes a one-line ``ValueError``."""
+    config, spec, tokens = self.config, self.spec, self.corpus.train.dtype
+    state = checked_eval_shape(
+        "the parameter init", lambda: create_train_state(config, spec, self.steps_per_epoch))
+    window = jax.ShapeDtypeStruct((self.batch_size, self.bptt), tokens)
+    checked_eval_shape(f"one train step on [train.batch_size={self.batch_size}, data.bptt="
+                       f"{self.bptt}] windows", train_step_fn(spec, config.optim), state,
+                       window, window)
+    e_bs = self.eval_batch_size
+    e_window = jax.ShapeDtypeStruct((e_bs, eval_window(self.bptt, e_bs)), tokens)
+    carry = checked_eval_shape("the evaluation carry", lambda: lm.init_carry(spec, e_bs))
+    checked_eval_shape(f"one evaluation window of train.eval_batch_size={e_bs} columns",
+                       make_eval_step(spec), state.params, carry, e_window, e_window)
+
+  def data_fingerprint(self) -> dict:
+    """What identifies the prepared data (see :mod:`rnnlm_jax.data.fingerprint`): the
+    builder, its version, the tokenizer, the vocabulary (size, sha256 of ``vocab.txt``) and
+    each split's token count and sha256 (int32 little-endian ids)."""
+    return corpus_fingerprint(self.corpus)
 
   def describe(self, state) -> str:
     n_params = sum(x.size for x in jax.tree.leaves(state.params))
@@ -312,9 +383,27 @@ class LMRun:
     return state
 
 
+def corpus_fingerprint(corpus: data_lib.LMCorpus) -> dict:
+  """:meth:`LMRun.data_fingerprint` of a corpus (a JSON-able dict)."""
+  builder = data_lib.BUILDERS.get(corpus.name)
+  return {"fingerprint_version": fingerprint.FINGERPRINT_VERSION, "task": "lm",
+          "builder": builder.name if builder else corpus.name,
+          "builder_version": str(builder.VERSION) if builder else None,
+          "tokenizer": corpus.tokenizer, "level": corpus.level,
+          "vocab": {"size": len(corpus.vocab),
+                    "sha256": fingerprint.tokens_sha256(corpus.vocab.tokens)},
+          "splits": {s: {"tokens": int(getattr(corpus, s).size),
+                         "sha256": fingerprint.array_sha256(getattr(corpus, s), "<i4")}
+                     for s in ("train", "valid", "test")}}
+
+
 def make_run(config, workdir: str | None = None) -> LMRun:
-  """Load the corpus (nothing is written) and build the run."""
-  return LMRun(config, data_lib.load_lm_corpus(config.data, None))
+  """Load the corpus and build the run; writes nothing. Raises ``ValueError`` (one line) for
+  data that cannot be batched as configured (:func:`check_split_sizes`) or a ``workdir``
+  whose ``vocab.txt`` holds another vocabulary."""
+  corpus = data_lib.load_lm_corpus(config.data, None)
+  check_existing_vocab(corpus.vocab, workdir)
+  return LMRun(config, corpus)
 
 
 def write_training_sample(wd: Workdir, params, spec: lm.LMSpec, vocab, data_config, step: int,

@@ -15,11 +15,13 @@ beside it the frame accuracy TP / (TP + FP + FN) of Bay et al. 2009.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Iterator, Sequence
 
 import jax
 import numpy as np
 
+from rnnlm_jax.data import fingerprint
 from rnnlm_jax.data import music as music_data
 from rnnlm_jax.data import padded as padded_data
 from rnnlm_jax.models import music
@@ -63,6 +65,9 @@ class MusicTask:
 
   select_metric = "loss"  # NLL per time step on the validation split
   select_mode = "min"
+  # The `loss` of a model that turns every key on with probability 1/2: log 2 nats per key,
+  # summed over the 88 keys of a time step.
+  uniform_loss = NUM_KEYS * math.log(2.0)
 
   def __init__(self, spec: music.MusicSpec, data: dict[str, list[np.ndarray]], *,
                length_pool: int = 0, name: str = ""):
@@ -76,6 +81,22 @@ class MusicTask:
         if np.ndim(r) != 2 or np.shape(r)[1] != NUM_KEYS:
           raise ValueError(f"{name or 'music'} {split} roll {i} has shape {list(np.shape(r))}, "
                            f"expected [T, {NUM_KEYS}]")
+      if rolls and not any(len(r) for r in rolls):
+        raise ValueError(f"data: the {split} split of {name or 'music'} has {len(rolls)} rolls "
+                         "but no time steps (its loss per step is undefined); use another "
+                         "data set")
+
+  def data_fingerprint(self) -> dict:
+    """What identifies the prepared data: the TFDS builder and its version, and per split
+    the number of rolls and time steps and the sha256 of the rolls (lengths, then the
+    concatenated ``[T, 88]`` uint8 frames, :func:`rnnlm_jax.data.fingerprint.sequences_sha256`)."""
+    builder = music_data.MUSIC_BUILDERS.get(self.name)
+    return {"fingerprint_version": fingerprint.FINGERPRINT_VERSION, "task": "music",
+            "builder": builder.name if builder else self.name,
+            "builder_version": str(builder.VERSION) if builder else None,
+            "splits": {s: {"sequences": len(rolls), "steps": int(sum(len(r) for r in rolls)),
+                           "sha256": fingerprint.sequences_sha256(rolls, "u1")}
+                       for s, rolls in self.data.items()}}
 
   def batches(self, split: str, batch_size: int,
               rng: np.random.Generator | None) -> Iterator[dict[str, np.ndarray]]:

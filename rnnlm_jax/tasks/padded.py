@@ -16,7 +16,14 @@ an object with:
   ``objective`` is the scalar that is differentiated, ``sums`` float32 scalars that add across
   batches (padding contributes 0);
 * ``summarize(sums) -> metrics``: the metrics of a split from its summed stats (has ``loss``);
-* optionally ``trainable(params)``: a pytree of bools; ``False`` leaves are frozen.
+* optionally ``trainable(params)``: a pytree of bools; ``False`` leaves are frozen;
+* optionally ``uniform_loss``: the ``loss`` of a model that predicts uniformly (in the units of
+  ``summarize``'s ``loss``);
+* optionally ``data_fingerprint() -> dict``: what identifies the prepared data (else the
+  evaluation batches of every split are hashed, :func:`batches_fingerprint`);
+* optionally ``check_workdir(workdir)``: check (read only) what a resumed workdir already
+  holds, e.g. its ``vocab.txt``; and ``write_files(workdir)``: write it once the config is
+  written. ``make_task(config, None)`` must write nothing.
 
 :class:`PaddedRun` gives it to the one loop (:mod:`rnnlm_jax.loop`); per step:
 
@@ -42,6 +49,7 @@ from rnnlm_jax import checkpoint as ckpt_lib
 from rnnlm_jax import loop
 from rnnlm_jax import optim
 from rnnlm_jax import tasks
+from rnnlm_jax.data import fingerprint
 from rnnlm_jax.loop import TrainState
 from rnnlm_jax.tasks import Task
 from rnnlm_jax.workdir import Workdir
@@ -64,6 +72,23 @@ def validate_config(config, validate_task) -> None:
     raise ValueError(f"train.patience must be >= 0, got {t.patience}")
 
 
+def checked_eval_shape(what: str, fn, *args):
+  """``jax.eval_shape(fn, *args)`` (traced, nothing computed); a shape error (``TypeError``
+  or ``ValueError``) becomes a one-line ``ValueError`` naming ``what`` was traced (the runs'
+  ``check()``, before anything is written)."""
+  try:
+    return jax.eval_shape(fn, *args)
+  except (TypeError, ValueError) as e:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise ValueError(f"{what} fails on these shapes ({type(e).__name__}: {first}); check the "
+                     "model.* sizes against the data") from e
+
+
+def abstract(tree):
+  """``tree`` (e.g. a numpy batch) as ``jax.ShapeDtypeStruct`` leaves."""
+  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), tree)
+
+
 # ----------------------------------------------------------------------------- steps
 
 
@@ -83,6 +108,11 @@ def make_train_step(task, optim_cfg, mask=None):
   (``grad_norm`` before clipping, ``clipped``, ``clip_fraction``). Leaves where ``mask`` is
   False get a zero gradient and keep their values.
   """
+  return jax.jit(train_step_fn(task, optim_cfg, mask), donate_argnums=0)
+
+
+def train_step_fn(task, optim_cfg, mask=None):
+  """The step of :func:`make_train_step` before ``jax.jit`` (``PaddedRun.check`` traces it)."""
 
   def train_step(state: TrainState, batch):
     rng, sub = jax.random.split(state.rng)
@@ -98,7 +128,7 @@ def make_train_step(task, optim_cfg, mask=None):
                **optim.clip_stats(new.opt_state), **{f"sum/{k}": v for k, v in sums.items()}}
     return new.replace(rng=rng), metrics
 
-  return jax.jit(train_step, donate_argnums=0)
+  return train_step
 
 
 def make_eval_step(task):
@@ -130,6 +160,24 @@ def epoch_batches(task, config, epoch: int) -> list[dict[str, np.ndarray]]:
   return list(task.batches("train", int(config.train.batch_size), rng))
 
 
+def first_batch(task, split: str, batch_size: int) -> dict[str, np.ndarray] | None:
+  """The first evaluation batch of ``split`` (``None`` if the split gives none)."""
+  return next(iter(task.batches(split, batch_size, None)), None)
+
+
+def no_batches_error(config, split: str, key: str) -> ValueError:
+  return ValueError(f"data: the {split} split of {config.data.name} gives no batches of "
+                    f"train.{key}={int(config.train[key])} (it holds no examples); use a data "
+                    "set with examples in every split")
+
+
+def batches_fingerprint(task, batch_size: int) -> dict:
+  """The fallback ``data_fingerprint`` of a task without one: sha256 of each split's
+  evaluation batches (:func:`rnnlm_jax.data.fingerprint.batches_sha256`)."""
+  return {s: {"sha256": fingerprint.batches_sha256(task.batches(s, batch_size, None))}
+          for s in ("train", "valid", "test")}
+
+
 class PaddedRun:
   """A run on padded batches for :func:`rnnlm_jax.loop.train_and_evaluate` (the ``loop.Run``
   protocol); epoch ``e``'s batches are shuffled with ``np.random.default_rng([seed, e])``."""
@@ -142,13 +190,47 @@ class PaddedRun:
     self.select_metric, self.select_mode = task.select_metric, task.select_mode
     self._epoch, self._batches = 0, epoch_batches(task, config, 0)
     self.steps_per_epoch = len(self._batches)
+    if not self.steps_per_epoch:
+      raise no_batches_error(config, "train", "batch_size")
     self.total_steps = loop.run_length(config.train, self.steps_per_epoch)
     self.eval_batch_size = int(config.train.eval_batch_size)
+    self._eval_batch = {}
+    for split in ("valid", "test"):
+      self._eval_batch[split] = first_batch(task, split, self.eval_batch_size)
+      if self._eval_batch[split] is None:
+        raise no_batches_error(config, split, "eval_batch_size")
+    self.uniform_loss = getattr(task, "uniform_loss", None)
     self._eval_step = make_eval_step(task)
 
   def write_files(self, wd: Workdir) -> None:
-    """Nothing: the task writes what it needs while it is built (e.g. the classifier's
-    vocabulary)."""
+    """What the task keeps beside the config (``task.write_files``, e.g. the classifier's
+    vocabulary), if anything."""
+    write = getattr(self.task, "write_files", None)
+    if write is not None:
+      write(str(wd.path))
+
+  def check(self) -> None:
+    """Trace (``jax.eval_shape``) the initial state, one train step on the first training
+    batch and one evaluation step on the first validation batch; a shape error becomes a
+    one-line ``ValueError``."""
+    state = checked_eval_shape("the parameter init",
+                               lambda: create_train_state(self.config, self.task))
+    step = train_step_fn(self.task, self.config.optim, trainable_mask(self.task, state.params))
+    checked_eval_shape(f"one train step on a batch of train.batch_size="
+                       f"{int(self.config.train.batch_size)}", step, state,
+                       abstract(self._batches[0]))
+    checked_eval_shape(f"one evaluation step on a batch of train.eval_batch_size="
+                       f"{self.eval_batch_size}", self._eval_step, state.params,
+                       abstract(self._eval_batch["valid"]))
+
+  def data_fingerprint(self) -> dict:
+    """The task's ``data_fingerprint()``, or the hashes of its evaluation batches."""
+    own = getattr(self.task, "data_fingerprint", None)
+    if own is not None:
+      return own()
+    return {"fingerprint_version": fingerprint.FINGERPRINT_VERSION,
+            "task": tasks.task_name(self.config), "dataset": str(self.config.data.name),
+            "splits": batches_fingerprint(self.task, self.eval_batch_size)}
 
   def describe(self, state) -> str:
     mask = trainable_mask(self.task, state.params)
@@ -213,7 +295,13 @@ def make_task_def(name: str, make_task, validate_task) -> Task:
     validate_config(config, validate_task)
 
   def make_run(config, workdir: str | None = None) -> PaddedRun:
-    return PaddedRun(config, make_task(config, workdir))
+    """Build the task (writing nothing), check what a resumed ``workdir`` holds, and the run
+    (its split checks)."""
+    task = make_task(config, None)
+    check_workdir = getattr(task, "check_workdir", None)
+    if workdir and check_workdir is not None:
+      check_workdir(workdir)
+    return PaddedRun(config, task)
 
   def evaluate_wd(workdir: str, split: str = "test", checkpoint: str = "best",
                   text: str | None = None) -> dict:

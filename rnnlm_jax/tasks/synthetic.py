@@ -93,9 +93,9 @@ def validate_config(config) -> None:
     raise ValueError(f"synthetic.test_size must be a positive multiple of {tasks_lib.TEST_CHUNK}, "
                      f"got {size}")
   rate = float(config.synthetic.success_error_rate)
-  if not 0.0 < rate <= 1.0:
-    raise ValueError(f"synthetic.success_error_rate must be in (0, 1] (a test error rate below "
-                     f"it is success), got {rate}")
+  if not rate >= 0.0:  # 0: never succeeds (train to the cap); > 1: succeeds at the first test
+    raise ValueError(f"synthetic.success_error_rate must be >= 0 (a test error rate below it is "
+                     f"success), got {rate}")
   if not float(config.model.init_scale) >= 0.0:
     raise ValueError(f"model.init_scale must be >= 0, got {config.model.init_scale}")
 
