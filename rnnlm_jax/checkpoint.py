@@ -44,8 +44,13 @@ class CheckpointError(RuntimeError):
 
 
 def state_digest(state, meta: dict) -> str | None:
-  """SHA-256 over every leaf of ``state`` (its path, dtype, shape and bytes) and ``meta`` (as
-  JSON); ``None`` if a leaf is not fully addressable here (multi-process: not verifiable)."""
+  """SHA-256 over every leaf of ``state`` (its path, shape and values) and ``meta`` (as JSON);
+  ``None`` if a leaf is not fully addressable here (multi-process: not verifiable).
+
+  Values are hashed as int64 (integers, booleans) or float64 (floats, bfloat16 too), exact
+  widenings: a leaf restored into a template whose leaf is a Python scalar (e.g.
+  ``TrainState.step`` of a fresh state) comes back as one, with the same value.
+  """
   h = hashlib.sha256()
   for path, leaf in jax.tree_util.tree_leaves_with_path(state):
     if isinstance(leaf, jax.Array):
@@ -53,9 +58,10 @@ def state_digest(state, meta: dict) -> str | None:
         return None
       if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
         leaf = jax.random.key_data(leaf)
-    arr = np.ascontiguousarray(np.asarray(jax.device_get(leaf)))
-    h.update(f"{jax.tree_util.keystr(path)}|{arr.dtype.str}|{arr.shape}|".encode())
-    h.update(arr.tobytes())
+    arr = np.asarray(jax.device_get(leaf))
+    arr = arr.astype(np.int64 if arr.dtype.kind in "iub" else np.float64, copy=False)
+    h.update(f"{jax.tree_util.keystr(path)}|{arr.shape}|".encode())
+    h.update(np.ascontiguousarray(arr).tobytes())
   h.update(json.dumps(meta, sort_keys=True, default=float).encode())
   return h.hexdigest()
 

@@ -21,6 +21,7 @@ import os
 import re
 import sys
 import textwrap
+import threading
 
 from absl import flags
 
@@ -68,8 +69,41 @@ def setup_logging(stream=None) -> None:
   Called by the commands, never on import, so importing the library changes no logging."""
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
                       stream=sys.stdout if stream is None else stream, force=True)
-  for noisy in ("absl", "jax", "orbax", "tensorflow_datasets", "etils"):
+  for noisy in NOISY_LOGGERS:
     logging.getLogger(noisy).setLevel(logging.WARNING)
+  for handler in logging.getLogger().handlers:
+    handler.addFilter(_one_line_records)
+  threading.excepthook = _log_thread_exception
+  sys.unraisablehook = _log_unraisable
+
+
+NOISY_LOGGERS = ("absl", "jax", "orbax", "tensorflow_datasets", "etils")
+
+
+def _one_line_records(record: logging.LogRecord) -> bool:
+  """Keep log records to their message line, without a traceback: the libraries log one from
+  their background threads (orbax's saves on a full disk, asyncio after a checkpoint that
+  could not be read); the command's own ``error:`` line says what happened and what to do."""
+  if record.exc_info:
+    record.msg = f"{record.getMessage()} ({record.exc_info[0].__name__}: "\
+                 f"{one_line(record.exc_info[1])})"
+    record.args, record.exc_info, record.exc_text = None, None, None
+  return True
+
+
+def _log_thread_exception(args) -> None:
+  """An exception that ends a background thread (e.g. an asynchronous checkpoint save on a
+  full disk): one log line, not a traceback; the main thread reports the failure."""
+  logging.getLogger("rnnlm_jax").warning("background thread %s: %s: %s", args.thread.name
+                                         if args.thread else "?", args.exc_type.__name__,
+                                         one_line(args.exc_value) if args.exc_value else "")
+
+
+def _log_unraisable(args) -> None:
+  """An exception Python cannot raise (in a finalizer, e.g. asyncio's "Event loop is closed"
+  after tensorstore failed to read a corrupted checkpoint): one log line."""
+  logging.getLogger("rnnlm_jax").debug("ignored in %r: %s: %s", args.object, args.exc_type.__name__,
+                                       one_line(args.exc_value) if args.exc_value else "")
 
 
 # ----------------------------------------------------------------------------- --help

@@ -22,6 +22,7 @@ Re-running the same command on a workdir resumes it. Fields that change what is 
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
 import json
 import math
@@ -373,10 +374,21 @@ class Workdir:
     ``success`` for the synthetic tasks)."""
     if state not in STATES:
       raise ValueError(f"unknown run state {state!r}; one of {', '.join(STATES)}")
-    _atomic_write_json(self.status_file, {
-        "state": state, "step": int(step), "epoch": None if epoch is None else float(epoch),
-        "reason": reason, "time": now(), "pid": os.getpid(), "host": socket.gethostname(),
-        **extra})
+    status = {"state": state, "step": int(step), "epoch": None if epoch is None else float(epoch),
+              "reason": reason, "time": now(), "pid": os.getpid(),
+              "host": socket.gethostname(), **extra}
+    try:
+      _atomic_write_json(self.status_file, status)
+    except OSError as e:
+      if e.errno != errno.ENOSPC or not self.status_file.exists():
+        raise
+      # A full disk has no block for a new file: rewrite the existing one in place (it fits
+      # the blocks it has), so a run stopped by the full disk still says so.
+      with open(self.status_file, "r+") as f:
+        f.write(json.dumps(status, indent=2, sort_keys=True) + "\n")
+        f.truncate()
+        f.flush()
+        os.fsync(f.fileno())
 
   def read_status(self) -> dict | None:
     return json.loads(self.status_file.read_text()) if self.status_file.exists() else None
