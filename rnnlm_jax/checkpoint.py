@@ -59,7 +59,8 @@ def state_digest(state, meta: dict) -> str | None:
       if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
         leaf = jax.random.key_data(leaf)
     arr = np.asarray(jax.device_get(leaf))
-    arr = arr.astype(np.int64 if arr.dtype.kind in "iub" else np.float64, copy=False)
+    with np.errstate(invalid="ignore"):  # a damaged checkpoint may hold signalling NaNs
+      arr = arr.astype(np.int64 if arr.dtype.kind in "iub" else np.float64, copy=False)
     h.update(f"{jax.tree_util.keystr(path)}|{arr.shape}|".encode())
     h.update(np.ascontiguousarray(arr).tobytes())
   h.update(json.dumps(meta, sort_keys=True, default=float).encode())

@@ -265,7 +265,8 @@ class Workdir:
     """Whether status.json says ``running`` but no process holds the workdir's lock (the run
     was killed, e.g. by ``kill -9`` or a lost machine); re-running resumes it."""
     status = self.read_status() if status is None else status
-    return bool(status) and status.get("state") == "running" and self.holder() is None
+    return (bool(status) and status.get("state") == "running" and self.lock_file.exists()
+            and self.holder() is None)  # no .lock: older or archived records, unknown
 
   # -- files
   @property

@@ -638,10 +638,16 @@ class Harness:
     trial, t0 = Trial("concurrent", "second-run"), time.monotonic()
     wd = self.fresh("concurrent") / "wd"
     first = self.start(wd, tag="concurrent-first")
+    # The first run is paused (SIGSTOP) once it trains, so that it still holds the workdir
+    # however long the second takes to start; it goes on (SIGCONT) after the second ends.
     fired, at, trial.happening = self.inject(
-        first, wd, Trigger("log", r"step \d+ epoch [\d.]+ train:"), 0, action=lambda: None)
-    trial.trigger = f"second run started at {at:.2f} s (first pid {first[0].pid})"
-    second = self.run(wd, tag="concurrent-second") if fired else None
+        first, wd, Trigger("log", r"step \d+ epoch [\d.]+ train:"), 0,
+        action=lambda: os.kill(first[0].pid, signal.SIGSTOP))
+    trial.trigger = f"second run started at {at:.2f} s (first pid {first[0].pid}, paused)"
+    try:
+      second = self.run(wd, tag="concurrent-second") if fired else None
+    finally:
+      os.kill(first[0].pid, signal.SIGCONT)
     res = self.finish(first)
     if second is None:
       trial.check(False, "the first run ended before it logged a train step")

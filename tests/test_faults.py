@@ -2,9 +2,6 @@
 at three moments, a corrupted checkpoint, two runs on one workdir, two bad inputs; each drives
 the real ``rnnlm-train`` on the harness's tiny config and is checked against one uninterrupted
 reference run (shared by the pytest-xdist workers).
-
-Tests marked ``xfail`` wait for the issue 19 item named in their reason; remove the mark when
-it lands (``strict=False``: an early pass is reported as XPASS, not an error).
 """
 
 from __future__ import annotations
@@ -51,6 +48,7 @@ def _passed(trial) -> None:
 # ----------------------------------------------------------------------------- kill -9
 
 
+@pytest.mark.slow  # the in-process twin runs by default: tests/test_reliability.py
 def test_kill_between_best_and_latest_save(harness):
   """Item 1: killed once best/<first validation step> is committed, before latest/<step>."""
   step = harness.reference().valid_steps[0]
@@ -62,6 +60,7 @@ def test_kill_mid_run(harness):
   _passed(harness.kill_trial("mid", fh.Trigger("time", 0.5 * harness.reference().wall)))
 
 
+@pytest.mark.slow  # scripts/fault_harness.py kills during the final test too
 def test_kill_during_final_test(harness):
   """Killed after the last validation, while the best checkpoint is scored on test."""
   ref = harness.reference()
@@ -103,7 +102,6 @@ def test_flipped_bytes_fall_back_to_an_older_checkpoint(harness):
 # ----------------------------------------------------------------------------- two runs
 
 
-@pytest.mark.xfail(reason="issue 19 item 4 not landed (no workdir lock)", strict=False)
 def test_second_run_on_a_busy_workdir_is_refused(harness):
   """Item 4: the second run exits with one line naming the holder's pid; the first ends as
   the reference."""

@@ -59,7 +59,7 @@ def _numpy_reference(name, params, h0, xs):
   return np.stack(hs)
 
 
-@pytest.mark.parametrize("steps", [1, 6, 37, 1000])
+@pytest.mark.parametrize("steps", [1, 6, 37, pytest.param(1000, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", MIN_NAMES)
 def test_parallel_equals_sequential(name, steps):
   """Non-zero h0 of both signs, T of no power of two (and 1, and a long 1000)."""
@@ -74,6 +74,7 @@ def test_parallel_equals_sequential(name, steps):
   np.testing.assert_array_equal(np.asarray(par[0]), np.asarray(par[1][-1]))
 
 
+@pytest.mark.slow  # minutes on the 2-core CI machine: `pytest -m slow`
 @pytest.mark.parametrize("name", MIN_NAMES)
 def test_scan_layer_runs_the_parallel_form_and_the_sequential_fallbacks_agree(name):
   """The layer runs the associative scan (no sequential ``scan`` in its program); remat,
@@ -102,6 +103,7 @@ def test_scan_layer_runs_the_parallel_form_and_the_sequential_fallbacks_agree(na
   assert float(jnp.abs(g0[0]["w_ih"]).max()) > 1e-3 and float(jnp.abs(g0[1]).max()) > 1e-3
 
 
+@pytest.mark.slow  # minutes on the 2-core CI machine: `pytest -m slow`
 @pytest.mark.parametrize("name", MIN_NAMES)
 def test_carry_across_windows_equals_one_window(name):
   """Truncated BPTT: two windows with the carry passed on = one window over both."""
@@ -114,6 +116,7 @@ def test_carry_across_windows_equals_one_window(name):
   np.testing.assert_allclose(np.asarray(c2), np.asarray(whole[0]), rtol=1e-5, atol=2e-6)
 
 
+@pytest.mark.slow  # minutes on the 2-core CI machine: `pytest -m slow`
 @pytest.mark.parametrize("name", MIN_NAMES)
 def test_member_axis_runs_each_model_alone(name):
   """``rnn.recurrence`` with a member axis K after time (the classifier's two directions)."""
@@ -128,7 +131,7 @@ def test_member_axis_runs_each_model_alone(name):
     np.testing.assert_allclose(np.asarray(final[k]), np.asarray(ref[0]), rtol=1e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("name", MIN_NAMES)
+@pytest.mark.parametrize("name", ["min_gru", pytest.param("min_lstm", marks=pytest.mark.slow)])
 def test_stack_gradients_match_finite_differences(name):
   """float64 central differences along random directions of params, inputs and carries
   (a 2-layer stack, non-zero carries, T = 13)."""
@@ -162,6 +165,7 @@ def test_stack_gradients_match_finite_differences(name):
   assert jnp.zeros(1).dtype == jnp.float32
 
 
+@pytest.mark.slow  # minutes on the 2-core CI machine: `pytest -m slow`
 def test_log_space_is_stable_where_gates_saturate():
   """Saturated gates (|pre-activation| ~ 60, where sigmoid rounds to 0 or 1 in float32) and a
   zero h0: finite values and gradients, equal to the sequential form."""
@@ -201,6 +205,7 @@ def test_init_layout_forget_bias_and_errors():
     rnn.weight_drop(base, 0.5, jax.random.key(1))
 
 
+@pytest.mark.slow  # minutes on the 2-core CI machine: `pytest -m slow`
 @pytest.mark.parametrize("name", MIN_NAMES)
 def test_lm_options_and_sampling(name):
   """The LM with 2 layers, dropout, residual and locked dropout runs; sampling (one step at a
@@ -228,7 +233,7 @@ def test_lm_options_and_sampling(name):
   assert ids.shape == (2, 5)
 
 
-@pytest.mark.parametrize("name", MIN_NAMES)
+@pytest.mark.parametrize("name", ["min_gru", pytest.param("min_lstm", marks=pytest.mark.slow)])
 def test_tiny_lm_trains_and_the_loss_falls(name, tmp_path):
   corpus = make_corpus(tmp_path / "corpus.txt", num_lines=300)
   config = tiny_config(corpus, tmp_path / "tfds", **{

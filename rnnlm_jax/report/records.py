@@ -290,8 +290,9 @@ def final_metrics(events: list[dict], status: dict | None, flat: dict) -> dict:
 
 
 def run_state(wd: pathlib.Path, status: dict | None) -> str:
-  """A point's state for the report: status.json's, ``stale`` for a ``running`` status that
-  no process holds (killed; re-running resumes it), ``missing`` without status.json."""
+  """A point's state for the report: status.json's, ``stale`` for a ``running`` status whose
+  workdir lock no process holds (killed; re-running resumes it), ``missing`` without
+  status.json."""
   if not status:
     return "missing"
   if status.get("state") == "running" and Workdir(wd).is_stale(status):
