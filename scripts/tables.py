@@ -106,8 +106,8 @@ def progress(runs: list[dict]) -> str | None:
   for r in runs:
     if r["state"] != "finished":
       total = r["flat"].get("train.num_epochs")
-      epoch = r["epoch"] if r["epoch"] is not None else "?"
-      return (f"not a result yet: {r['state']} at epoch {epoch:g} of {total}" if total
+      epoch = f"{r['epoch']:.1f}" if r["epoch"] is not None else "?"
+      return (f"not a result yet: {r['state']} at epoch {epoch} of {total}" if total
               else f"not a result yet: {r['state']} at step {r['step']}")
   return None
 
