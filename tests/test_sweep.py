@@ -350,3 +350,17 @@ def test_point_trained_by_another_process_is_skipped_untouched(tmp_path, fake_lm
   assert [c[0] for c in fake_lm] == [pts[1].name]
   assert res.states[pts[0].name] == "running" and "running elsewhere (pid" in lines[0]
   assert _state(tmp_path, pts[0].name)["step"] == 3
+
+
+def test_stale_point_is_reported_and_resumed(tmp_path, fake_lm):
+  """A point left "running" by a killed process (its lock free) is said to be stale and
+  trained again (resumed)."""
+  pts = _lm_points(["lstm"])
+  wd = Workdir(tmp_path / pts[0].name)
+  wd.acquire()
+  wd.write_status("running", 3, 0.1)
+  wd.release()  # as when the process is killed
+  lines = []
+  res = run_sweep(plan(pts), tmp_path, out=lines.append)
+  assert "stale: its last run was killed; resuming" in lines[0]
+  assert [c[0] for c in fake_lm] == [pts[0].name] and res.states[pts[0].name] == "finished"

@@ -245,7 +245,9 @@ def run_sweep(units: Sequence[Sequence[Point]], workdir: str | os.PathLike, *,
     befores = [Workdir(root / p.name).read_status() for p in todo]
     for k, p in enumerate(todo):
       group = f" (group of {len(todo)})" if grouped and len(todo) > 1 else ""
-      out(f"[sweep {done + k + 1}/{total}] start {p.name}{group}")
+      stale = " (stale: its last run was killed; resuming)" if Workdir(
+          root / p.name).is_stale(befores[k]) else ""
+      out(f"[sweep {done + k + 1}/{total}] start {p.name}{group}{stale}")
     t0 = time.perf_counter()
     error: BaseException | None = None
     returned: list = [None] * len(todo)
