@@ -150,31 +150,41 @@ PROGRAMS = {
         hidden=("mode", "config")),
     "rnnlm-sweep": Program(
         usage=("rnnlm-sweep --config SWEEP_FILE --workdir DIR [--task_index=I --num_tasks=N] "
-               "[--point=NAME ...] [--no_vmap] [--dry_run] [--config.KEY=VALUE ...]"),
+               "[--point=NAME ...] [--no_vmap] [--dry_run] [--search=halving --eta=3 "
+               "--min_budget=B] [--config.KEY=VALUE ...]"),
         description=(
             "Expand a sweep file (get_config() and get_sweep()) into points, write "
             "DIR/sweep.json and train this task's points, each in DIR/<point name>/. The "
             "whole sweep is validated before anything is written. Re-running resumes: "
             "finished and diverged points are skipped (a finished point is trained on when "
-            "train.num_epochs / train.max_steps is raised). Exit status: 0 every point "
-            "finished or diverged, 1 some point failed, 2 bad input, 130 interrupted."),
+            "train.num_epochs / train.max_steps is raised). --search=halving runs successive "
+            "halving: every group of seeds for --min_budget epochs (steps when "
+            "train.max_steps is set), the best 1/eta by validation on with eta times the "
+            "budget, up to the config's run length. Exit status: 0 every point "
+            "finished or diverged, 1 some point failed, 2 bad input, 75 a halving rung waits "
+            "for other tasks (re-run), 130 interrupted."),
         examples=("rnnlm-sweep --config configs/sweeps/tiny_lm.py --workdir runs/tiny_lm "
                   "--dry_run",
                   "rnnlm-sweep --config configs/sweeps/tiny_lm.py --workdir runs/tiny_lm "
-                  "--task_index=$SLURM_ARRAY_TASK_ID --num_tasks=4"),
+                  "--task_index=$SLURM_ARRAY_TASK_ID --num_tasks=4",
+                  "rnnlm-sweep --config configs/sweeps/tiny_lm.py --workdir runs/tiny_halving "
+                  "--search=halving --eta=3 --min_budget=1"),
         overrides=("Override one key of every point's base config (repeatable; a key the "
                    f"sweep varies may not be overridden); {CONFIG_KEYS_HINT}.")),
     "rnnlm-report": Program(
         usage=("rnnlm-report DIR [--tables KEYS] [--rows KEYS] [--cols KEYS] [--metric NAME] "
-               "[--noplots]"),
+               "[--select valid [--group KEYS]] [--noplots]"),
         description=(
             "Tabulate a sweep directory DIR (sweep.json and one workdir per point, or just "
             "run subdirectories): write DIR/results.csv, results_cells.csv, results.md, "
             "results.tex and DIR/plots/*.png, and print the tables of the first metric. "
+            "--select valid picks, per --group, the setting with the best validation metric "
+            "(seeds aggregated) and reports the test metric of that setting only. "
             "Exit status: 0 done, 2 bad input."),
         examples=("rnnlm-report runs/tiny_lm",
                   "rnnlm-report runs/cells --rows model.cell --cols optim.clip_mode "
-                  "--metric test_perplexity --noplots")),
+                  "--metric test_perplexity --noplots",
+                  "rnnlm-report runs/cells --select valid --group model.cell")),
     "rnnlm-sample": Program(
         usage=("rnnlm-sample --workdir DIR --prompt TEXT --length N [--temperature T] "
                "[--top_k K] [--top_p P] [--seed S] [--num_samples M] "

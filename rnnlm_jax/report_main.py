@@ -1,11 +1,14 @@
 """Command line: ``rnnlm-report`` (also ``python -m rnnlm_jax.report_main``).
 
     rnnlm-report DIR [--tables K1[,K2]] [--rows K1[,K2..]] [--cols K1[,K2..]] [--metric NAME]
-                     [--noplots]
+                     [--select valid [--group K1[,K2..]]] [--noplots]
 
 Reads the sweep directory DIR (sweep.json and one workdir per point, or just run
 subdirectories) and writes DIR/results.csv, results_cells.csv, results.md, results.tex and
-DIR/plots/*.png (see :mod:`rnnlm_jax.report.render`); prints the tables of the first metric. Bad
+DIR/plots/*.png (see :mod:`rnnlm_jax.report.render`); prints the tables of the first metric.
+``--select valid --group model.cell`` adds a table that picks, per group, the setting with the
+best validation metric (seeds aggregated) and reports the test metric of that setting only
+(:mod:`rnnlm_jax.report.select`). Bad
 input ends with one ``error:`` line on stderr and exit status 2.
 """
 
@@ -30,6 +33,14 @@ flags.DEFINE_string("metric", None, "Metric to tabulate (a results.csv column, e
                     "test_perplexity, best_valid_bpc, error_rate, success_step; or success: "
                     "k/n successful of ended runs and the median success step); default LM: "
                     "test perplexity|bpc and best valid, synthetic: error_rate.")
+flags.DEFINE_string("select", None, "valid: per --group, choose the setting (the other "
+                    "varying keys, seeds aggregated) with the best validation metric and report "
+                    "the test metric of that setting only (LM: best_valid_perplexity|bpc -> "
+                    "test_...; classify: valid_<train.select_metric>; music: valid_loss); or a "
+                    "validation field to select by, e.g. valid_accuracy.")
+flags.DEFINE_string("group", None, "With --select: config key(s), comma-separated, one choice "
+                    "per value combination (default model.cell if it varies, else one group; "
+                    "--group= for one group).")
 flags.DEFINE_boolean("plots", True, "Write the PNGs under DIR/plots/ (--noplots to skip).")
 
 USAGE = cli.PROGRAMS["rnnlm-report"].usage
@@ -41,11 +52,14 @@ def _main(argv) -> None:
   from rnnlm_jax.report import records, render
   try:
     paths = render.write_report(argv[1], rows=FLAGS.rows, cols=FLAGS.cols, metric=FLAGS.metric,
-                                plots=FLAGS.plots, tables=FLAGS.tables)
+                                plots=FLAGS.plots, tables=FLAGS.tables, select=FLAGS.select,
+                                group=FLAGS.group)
   except (records.ReportError, OSError) as e:
     cli.fail(cli.one_line(e))
   print(paths["summary"])
   print()
+  if paths["selected"]:
+    print(paths["selected"])
   for key in ("md", "tex", "csv", "cells_csv"):
     print(f"wrote {paths[key]}")
   if paths["plots"]:

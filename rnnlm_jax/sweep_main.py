@@ -2,6 +2,7 @@
 
     rnnlm-sweep --config configs/sweeps/tiny_lm.py --workdir runs/tiny_lm
         [--task_index=I --num_tasks=N] [--point=NAME ...] [--no_vmap] [--dry_run]
+        [--search=halving --eta=3 --min_budget=B [--halving_wait_s=S]]
         [--config.KEY=VALUE ...]
 
 Expands the sweep file (``get_config()`` and ``get_sweep()``, see :mod:`rnnlm_jax.sweeps`),
@@ -15,6 +16,13 @@ is trained on when ``train.num_epochs`` / ``train.max_steps`` is raised).
 (repeatable) runs only the named points of this task's share; ``sweep.json`` still records
 every point. ``--dry_run`` lists the points (name, execution unit, shard) and exits without
 writing anything.
+
+``--search=halving --eta=3 --min_budget=B`` runs successive halving instead of the full grid
+(:mod:`rnnlm_jax.sweeps.halving`): every group of seeds trains for ``B`` epochs
+(``train.num_epochs``; ``train.max_steps`` steps when the base config sets it), the best
+``1/eta`` by validation go on with ``eta`` times the budget, up to the config's own run length.
+Resumable and shardable like the grid; a task whose share of a rung is done waits up to
+``--halving_wait_s`` for the other tasks' points, then exits 75 (re-run to continue).
 
 Exit status: 0 every point of this task finished or diverged, 1 some point failed, 2 bad input
 (one ``error:`` line on stderr, nothing written), 130 interrupted (re-run to resume).
@@ -47,6 +55,20 @@ flags.DEFINE_bool("no_vmap", False, "Train every synthetic point as its own unit
                   "where that is faster (several devices, e.g. --cpu_devices=2, or a GPU/TPU) "
                   "and one after another (compiled once) on a single CPU device.")
 flags.DEFINE_bool("dry_run", False, "List the points, their units and shards; train nothing.")
+flags.DEFINE_enum("search", "grid", ["grid", "halving"], "grid: train every point to the "
+                  "config's run length. halving: successive halving (--eta, --min_budget): "
+                  "train every point for --min_budget, keep the best 1/eta groups of seeds by "
+                  "validation, give them eta times the budget, ... up to the run length.")
+flags.DEFINE_integer("eta", 3, "--search=halving: keep the best 1/eta groups per rung and "
+                     "multiply the budget by eta (an integer >= 2).")
+flags.DEFINE_float("min_budget", None, "--search=halving: the first rung's budget, in epochs "
+                   "(train.num_epochs) or, when the base config sets train.max_steps > 0, in "
+                   "steps (train.max_steps).")
+flags.DEFINE_float("halving_wait_s", 0.0, "--search=halving with --num_tasks > 1: how long a "
+                   "task whose share of a rung is done waits for the other tasks' points "
+                   "(seconds; then it exits 75: re-run it to continue).")
+flags.DEFINE_float("halving_poll_s", 30.0, "--search=halving: seconds between checks while "
+                   "waiting for a rung.")
 flags.DEFINE_integer("cpu_devices", 1, "On a CPU host, split each vmapped group across this many "
                      "XLA CPU devices (one thread each; sets --xla_force_host_platform_device_count)."
                      " Use 1 when running one sweep shard per core.")
@@ -72,7 +94,8 @@ def _validate_points(points) -> None:
 def _main(argv) -> None:
   if len(argv) > 1:
     cli.fail(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --task_index, "
-          "--num_tasks, --point, --no_vmap, --dry_run, --config.KEY=VALUE")
+          "--num_tasks, --point, --no_vmap, --dry_run, --search, --eta, --min_budget, "
+          "--halving_wait_s, --halving_poll_s, --config.KEY=VALUE")
   if FLAGS.config is None:
     cli.fail("--config is required, e.g. --config configs/sweeps/tiny_lm.py")
   if not FLAGS.workdir:
@@ -113,6 +136,16 @@ def _main(argv) -> None:
     mine = select(shard(units, i, n), FLAGS.point)
     record = sweep_record(path, points)
     check_workdir(FLAGS.workdir, record, points)
+    search = None
+    if FLAGS.search == "halving":
+      from rnnlm_jax.sweeps import halving
+      if FLAGS.point:
+        raise SweepError("--point cannot be combined with --search=halving (the rungs decide "
+                         "which points train)")
+      if FLAGS.min_budget is None:
+        raise SweepError("--search=halving needs --min_budget (the first rung's budget)")
+      search = halving.make_search(points, FLAGS.eta, FLAGS.min_budget)
+      halving.check_search(FLAGS.workdir, search)
   except (SweepError, WorkdirError, ValueError) as e:
     cli.fail(cli.one_line(e))
 
@@ -130,6 +163,13 @@ def _main(argv) -> None:
       mark = "*" if p.name in chosen else " "
       print(f"{mark} {p.name:<{width}}  unit={p.unit} shard={p.shard}{group}", flush=True)
     print(f"(dry run: nothing written; * = run by --task_index={i})", flush=True)
+    if search is not None:
+      n_groups = len(halving.groups_of(points))
+      per = len(points) / n_groups
+      for r, b in enumerate(search.budgets):
+        print(f"halving rung {r + 1}: {search.key}={b}, {n_groups} groups "
+              f"({round(n_groups * per)} points)", flush=True)
+        n_groups = max(1, n_groups // search.eta)
     return
 
   write_sweep_json(FLAGS.workdir, record)
@@ -137,6 +177,9 @@ def _main(argv) -> None:
   # SIGTERM (a cluster's time limit, scancel) between points stops the sweep like Ctrl-C;
   # inside a point the trainer catches it, saves a checkpoint and raises Interrupted.
   signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+  if search is not None:
+    _run_halving(points, search, i, n, vmap)
+    return
   try:
     result = run_sweep(mine, FLAGS.workdir, vmap=vmap)
   except SweepInterrupted as e:
@@ -151,6 +194,29 @@ def _main(argv) -> None:
     print(f"error: {len(failed)} point(s) failed: {', '.join(failed[:5])}"
           + (" ..." if len(failed) > 5 else "") + "; see their status.json, fix, and re-run "
           "to retry them", file=sys.stderr, flush=True)
+  sys.exit(result.exit_code)
+
+
+def _run_halving(points, search, i: int, n: int, vmap: bool) -> None:
+  """Run this task's share of a halving search and exit with its status."""
+  from rnnlm_jax.sweeps import halving
+  from rnnlm_jax.sweeps.run import SweepInterrupted
+  try:
+    result = halving.run_halving(points, FLAGS.workdir, search, task_index=i, num_tasks=n,
+                                 vmap=vmap, wait_s=FLAGS.halving_wait_s,
+                                 poll_s=FLAGS.halving_poll_s)
+  except SweepInterrupted as e:
+    print(f"sweep summary (task {i} of {n}, interrupted): {e.result.summary()}", flush=True)
+    cli.fail(str(e), cli.EXIT_INTERRUPTED)
+  except KeyboardInterrupt:
+    cli.fail("interrupted between points; re-run the same command to resume the search",
+             cli.EXIT_INTERRUPTED)
+  print(f"sweep summary (task {i} of {n}): {result.sweep.summary()}", flush=True)
+  if result.failed:
+    print(f"error: {len(result.failed)} point(s) failed: {', '.join(result.failed[:5])}; "
+          f"{result.message}", file=sys.stderr, flush=True)
+  else:
+    print(result.message, flush=True)
   sys.exit(result.exit_code)
 
 

@@ -184,6 +184,17 @@ def load_sweep(root: str | pathlib.Path) -> tuple[list[str], list[dict]]:
   return keys, points
 
 
+def load_search(root: str | pathlib.Path) -> dict | None:
+  """The ``"search"`` entry of DIR/sweep.json (a halving search's rungs, see
+  :mod:`rnnlm_jax.sweeps.halving`); None for a plain grid or without sweep.json."""
+  spec_file = pathlib.Path(root) / "sweep.json"
+  if not spec_file.is_file():
+    return None
+  spec = read_json(spec_file)
+  search = spec.get("search") if isinstance(spec, dict) else None
+  return search if isinstance(search, dict) else None
+
+
 def _current_key(key: str) -> str:
   """A swept key of an older sweep.json in today's spelling (``task.length`` ->
   ``synthetic.length``, :data:`rnnlm_jax.tasks.SYNTHETIC_MOVED`)."""

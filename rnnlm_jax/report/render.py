@@ -266,9 +266,41 @@ def _describe(metric: str, kind: str) -> str:
   return metric
 
 
+def halving_section(search: dict | None) -> str:
+  """The rungs of a successive-halving search (sweep.json's ``"search"``) as a Markdown
+  section: rung, budget, groups, points, promoted (best first); "" for a plain grid."""
+  if not search or search.get("method") != "halving":
+    return ""
+  key = search.get("budget_key", "budget")
+  lines = ["## Successive halving", "",
+           f"eta {search.get('eta')}, first budget {search.get('min_budget')}, full budget "
+           f"{search.get('full_budget')} (`{key}`); groups (points that differ only in seed) "
+           f"ranked by the mean over their seeds of the best validation "
+           f"`{search.get('metric')}` ({search.get('mode')}) logged up to the rung's budget; "
+           "the best max(1, n // eta) are promoted. Points not promoted keep the budget "
+           "of their last rung (their metrics below are at that budget).", "",
+           f"| rung | budget ({key}) | groups | points | promoted (best first) |",
+           "|---|---|---|---|---|"]
+  rungs = search.get("rungs") or []
+  for r in rungs:
+    if "promoted" in r:
+      promoted = ", ".join(r["promoted"])
+    elif r.get("complete"):
+      promoted = "(full budget)"
+    else:
+      promoted = "(in progress)"
+    lines.append("| " + " | ".join(_md_escape(str(x)) for x in (
+        r.get("rung", 0) + 1, fmt_value(r.get("budget")), len(r.get("groups", [])),
+        len(r.get("points", [])), promoted)) + " |")
+  return "\n".join(lines) + "\n"
+
+
 def render_markdown(sweep_dir: pathlib.Path, records: list[dict], tables: dict,
-                    metrics: list[str], kind: str) -> tuple[str, str]:
-  """(the whole results.md, the section of the first metric)."""
+                    metrics: list[str], kind: str, search: dict | None = None,
+                    selected: str = "") -> tuple[str, str]:
+  """(the whole results.md, the section of the first metric); ``search``: sweep.json's
+  halving record (:func:`halving_section`); ``selected``: the selection-by-validation
+  section (:func:`rnnlm_jax.report.select.markdown`)."""
   lay = tables["layout"]
   counts = collections.Counter(r["state"] for r in records)
   seeds = sorted({fmt_value(r["settings"][SEED_KEY]) for r in records}) \
@@ -330,6 +362,9 @@ def render_markdown(sweep_dir: pathlib.Path, records: list[dict], tables: dict,
          if src == {"interval_p50_p90"} else
          "median / 90th percentile over log intervals of the interval mean"
          if src == {"interval_mean"} else "see results.csv")
+  for extra in (selected, halving_section(search)):
+    if extra:
+      parts += [extra]
   parts += ["## Clipping and pre-clip gradient norms", "",
             "Per cell, the mean over its points of: the fraction of updates where clipping "
             f"fired; the pre-clip global gradient norm p50 / p90 ({how}).", "",
@@ -343,11 +378,15 @@ def render_markdown(sweep_dir: pathlib.Path, records: list[dict], tables: dict,
 
 def write_report(sweep_dir: str | pathlib.Path, rows: str | Sequence[str] | None = None,
                  cols: str | Sequence[str] | None = None, metric: str | None = None,
-                 plots: bool = True, tables: str | Sequence[str] | None = None) -> dict:
+                 plots: bool = True, tables: str | Sequence[str] | None = None,
+                 select: str | None = None, group: str | Sequence[str] | None = None) -> dict:
   """Write results.csv, results_cells.csv, results.md, results.tex and plots/ into
   ``sweep_dir``; ``rows``, ``cols``, ``tables``: keys, comma-separated or a list (see
-  :func:`rnnlm_jax.report.layout.choose_layout`). Returns {"csv", "cells_csv", "md", "tex":
-  path, "plots": [paths], "summary": the Markdown section of the first metric}.
+  :func:`rnnlm_jax.report.layout.choose_layout`). ``select`` (``"valid"`` or a validation
+  field) and ``group`` (keys): add the selection-by-validation section
+  (:mod:`rnnlm_jax.report.select`); a halving search's rungs are added from sweep.json.
+  Returns {"csv", "cells_csv", "md", "tex": path, "plots": [paths], "summary": the Markdown
+  section of the first metric, "selected": the selection section ("" without ``select``)}.
 
   Raises:
     records.ReportError: not a sweep directory, a malformed sweep.json, an unknown key or metric.
@@ -362,7 +401,12 @@ def write_report(sweep_dir: str | pathlib.Path, rows: str | Sequence[str] | None
                            "md": root / "results.md", "tex": root / "results.tex"}
   write_points_csv(paths["csv"], records)
   write_cells_csv(paths["cells_csv"], built, metrics, kind)
-  md, paths["summary"] = render_markdown(root, records, built, metrics, kind)
+  paths["selected"] = ""
+  if select:
+    from rnnlm_jax.report import select as select_lib  # pylint: disable=import-outside-toplevel
+    paths["selected"] = select_lib.select_section(records, kind, select, group)[0]
+  md, paths["summary"] = render_markdown(root, records, built, metrics, kind,
+                                         records_lib.load_search(root), paths["selected"])
   paths["md"].write_text(md)
   what = "k/n successes among ended runs" if metrics[0] == SUCCESS_METRIC else \
       "mean ± std (n) over seeds"

@@ -41,8 +41,6 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import ml_collections
 
-from rnnlm_jax import tasks
-
 MAX_NAME_LEN = 200  # longer names are cut and suffixed with a hash of the full name
 
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -306,6 +304,7 @@ def expand(base: ml_collections.ConfigDict, overrides: Sequence[Mapping[str, Any
                      f"{type(overrides).__name__}")
   if not overrides:
     raise SweepError("the sweep has no points")
+  from rnnlm_jax import tasks  # pylint: disable=import-outside-toplevel  (spec stays light)
   points: list[Point] = []
   by_name: dict[str, int] = {}
   seen: dict[str, int] = {}

@@ -1,0 +1,144 @@
+"""Selection by validation, reported honestly: ``rnnlm-report DIR --select valid --group KEYS``.
+
+Per group of the ``--group`` keys (e.g. ``model.cell``), each *setting* (a value combination of
+the other varying keys, ``seed`` excepted: its seeds are aggregated) is scored by the mean over
+its finished seeds of a validation metric; the setting with the best mean is chosen, and only
+then is its test metric read (mean ± std, n over the same seeds). The test values of the
+settings not chosen are never looked at, so a table of "cell -> best hidden size" does not
+peek at test.
+
+Metrics (:func:`metric_pair`): language models select by ``best_valid_<unit>`` (perplexity or
+bpc, the minimum over the run's validations, as the trainer's best checkpoint) and report
+``test_<unit>`` (of that checkpoint); classification by ``valid_<train.select_metric>`` (max
+for accuracy / F1, min for loss), music by ``valid_loss``, reporting the matching ``test_``
+metric. ``--select`` may name the validation field itself (``--select valid_accuracy``).
+Synthetic tasks have no validation split and are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from rnnlm_jax.report import stats as stats_lib
+from rnnlm_jax.report.layout import SEED_KEY, parse_keys, setting
+from rnnlm_jax.report.records import LOWER_IS_BETTER, ReportError, finite, fmt_value, num
+
+
+def metric_pair(records: list[dict], kind: str, select: str) -> tuple[str, str, str]:
+  """(validation field, test field, "min" | "max") for ``--select``: ``valid`` (the task's
+  default) or a record field ``valid_<m>`` / ``best_valid_<m>``.
+
+  Raises:
+    ReportError: a synthetic sweep, or a field no record has.
+  """
+  if kind == "synthetic":
+    raise ReportError("--select: synthetic-task runs have no validation split to select by")
+  if select == "valid":
+    if kind == "lm":
+      unit = next((r["metric_unit"] for r in records if r.get("metric_unit")), "perplexity")
+      valid, test = f"best_valid_{unit}", f"test_{unit}"
+    else:
+      chosen = next((r["flat"].get("train.select_metric") for r in records
+                     if r["flat"].get("train.select_metric")), None)
+      m = chosen if chosen and any(f"valid_{chosen}" in r for r in records) else "loss"
+      valid, test = f"valid_{m}", f"test_{m}"
+  else:
+    valid = select
+    base = valid[len("best_valid_"):] if valid.startswith("best_valid_") else \
+        valid[len("valid_"):] if valid.startswith("valid_") else None
+    if base is None:
+      raise ReportError(f"--select {select!r}: use valid or a validation field (valid_<metric> "
+                        "or best_valid_<metric>)")
+    test = f"test_{base}"
+  if not any(valid in r for r in records):
+    have = sorted({k for r in records for k in r if str(k).startswith(("valid_", "best_valid_"))})
+    raise ReportError(f"--select: no run has {valid!r} (fields: {', '.join(have) or 'none'})")
+  metric = valid.rsplit("valid_", 1)[-1]
+  return valid, test, "min" if metric in LOWER_IS_BETTER else "max"
+
+
+def _finished(points: list[dict], field: str) -> list[float]:
+  return [v for v in (num(p.get(field)) for p in points if p["state"] == "finished")
+          if finite(v)]
+
+
+def choose(records: list[dict], group_keys: Sequence[str], valid: str, test: str,
+           mode: str) -> list[dict]:
+  """Per group of ``group_keys`` (in order of first appearance): the setting with the best
+  mean validation value over its finished seeds (ties: the first in the sweep), and that
+  setting's validation and test summaries.
+
+  Returns:
+    [{"group": {key: value}, "setting": {key: value}, "valid": Summary, "test": Summary,
+      "candidates": how many settings had a validation value, "points": [records]}].
+  """
+  free = [k for k in records[0]["settings"] if k != SEED_KEY and k not in group_keys]
+  by_group: dict[tuple, dict[tuple, list[dict]]] = {}
+  for r in records:
+    g = tuple(fmt_value(setting(r, k)) for k in group_keys)
+    s = tuple(fmt_value(setting(r, k)) for k in free)
+    by_group.setdefault(g, {}).setdefault(s, []).append(r)
+  sign = 1.0 if mode == "min" else -1.0
+  out = []
+  for g, settings in by_group.items():
+    scored = [(s, stats_lib.summary(_finished(pts, valid))) for s, pts in settings.items()]
+    scored = [(s, v) for s, v in scored if v.n]
+    row = {"group": dict(zip(group_keys, g)), "candidates": len(scored), "setting": None,
+           "valid": stats_lib.Summary(None, None, 0), "test": stats_lib.Summary(None, None, 0),
+           "points": []}
+    if scored:
+      best, v = min(scored, key=lambda sv: sign * sv[1].mean)  # min: the first of equal ones
+      pts = settings[best]
+      row.update(setting=dict(zip(free, best)), valid=v, points=pts,
+                 test=stats_lib.summary(_finished(pts, test)))
+    out.append(row)
+  return out
+
+
+def _fmt(s: stats_lib.Summary) -> str:
+  if not s.n:
+    return "n/a"
+  if s.std is None:
+    return f"{s.mean:.4g} (1)"
+  return f"{s.mean:.4g} ± {s.std:.2g} ({s.n})"
+
+
+def markdown(rows: list[dict], group_keys: Sequence[str], valid: str, test: str,
+             mode: str) -> str:
+  """The section of results.md: group -> chosen setting, valid, test (mean ± std (n))."""
+  head = [", ".join(group_keys) or "group", "chosen setting", "settings compared",
+          f"{valid} (mean ± std, n)", f"{test} (mean ± std, n)"]
+  lines = ["## Selected by validation", "",
+           f"Per {', '.join(group_keys) or 'sweep'}, the setting of the other varying keys "
+           f"with the best mean `{valid}` ({mode}) over its finished seeds; the test column "
+           f"is `{test}` of that setting only (the other settings' test values are not "
+           "looked at).", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  for r in rows:
+    label = ", ".join(str(v) for v in r["group"].values()) or "all"
+    chosen = ("none finished" if r["setting"] is None else
+              ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in r["setting"].items()) or "(one)")
+    cells = [label, chosen, str(r["candidates"]), _fmt(r["valid"]), _fmt(r["test"])]
+    lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def select_section(records: list[dict], kind: str, select: str,
+                   group: str | Sequence[str] | None) -> tuple[str, list[dict]]:
+  """(the Markdown section, the rows of :func:`choose`) for ``--select`` and ``--group``
+  (default ``model.cell`` when it varies, else one group).
+
+  Raises:
+    ReportError: a bad metric (:func:`metric_pair`), the seed or an unknown key as a group key.
+  """
+  valid, test, mode = metric_pair(records, kind, select)
+  keys = parse_keys(group)
+  if keys is None:
+    keys = ["model.cell"] if "model.cell" in records[0]["settings"] else []
+  for k in keys:
+    if k == SEED_KEY:
+      raise ReportError("--group seed: seeds are aggregated; group by another key")
+    if k not in records[0]["settings"] and not any(k in r["flat"] for r in records):
+      raise ReportError(f"--group {k!r} is not a config key of these runs")
+  rows = choose(records, keys, valid, test, mode)
+  return markdown(rows, keys, valid, test, mode), rows

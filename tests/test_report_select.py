@@ -1,0 +1,115 @@
+"""rnnlm-report --select valid --group KEYS (rnnlm_jax.report.select): per group, the setting
+with the best validation metric (seeds aggregated) and the test metric of that setting only,
+on a fake sweep directory where the best-valid setting is not the best-test one."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from rnnlm_jax.report import records, render, select
+from rnnlm_jax.report.records import ReportError
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+# (cell, hidden) -> [(valid perplexity, test perplexity) per seed]. Per cell, the best valid
+# setting is hidden 10 for lstm (101 vs 111) although hidden 20 has the best test (81); gru:
+# hidden 20 (valid 126 vs 129). gru hidden 10's third seed diverged (not counted).
+RUNS = {("lstm", 10): [(100.0, 90.0), (102.0, 92.0)],
+        ("lstm", 20): [(110.0, 80.0), (112.0, 82.0)],
+        ("gru", 10): [(130.0, 120.0), (128.0, 118.0), None],
+        ("gru", 20): [(125.0, 126.0), (127.0, 124.0)]}
+
+
+def make_sweep(root: pathlib.Path) -> pathlib.Path:
+  points = []
+  for (cell, hidden), seeds in RUNS.items():
+    for seed, vt in enumerate(seeds):
+      name = f"cell={cell},hidden_size={hidden},seed={seed}"
+      points.append({"name": name, "overrides": {"model.cell": cell,
+                                                 "model.hidden_size": hidden, "seed": seed}})
+      d = root / name
+      d.mkdir(parents=True)
+      (d / "config.json").write_text(json.dumps(
+          {"seed": seed, "model": {"cell": cell, "hidden_size": hidden}, "data": {"name": "ptb"}}))
+      if vt is None:
+        events = [{"split": "train", "step": 5, "loss": "nan"}]
+        status = {"state": "diverged", "step": 5, "epoch": 0.1, "reason": "loss is nan"}
+      else:
+        valid, test = vt
+        events = [{"split": "valid", "step": 10, "epoch": 1.0, "loss": math.log(valid * 1.2),
+                   "perplexity": valid * 1.2, "best": True},
+                  {"split": "valid", "step": 20, "epoch": 2.0, "loss": math.log(valid),
+                   "perplexity": valid, "best": True},
+                  {"split": "test", "step": 20, "loss": math.log(test), "perplexity": test,
+                   "checkpoint": "best_valid"}]
+        status = {"state": "finished", "step": 20, "epoch": 2.0, "reason": ""}
+      (d / "status.json").write_text(json.dumps(status))
+      (d / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+  (root / "sweep.json").write_text(json.dumps(
+      {"config": "none.py", "keys": ["model.cell", "model.hidden_size", "seed"],
+       "points": points}))
+  return root
+
+
+def test_choice_by_validation_not_test(tmp_path):
+  recs = records.collect(make_sweep(tmp_path))
+  valid, test, mode = select.metric_pair(recs, "lm", "valid")
+  assert (valid, test, mode) == ("best_valid_perplexity", "test_perplexity", "min")
+  rows = select.choose(recs, ["model.cell"], valid, test, mode)
+  assert [r["group"] for r in rows] == [{"model.cell": "lstm"}, {"model.cell": "gru"}]
+  lstm, gru = rows
+  assert lstm["setting"] == {"model.hidden_size": "10"} and lstm["candidates"] == 2
+  assert lstm["valid"].mean == pytest.approx(101.0) and lstm["valid"].n == 2
+  assert lstm["test"].mean == pytest.approx(91.0)  # not the best test (81) of hidden 20
+  assert lstm["test"].std == pytest.approx(math.sqrt(2.0))
+  assert gru["setting"] == {"model.hidden_size": "20"}
+  assert gru["test"].mean == pytest.approx(125.0) and gru["test"].n == 2
+  # One group over everything: lstm hidden 10 (valid 101).
+  (all_,) = select.choose(recs, [], valid, test, mode)
+  assert all_["setting"] == {"model.cell": "lstm", "model.hidden_size": "10"}
+  assert all_["candidates"] == 4
+
+
+def test_written_report_and_cli(tmp_path):
+  root = make_sweep(tmp_path / "sweep")
+  paths = render.write_report(root, plots=False, select="valid", group="model.cell")
+  md = paths["md"].read_text()
+  assert "## Selected by validation" in md and paths["selected"] in md
+  assert "| lstm | hidden_size=10 | 2 | 101 ± 1.4 (2) | 91 ± 1.4 (2) |" in md
+  assert "| gru | hidden_size=20 | 2 | 126 ± 1.4 (2) | 125 ± 1.4 (2) |" in md
+  assert "## Successive halving" not in md  # a plain grid
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, "-m", "rnnlm_jax.report_main", str(root), "--noplots",
+                        "--select=valid", "--group=model.cell"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr
+  assert "| lstm | hidden_size=10 | 2 |" in out.stdout
+  bad = subprocess.run([sys.executable, "-m", "rnnlm_jax.report_main", str(root), "--noplots",
+                        "--select=valid", "--group=seed"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=300)
+  assert bad.returncode == 2 and "--group seed" in bad.stderr
+
+
+def test_maximised_metric_and_refusals():
+  def rec(cell, hidden, seed, valid, test, state="finished"):
+    return {"settings": {"model.cell": cell, "model.hidden_size": hidden, "seed": seed},
+            "flat": {"train.select_metric": "accuracy"}, "state": state,
+            "valid_accuracy": valid, "test_accuracy": test}
+  recs = [rec("lstm", 8, 0, 0.80, 0.70), rec("lstm", 8, 1, 0.82, 0.72),
+          rec("lstm", 16, 0, 0.78, 0.90), rec("lstm", 16, 1, 0.99, 0.10, state="running")]
+  assert select.metric_pair(recs, "seq", "valid") == ("valid_accuracy", "test_accuracy", "max")
+  (row,) = select.choose(recs, ["model.cell"], "valid_accuracy", "test_accuracy", "max")
+  assert row["setting"] == {"model.hidden_size": "8"}  # 0.81 > 0.78 (running seed not counted)
+  assert row["test"].mean == pytest.approx(0.71)
+  with pytest.raises(ReportError, match="synthetic"):
+    select.metric_pair(recs, "synthetic", "valid")
+  with pytest.raises(ReportError, match="no run has 'valid_f1'"):
+    select.metric_pair(recs, "seq", "valid_f1")
+  with pytest.raises(ReportError, match="--select 'test_accuracy'"):
+    select.metric_pair(recs, "seq", "test_accuracy")
