@@ -16,6 +16,13 @@ read: a checkpoint that cannot be read or does not match is moved to
 is usable, :class:`CheckpointError` says so and how to start over. Checkpoints written before
 manifests existed are restored unverified (a read error still falls back).
 
+**Several processes** (``jax.distributed``): every process calls every save and restore
+(orbax writes each array's shards from the processes that hold them, process 0 the metadata);
+the replicated leaves are then not fully addressable in any one process, so no digest is
+computed: multi-process checkpoints have no manifest and are restored unverified (a read error
+still falls back), and a manifest of an earlier single-process save is not checked either.
+Only process 0 writes or removes manifests and moves bad checkpoints aside.
+
 **Idempotent saves.** Saving a step that already exists (a run killed after one of its saves
 at that step committed, re-run from an older checkpoint) replaces it, so no order of kills
 can wedge a run.
@@ -72,10 +79,14 @@ class Checkpointer:
 
   def __init__(self, directory: pathlib.Path, keep: int = 2, async_save: bool = True):
     self.directory = pathlib.Path(directory).absolute()
+    # Each manager its own barrier names (several processes): orbax names a save's barriers
+    # after the step's directory, the same for latest/40 and best/40.
     make = lambda name, n: ocp.CheckpointManager(
         self.directory / name,
-        options=ocp.CheckpointManagerOptions(max_to_keep=n, create=True,
-                                             enable_async_checkpointing=async_save))
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=n, create=True, enable_async_checkpointing=async_save,
+            multiprocessing_options=ocp.options.MultiprocessingOptions(
+                barrier_sync_key_prefix=name)))
     self.latest = make("latest", max(1, int(keep)))
     self.best = make("best", 1)
     self.manifests = self.directory / "manifests"
@@ -93,7 +104,7 @@ class Checkpointer:
     if step in manager.all_steps():  # a save of this step committed before a crash: redo it
       manager.delete(step)
     self._prune_manifests(manager)
-    if digest is not None:
+    if digest is not None and jax.process_index() == 0:
       self.manifests.mkdir(parents=True, exist_ok=True)
       atomic_write_text(self._manifest(manager, step),
                         json.dumps({"step": step, "sha256": digest}) + "\n")
@@ -101,7 +112,9 @@ class Checkpointer:
                                                meta=ocp.args.JsonSave(meta)), force=True)
 
   def _prune_manifests(self, manager) -> None:
-    """Remove the manifests of steps orbax no longer keeps."""
+    """Remove the manifests of steps orbax no longer keeps (process 0 only)."""
+    if jax.process_index() != 0:
+      return
     kept = set(manager.all_steps())
     for f in self.manifests.glob(f"{self._name(manager)}-*.json"):
       try:
@@ -141,7 +154,8 @@ class Checkpointer:
         manifest = self._manifest(manager, step)
         if manifest.is_file():
           expected = json.loads(manifest.read_text())["sha256"]
-          if state_digest(as_saved, meta) != expected:
+          digest = state_digest(as_saved, meta)  # None: several processes, unverifiable
+          if digest is not None and digest != expected:
             problem = "its contents do not match its manifest's SHA-256"
       if problem is None:
         if skipped:
@@ -157,7 +171,11 @@ class Checkpointer:
         f"{'; '.join(skipped)}; to start over, move the workdir aside and re-run")
 
   def _move_aside(self, manager, step) -> str:
-    """Move a bad checkpoint out of orbax's sight (kept for inspection, never deleted)."""
+    """Move a bad checkpoint out of orbax's sight (kept for inspection, never deleted; by
+    process 0 alone, the others only forget it)."""
+    if jax.process_index() != 0:
+      manager.reload()
+      return "checkpoints/corrupt/ (by process 0)"
     dest = self.directory / "corrupt" / f"{self._name(manager)}-{int(step)}-{int(time.time())}"
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(pathlib.Path(manager.directory) / str(int(step))), str(dest))

@@ -13,6 +13,11 @@ same for every task:
   re-running on a workdir restores it and truncates the metrics to that line count, so an
   interrupted run ends with exactly the parameters and events of an uninterrupted one;
 * **signals**: SIGINT/SIGTERM finish the current step, save, and raise :class:`Interrupted`;
+* **several processes** (``jax.distributed``, language models): every process runs this loop
+  on the same global step; process 0 alone writes the workdir's files (lock, config, data,
+  status, provenance, metrics, TensorBoard, vocabulary, samples), every process takes part in
+  the checkpoint saves and restores, and a signal to any one process stops all of them at the
+  same step (:func:`stop_signal`, all-reduced every step);
 * **divergence**: a non-finite loss or gradient norm writes the event, status ``diverged``
   and raises :class:`Diverged`;
 * **train events** (one schema for every task, see :func:`train_event`) every
@@ -46,7 +51,8 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rnnlm_jax import checkpoint as ckpt_lib
 from rnnlm_jax import optim
-from rnnlm_jax.workdir import MetricWriter, Workdir
+from rnnlm_jax import parallel
+from rnnlm_jax.workdir import MetricWriter, Workdir, WorkdirBusy, WorkdirError
 
 log = logging.getLogger("rnnlm_jax")
 
@@ -103,6 +109,28 @@ def progress_bar(total: int, initial: int, enabled: bool, desc: str | None = Non
   return tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, desc=desc,
               disable=not enabled, file=sys.stderr,
               mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+
+def stop_signal(stop: StopFlag) -> int | None:
+  """The signal that stops the run after this step, or ``None``: this process's
+  (:class:`StopFlag`); with several processes the largest signal any process received, so that
+  all of them stop at the same step (a collective: every process calls it every step)."""
+  if jax.process_count() == 1:
+    return stop.signum
+  return parallel.max_over_processes(stop.signum or 0) or None
+
+
+# The tasks whose runs work as several processes (jax.distributed); the others refuse.
+MULTI_PROCESS_TASKS = ("lm",)
+
+
+def check_processes(task_name: str) -> None:
+  """Raise ``ValueError`` (one line) if this is a multi-process run of a task that has no
+  multi-process support."""
+  if jax.process_count() > 1 and task_name not in MULTI_PROCESS_TASKS:
+    raise ValueError(f"task {task_name!r} runs in one process only, but this is "
+                     f"{parallel.process_line()} (jax.distributed); run it without "
+                     "JAX_COORDINATOR_ADDRESS/RNNLM_DISTRIBUTED, or with RNNLM_DISTRIBUTED=0")
 
 
 def interrupted_reason(signum: int, step: int) -> str:
@@ -240,7 +268,9 @@ class RunBook:
     else:
       state = template
     self.wd.truncate_metrics(int(self.meta["metrics_lines"]))
-    self.writer = MetricWriter(self.wd)
+    lines = self.wd.count_metrics() if self.wd.primary else 0
+    # Every process counts the events (a save is skipped alike everywhere); process 0's count.
+    self.writer = MetricWriter(self.wd, lines=parallel.from_primary(lines))
     self._clock = (float(self.meta["train_seconds"]), time.perf_counter())
     self.saved = (_step_of(state), self.writer.lines) if restored is not None else None
     return state, restored is not None
@@ -298,23 +328,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   from rnnlm_jax import tasks
   config = tasks.migrate_config_dict(config)  # a config file in an older spelling
   task = tasks.get_task(config)
+  check_processes(task.name)
   if task.train_and_evaluate is not None:  # a task with its own loop (synthetic groups)
     return task.train_and_evaluate(config, workdir)
   task.validate_config(config)
-  wd = Workdir(workdir)
+  wd = Workdir(workdir, primary=parallel.is_primary())
   config_dict = config.to_dict()
   wd.check_config(config_dict)
-  run = task.make_run(config, str(wd.path))  # loads the data: bad input fails before writing
+  # loads (and on first use prepares) the data: bad input fails before writing
+  run = primary_first(lambda: task.make_run(config, str(wd.path)))
   run.check()  # shapes of the init, a train step and an evaluation, traced
   fingerprint = run.data_fingerprint()
   data_change = wd.check_data(fingerprint, accept_data_change)
-  wd.acquire()  # one process per workdir; held until this run returns or the process ends
+  acquire_everywhere(wd)  # one run per workdir; held until this run returns or the process ends
   try:
     wd.check_config(config_dict)  # again under the lock: another run may have written them
     data_change = wd.check_data(fingerprint, accept_data_change) or data_change
     wd.write_config(config_dict)
     wd.record_data(fingerprint)
-    run.write_files(wd)
+    if wd.primary:
+      run.write_files(wd)
 
     def recorded():
       if data_change is not None:
@@ -324,6 +357,43 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     return wd.run_recorded(recorded, RECORDED_OUTCOMES)
   finally:
     wd.release()
+
+
+def primary_first(fn):
+  """``fn()``, run by process 0 before the others (with several processes), so that what it
+  prepares on a shared disk (a data set's first preparation) is prepared once; if it fails
+  there, the others stop too (a ``ValueError`` pointing at process 0's log)."""
+  if jax.process_count() == 1:
+    return fn()
+  result, error = None, None
+  if parallel.is_primary():
+    try:
+      result = fn()
+    except Exception as e:  # noqa: BLE001  re-raised below, once the others know
+      error = e
+  ok = parallel.from_primary(int(error is None))
+  if error is not None:
+    raise error
+  if not ok:
+    raise ValueError(f"{parallel.process_line()}: process 0 failed to load the data; its "
+                     "log says why")
+  return result if parallel.is_primary() else fn()
+
+
+def acquire_everywhere(wd: Workdir) -> None:
+  """Take the workdir's lock (:meth:`Workdir.acquire`: process 0 of a multi-process run holds
+  it for all); with several processes the others learn whether process 0 got it, so that all
+  of them go on or all stop (:class:`rnnlm_jax.workdir.WorkdirBusy`)."""
+  error = None
+  try:
+    wd.acquire()
+  except WorkdirError as e:
+    error = e
+  if jax.process_count() > 1 and not parallel.from_primary(int(error is None)):
+    raise error or WorkdirBusy(f"workdir {wd.path}: process 0 could not lock it (see its log: "
+                               "in use by another run, or not a directory)")
+  if error is not None:
+    raise error
 
 
 def _run(config, wd: Workdir, run: Run) -> dict:
@@ -414,7 +484,7 @@ def _run(config, wd: Workdir, run: Run) -> dict:
     book.save(state)
     wd.write_status("running", step, step / spe)
 
-  bar = progress_bar(total, step, bool(t_cfg.get("progress_bar", True)))
+  bar = progress_bar(total, step, bool(t_cfg.get("progress_bar", True)) and wd.primary)
   log_every, ckpt_every = int(t_cfg.log_every), int(t_cfg.checkpoint_every_steps)
   start = step
   try:
@@ -441,11 +511,13 @@ def _run(config, wd: Workdir, run: Run) -> dict:
           wd.write_status("running", step, step / spe)
         elif step % log_every == 0:
           flush()
-        if stop.signum is not None and step < total and not meta["stopped_early"]:
+        signum = (stop_signal(stop) if step < total and not meta["stopped_early"]
+                  else None)
+        if signum is not None:
           flush()
           book.save(state)
           book.ckpt.wait()
-          reason = interrupted_reason(stop.signum, step)
+          reason = interrupted_reason(signum, step)
           wd.write_status("interrupted", step, step / spe, reason)
           raise Interrupted(reason)
   finally:

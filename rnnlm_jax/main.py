@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 from absl import app, flags
@@ -69,14 +70,47 @@ def _main(argv) -> None:
     cli.fail(str(e), cli.EXIT_INTERRUPTED)
   except Exception as e:  # noqa: BLE001  a file-system error, however a library wrapped it
     os_error = cli.os_error_in(e)
-    if os_error is None:
+    if os_error is not None:
+      cli.fail(cli.os_error_line(os_error), cli.EXIT_OS_ERROR)
+    lost = parallel.peer_lost_line(e)
+    if lost is None:
       raise
-    cli.fail(cli.os_error_line(os_error), cli.EXIT_OS_ERROR)
+    cli.fail(lost, cli.EXIT_FAILED)
 
 
 def train_cli() -> None:
   """Entry point of ``rnnlm-train``."""
-  app.run(_main, flags_parser=cli.parse_flags)
+  try:
+    app.run(_main, flags_parser=cli.parse_flags)
+  except SystemExit as e:
+    _exit_now_if_failed_alone(e.code)
+    raise
+  except Exception:  # an unexpected error: the same, after its traceback
+    _exit_now_if_failed_alone(cli.EXIT_FAILED, print_traceback=True)
+    raise
+
+
+def _exit_now_if_failed_alone(code, print_traceback: bool = False) -> None:
+  """In a multi-process run, a process that fails alone (exit 1, an unexpected error or a lost
+  peer, or 74, its file system; not 0, 2 bad input, 3 diverged or 130 interrupted, which every
+  process reaches together) ends at once after its one line, skipping ``jax.distributed``'s shutdown barrier: the others may wait in
+  a collective for it, and the barrier would hold it for ``shutdown_timeout_seconds`` (300 s)
+  while its heartbeats keep them waiting too. Once it is gone, a collective of theirs fails
+  (gloo: connection reset) or the coordination service declares it dead after
+  ``RNNLM_HEARTBEAT_TIMEOUT`` and stops them."""
+  together = (0, None, cli.EXIT_BAD_INPUT, cli.EXIT_DIVERGED, cli.EXIT_INTERRUPTED)
+  if code in together or "jax" not in sys.modules:
+    return
+  import jax
+  if not jax.distributed.is_initialized() or jax.process_count() == 1:
+    return
+  if print_traceback:
+    import traceback
+    traceback.print_exc()
+  logging.shutdown()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(code if isinstance(code, int) else 1)
 
 
 def eval_cli() -> None:

@@ -15,7 +15,10 @@ the devices; ``jax.devices()`` is then the global device list and the mesh spans
 Every process holds the whole (small) token stream and builds the same global ``[batch, time]``
 window; :func:`place_batch` lets each process copy only the columns that live on its own
 devices. A pipeline where each process reads only its own rows would use
-:func:`place_process_local_batch` instead.
+:func:`place_process_local_batch` instead. On CPUs the processes' devices talk through gloo
+(set before ``jax.distributed.initialize``); :func:`max_over_processes` and
+:func:`from_primary` are the small collectives the loop uses to agree (the stop flag, the lock,
+process 0's metrics line count); process 0 (:func:`is_primary`) alone writes the workdir.
 """
 
 from __future__ import annotations
@@ -75,17 +78,101 @@ def maybe_initialize_distributed(environ=None) -> bool:
     return False
   if jax.distributed.is_initialized():
     return True
-  kwargs = {}
-  if env.get("JAX_NUM_PROCESSES"):
-    kwargs["num_processes"] = int(env["JAX_NUM_PROCESSES"])
-  if env.get("JAX_PROCESS_ID"):
-    kwargs["process_id"] = int(env["JAX_PROCESS_ID"])
+  kwargs = initialize_kwargs(env)
+  if cpu_platform(env) and not env.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
+    # CPU devices of different processes talk through gloo (XLA's CPU client has no
+    # cross-process collectives otherwise); it only concerns the CPU client.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
   # The coordinator address is read from JAX_COORDINATOR_ADDRESS by JAX itself.
   jax.distributed.initialize(**kwargs)
   log.info("jax.distributed: process %d of %d, %d local / %d global devices",
            jax.process_index(), jax.process_count(), jax.local_device_count(),
            jax.device_count())
   return True
+
+
+# Seconds after which the coordination service declares a silent process dead and stops the
+# others (JAX's default 100); RNNLM_HEARTBEAT_TIMEOUT overrides it.
+HEARTBEAT_TIMEOUT_S = 100
+
+
+def initialize_kwargs(environ=None) -> dict:
+  """The arguments :func:`maybe_initialize_distributed` passes to ``jax.distributed.initialize``:
+  ``num_processes`` and ``process_id`` from ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` when set
+  (else JAX detects them: SLURM, Open MPI, TPU pods), and ``heartbeat_timeout_seconds`` from
+  ``RNNLM_HEARTBEAT_TIMEOUT`` (default :data:`HEARTBEAT_TIMEOUT_S`): a process that dies
+  (``kill -9``, a lost host) makes the others exit after at most about that long."""
+  env = os.environ if environ is None else environ
+  kwargs = {}
+  if env.get("JAX_NUM_PROCESSES"):
+    kwargs["num_processes"] = int(env["JAX_NUM_PROCESSES"])
+  if env.get("JAX_PROCESS_ID"):
+    kwargs["process_id"] = int(env["JAX_PROCESS_ID"])
+  timeout = env.get("RNNLM_HEARTBEAT_TIMEOUT", "").strip()
+  try:
+    kwargs["heartbeat_timeout_seconds"] = int(timeout) if timeout else HEARTBEAT_TIMEOUT_S
+  except ValueError:
+    raise ValueError(f"RNNLM_HEARTBEAT_TIMEOUT={timeout!r}: give whole seconds, e.g. 30") from None
+  if kwargs["heartbeat_timeout_seconds"] < 1:
+    raise ValueError(f"RNNLM_HEARTBEAT_TIMEOUT={timeout!r}: give at least 1 second")
+  return kwargs
+
+
+# Modules whose presence means JAX may use an accelerator rather than the CPU.
+_ACCELERATOR_PLUGINS = ("jax_cuda12_plugin", "jax_cuda13_plugin", "jax_rocm60_plugin",
+                        "jax_rocm7_plugin", "libtpu")
+
+
+def cpu_platform(environ=None) -> bool:
+  """Whether this process will compute on CPU devices, decided before JAX starts a backend:
+  ``JAX_PLATFORMS`` names ``cpu`` first, or (unset) no GPU or TPU plugin is installed."""
+  import importlib.util
+  env = os.environ if environ is None else environ
+  platforms = [p.strip().lower() for p in env.get("JAX_PLATFORMS", "").split(",") if p.strip()]
+  if platforms:
+    return platforms[0] == "cpu"
+  return not any(importlib.util.find_spec(m) is not None for m in _ACCELERATOR_PLUGINS)
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def is_primary() -> bool:
+  """Whether this process writes the workdir's files (process 0; the only one alone)."""
+  return jax.process_index() == 0
+
+
+def process_line() -> str:
+  """``"process i of N"`` for the log."""
+  return f"process {jax.process_index()} of {jax.process_count()}"
+
+
+def max_over_processes(value: int) -> int:
+  """The largest of every process's ``value`` (an integer); with several processes a
+  collective that every process must call at the same point."""
+  if jax.process_count() == 1:
+    return int(value)
+  from jax.experimental import multihost_utils
+  return int(np.max(multihost_utils.process_allgather(np.asarray(value, np.int32))))
+
+
+def peer_lost_line(e: BaseException) -> str | None:
+  """One line for an error of a collective in a multi-process run (a ``JaxRuntimeError``:
+  another process died or stopped, e.g. gloo's "Connection reset by peer"); ``None`` for any
+  other error or a single-process run."""
+  if jax.process_count() == 1 or not isinstance(e, jax.errors.JaxRuntimeError):
+    return None
+  first = (str(e).splitlines() or [""])[0][:300]
+  return (f"{process_line()}: a collective failed, another process of this run has probably "
+          f"stopped or died (see its log): {first}; re-run the same launch to resume")
+
+
+def from_primary(value: int) -> int:
+  """Process 0's ``value`` (an integer) on every process (a collective with several)."""
+  if jax.process_count() == 1:
+    return int(value)
+  from jax.experimental import multihost_utils
+  return int(multihost_utils.broadcast_one_to_all(np.asarray(value, np.int32)))
 
 
 # ----------------------------------------------------------------------------- mesh
@@ -152,7 +239,8 @@ def describe(mesh: Mesh) -> str:
   """One line for the log: device count, platform, mesh shape, processes."""
   d = mesh.devices.flat[0]
   return (f"{mesh.size} {d.platform} device(s), mesh {dict(mesh.shape)} (batch split over "
-          f"{DATA_AXIS!r}; params replicated), {jax.process_count()} process(es)")
+          f"{DATA_AXIS!r}; params replicated), {jax.process_count()} process(es), this is "
+          f"{process_line()}")
 
 
 # ----------------------------------------------------------------------------- placement

@@ -198,10 +198,16 @@ def wall_seconds(workdir: str | os.PathLike) -> float:
 
 
 class Workdir:
-  """Reads and writes the files of one run directory."""
+  """Reads and writes the files of one run directory.
 
-  def __init__(self, path: str | os.PathLike):
+  In a multi-process run (``jax.distributed``) every process has a ``Workdir`` but only process
+  0's is ``primary``: the others read like it and write nothing (no lock, config, data,
+  provenance, status, metrics or TensorBoard files), so each file has one writer.
+  """
+
+  def __init__(self, path: str | os.PathLike, primary: bool = True):
     self.path = pathlib.Path(path)
+    self.primary = bool(primary)
     self._lock_fd: int | None = None
 
   # -- the exclusive lock of a running process
@@ -212,9 +218,13 @@ class Workdir:
     """Take the workdir's exclusive lock (``fcntl.flock`` on ``.lock``, released when the
     process ends, however it ends) and record the holder (pid, host, start time) in it.
 
+    A no-op on a non-primary workdir (process 0 of a multi-process run holds the lock).
+
     Raises:
       WorkdirError: another process (or another run in this one) holds it.
     """
+    if not self.primary:
+      return
     if self.path.exists() and not self.path.is_dir():
       raise WorkdirError(f"workdir {self.path} is a file, not a directory; pass another "
                          "--workdir")
@@ -309,6 +319,8 @@ class Workdir:
   def write_config(self, config_dict: dict) -> None:
     """Write config.json (after :meth:`check_config`)."""
     self.check_config(config_dict)
+    if not self.primary:
+      return
     self.path.mkdir(parents=True, exist_ok=True)
     _atomic_write_json(self.config_file, config_dict)
 
@@ -345,10 +357,14 @@ class Workdir:
 
   def record_data(self, fingerprint: dict) -> None:
     """Write ``data.json`` (the fingerprint a resume is checked against)."""
+    if not self.primary:
+      return
     _atomic_write_json(self.data_file, fingerprint)
 
   def start_provenance(self) -> int:
-    """Append this invocation to provenance.json; returns its index."""
+    """Append this invocation to provenance.json; returns its index (-1 if not primary)."""
+    if not self.primary:
+      return -1
     prov = json.loads(self.provenance_file.read_text()) if self.provenance_file.exists() else {}
     runs = prov.setdefault("runs", [])
     runs.append({"command": sys.argv, "cwd": os.getcwd(), "git_sha": _git_sha(),
@@ -359,11 +375,15 @@ class Workdir:
 
   def note_provenance(self, **extra) -> None:
     """Add fields to this invocation's (the last) provenance entry."""
+    if not self.primary:
+      return
     prov = json.loads(self.provenance_file.read_text())
     prov["runs"][-1].update(extra)
     _atomic_write_json(self.provenance_file, prov)
 
   def end_provenance(self, index: int, **extra) -> None:
+    if not self.primary:
+      return
     prov = json.loads(self.provenance_file.read_text())
     prov["runs"][index].update(end_time=now(), **extra)
     _atomic_write_json(self.provenance_file, prov)
@@ -375,6 +395,8 @@ class Workdir:
     ``success`` for the synthetic tasks)."""
     if state not in STATES:
       raise ValueError(f"unknown run state {state!r}; one of {', '.join(STATES)}")
+    if not self.primary:
+      return
     status = {"state": state, "step": int(step), "epoch": None if epoch is None else float(epoch),
               "reason": reason, "time": now(), "pid": os.getpid(),
               "host": socket.gethostname(), **extra}
@@ -434,7 +456,7 @@ class Workdir:
 
   def truncate_metrics(self, num_lines: int) -> None:
     """Keep the first ``num_lines`` events (those written before the restored checkpoint)."""
-    if not self.metrics_file.exists():
+    if not self.primary or not self.metrics_file.exists():
       return
     lines = self.metrics_file.read_text().splitlines(keepends=True)
     if len(lines) != num_lines:
@@ -461,13 +483,17 @@ class MetricWriter:
   the events already in metrics.jsonl (after a resume has truncated it), so TensorBoard shows
   exactly metrics.jsonl's events after any resume: none lost (events not yet flushed to
   TensorBoard when a run was killed) and none doubled (events after the restored step).
+
+  On a non-primary workdir (a multi-process run's processes 1..N-1) it writes nothing and only
+  counts the events, from ``lines`` (process 0's count, which it cannot read reliably while
+  process 0 truncates the file).
   """
 
-  def __init__(self, workdir: Workdir, tensorboard: bool = True):
+  def __init__(self, workdir: Workdir, tensorboard: bool = True, lines: int | None = None):
     self.workdir = workdir
-    self.lines = workdir.count_metrics()
+    self.lines = workdir.count_metrics() if lines is None else int(lines)
     self._tb = None
-    if tensorboard:
+    if tensorboard and workdir.primary:
       try:
         from tensorboardX import SummaryWriter
       except ImportError:  # optional
@@ -481,6 +507,9 @@ class MetricWriter:
         self._tb.flush()
 
   def write(self, event: dict) -> None:
+    if not self.workdir.primary:
+      self.lines += 1
+      return
     event = {k: _clean(v) for k, v in event.items()}
     with self.workdir.metrics_file.open("a") as f:
       f.write(json.dumps(event, sort_keys=True) + "\n")

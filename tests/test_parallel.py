@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -197,3 +198,52 @@ def test_distributed_only_when_asked():
   with pytest.raises(ValueError, match="RNNLM_DISTRIBUTED"):
     ask({"RNNLM_DISTRIBUTED": "maybe"})
   assert parallel.maybe_initialize_distributed({}) is False
+
+
+def test_initialize_arguments_and_cpu_collectives(monkeypatch):
+  kw = parallel.initialize_kwargs
+  assert kw({}) == {"heartbeat_timeout_seconds": parallel.HEARTBEAT_TIMEOUT_S}
+  assert kw({"JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1", "RNNLM_HEARTBEAT_TIMEOUT": "10"}) \
+      == {"num_processes": 2, "process_id": 1, "heartbeat_timeout_seconds": 10}
+  for bad in ("ten", "0"):
+    with pytest.raises(ValueError, match="RNNLM_HEARTBEAT_TIMEOUT"):
+      kw({"RNNLM_HEARTBEAT_TIMEOUT": bad})
+  assert parallel.cpu_platform({"JAX_PLATFORMS": "cpu"})
+  assert not parallel.cpu_platform({"JAX_PLATFORMS": "cuda,cpu"})
+  assert parallel.cpu_platform({}) == (jax.default_backend() == "cpu")  # no GPU/TPU plugin
+
+
+def test_process_helpers_with_one_process():
+  assert parallel.is_primary() and parallel.process_line() == "process 0 of 1"
+  assert parallel.max_over_processes(15) == 15 and parallel.from_primary(7) == 7
+  assert parallel.peer_lost_line(jax.errors.JaxRuntimeError("x")) is None
+  flag = loop.StopFlag()
+  assert loop.stop_signal(flag) is None
+  flag.signum = 15
+  assert loop.stop_signal(flag) == 15
+
+
+def test_other_tasks_refuse_several_processes(monkeypatch):
+  loop.check_processes("music")  # one process: fine
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  loop.check_processes("lm")
+  for task in ("music", "classify", "synthetic"):
+    with pytest.raises(ValueError, match=f"task '{task}' runs in one process only"):
+      loop.check_processes(task)
+
+
+def test_a_non_primary_workdir_writes_nothing(tmp_path):
+  from rnnlm_jax.workdir import MetricWriter, Workdir
+  wd = Workdir(tmp_path / "wd", primary=False)
+  wd.acquire()
+  wd.write_config({"a": 1})
+  wd.record_data({"b": 2})
+  assert wd.start_provenance() == -1
+  wd.note_provenance(x=1)
+  wd.end_provenance(-1)
+  wd.write_status("running", 3, 0.5)
+  writer = MetricWriter(wd, lines=4)
+  writer.write({"step": 1, "split": "train", "loss": 1.0})
+  writer.close()
+  assert writer.lines == 5
+  assert not (tmp_path / "wd").exists()

@@ -27,6 +27,9 @@ Data parallel (``train.num_devices``, :mod:`rnnlm_jax.parallel`): the state is p
 device mesh (parameters and optimizer state replicated, recurrent carry split on the batch
 axis), each window's columns are split over the devices, and the jitted step follows those
 shardings; with one device this is the plain single-device loop.
+Several processes (``jax.distributed``): the mesh spans every process's devices; each
+process builds the same global window and copies only the columns its own devices hold
+(:func:`rnnlm_jax.parallel.place_batch`); process 0 alone writes ``vocab.txt`` and samples.
 """
 
 from __future__ import annotations
@@ -377,9 +380,12 @@ class LMRun:
           state.replace(opt_state=optim.set_learning_rate(state.opt_state, lr)))
       log.info("validation did not improve: learning rate -> %g", lr)
     if self.sample_length:
-      write_training_sample(wd, optim.eval_params(state.opt_state, state.params), self.spec,
-                            self.corpus.vocab, self.config.data, step,
-                            step / self.steps_per_epoch, self.sample_length)
+      params = optim.eval_params(state.opt_state, state.params)
+      if jax.process_count() > 1:  # process 0 samples alone, on its own copy of the params
+        params = jax.device_get(params)
+      if wd.primary:
+        write_training_sample(wd, params, self.spec, self.corpus.vocab, self.config.data, step,
+                              step / self.steps_per_epoch, self.sample_length)
     return state
 
 
