@@ -25,7 +25,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.bptt = 20  # truncated-BPTT window (unroll) length, time steps
 
   c.model = ml_collections.ConfigDict()
-  c.model.cell = "lstm"  # rnn_tanh | rnn_relu | lstm | gru
+  c.model.cell = "lstm"  # rnn_tanh | rnn_relu | lstm | gru | min_gru | min_lstm
   c.model.num_layers = 2  # stacked recurrent layers
   c.model.hidden_size = 200  # units per layer
   c.model.embed_size = 200  # token embedding width
@@ -101,7 +101,7 @@ def synthetic_config() -> ml_collections.ConfigDict:
   c.synthetic.success_error_rate = 0.01  # success: fewer than 1 % of test sequences wrong
 
   c.model = ml_collections.ConfigDict()
-  c.model.cell = "rnn_tanh"  # rnn_tanh | rnn_relu | lstm | gru
+  c.model.cell = "rnn_tanh"  # rnn_tanh | rnn_relu | lstm | gru | min_gru | min_lstm
   c.model.hidden_size = 50  # recurrent units (Pascanu et al. 2013: 50)
   c.model.init = "smart_tanh"  # smart_tanh | basic_tanh | sigmoid | uniform | orthogonal | identity
   c.model.init_scale = 0.1  # uniform/orthogonal/identity: U[-init_scale, init_scale] (Pascanu's
@@ -145,7 +145,7 @@ def seq_config(task: str) -> ml_collections.ConfigDict:
   c.data.tfds_dir = ""  # where TFDS writes prepared array_record files ("" = default cache)
 
   c.model = ml_collections.ConfigDict()
-  c.model.cell = "lstm"  # rnn_tanh | rnn_relu | lstm | gru
+  c.model.cell = "lstm"  # rnn_tanh | rnn_relu | lstm | gru | min_gru | min_lstm
   c.model.num_layers = 1  # stacked recurrent layers
   c.model.hidden_size = 100  # units per layer (and per direction)
   c.model.dropout = 0.0  # dropout on non-recurrent connections

@@ -51,6 +51,6 @@ class RNNLayer(nn.Module):
         lambda key: cell.init(key, xs.shape[-1], self.hidden_size, init=self.initializer,
                               init_scale=self.init_scale, forget_bias=self.forget_bias))
     if carry is None:
-      dtype = jnp.result_type(xs.dtype, params["w_hh"].dtype)
+      dtype = jnp.result_type(xs.dtype, params["w_ih"].dtype)
       carry = cell.init_carry(xs.shape[0], self.hidden_size, dtype)
     return rnn.scan_layer(cell, params, carry, xs, unroll=self.unroll)

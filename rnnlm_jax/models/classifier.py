@@ -207,9 +207,14 @@ def length_mask(lengths_B: jax.Array, num_steps: int) -> jax.Array:
 
 def _stack_params(ps: Sequence[dict]) -> dict:
   """Member-axis parameters for :func:`rnnlm_jax.rnn.recurrence`: ``w_hh [K, H, G]``,
-  ``b_hh [K, 1, G]`` (only these two are read by the recurrences)."""
-  return {"w_hh": jnp.stack([p["w_hh"] for p in ps]),
-          "b_hh": jnp.stack([p["b_hh"] for p in ps])[:, None, :]}
+  ``b_hh [K, 1, G]`` (only these two are read by the recurrences; the min cells have
+  neither)."""
+  out = {}
+  if "w_hh" in ps[0]:
+    out["w_hh"] = jnp.stack([p["w_hh"] for p in ps])
+  if "b_hh" in ps[0]:
+    out["b_hh"] = jnp.stack([p["b_hh"] for p in ps])[:, None, :]
+  return out
 
 
 def rnn_layer(cell: cells.Cell, layer_params: dict, xs_TBI: jax.Array,
@@ -230,7 +235,7 @@ def rnn_layer(cell: cells.Cell, layer_params: dict, xs_TBI: jax.Array,
   steps, batch = xs_TBI.shape[:2]
   dirs = [d for d in ("fw", "bw") if d in layer_params]
   ps = [layer_params[d] for d in dirs]
-  hidden = ps[0]["w_hh"].shape[0]
+  hidden = ps[0]["w_ih"].shape[-1] // cell.num_gates
   gxs = [cell.project_inputs(ps[0], xs_TBI)]
   if len(dirs) == 2:
     gxs.append(cell.project_inputs(ps[1], rnn.reverse_padded(xs_TBI, lengths_B)))

@@ -114,7 +114,7 @@ def hidden_states(cell: cells.Cell, params: dict, x: jax.Array, eps: jax.Array |
   else:
     gx = cell.project_inputs(p, jnp.swapaxes(x, 0, 1))  # [T, B, G*H]
     lead = (x.shape[0],)
-  hidden = p["w_hh"].shape[-2]
+  hidden = p["w_ih"].shape[-1] // cell.num_gates
   carry = jax.tree.map(lambda c: jnp.broadcast_to(c, lead + (hidden,)),
                        cell.init_carry(1, hidden))
   if eps is None:
