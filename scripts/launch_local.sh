@@ -32,11 +32,17 @@ fi
 # A free TCP port on 127.0.0.1 (the coordinator, process 0, binds it).
 port=$("${PYTHON:-python}" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
+# Each process writes into two named pipes read by prefixing filters: its redirections are
+# plain files, so the background job is the process itself and $! its pid (signals reach it).
+fifos=$(mktemp -d)
+trap 'rm -rf "$fifos"' EXIT
 pids=()
 for ((i = 0; i < n; i++)); do
+  mkfifo "$fifos/$i.out" "$fifos/$i.err"
+  sed -u "s/^/[$i] /" < "$fifos/$i.out" &
+  sed -u "s/^/[$i] /" < "$fifos/$i.err" >&2 &
   JAX_COORDINATOR_ADDRESS="127.0.0.1:$port" JAX_NUM_PROCESSES="$n" JAX_PROCESS_ID="$i" \
-    "${train[@]}" "$@" \
-    > >(sed -u "s/^/[$i] /") 2> >(sed -u "s/^/[$i] /" >&2) &
+    "${train[@]}" "$@" > "$fifos/$i.out" 2> "$fifos/$i.err" &
   pids+=($!)
 done
 

@@ -247,3 +247,29 @@ def test_a_non_primary_workdir_writes_nothing(tmp_path):
   writer.close()
   assert writer.lines == 5
   assert not (tmp_path / "wd").exists()
+
+
+def test_launch_local_sets_the_variables_and_returns_the_worst_code():
+  """scripts/launch_local.sh with a stand-in command (no JAX): the three variables per process,
+  prefixed output, the highest exit code; a SIGTERM to it reaches every process."""
+  import signal
+  import time
+  launcher = str(REPO / "scripts" / "launch_local.sh")
+  env = {**os.environ, "RNNLM_TRAIN": "sh -c"}
+  out = subprocess.run(["bash", launcher, "3", 'echo "$JAX_COORDINATOR_ADDRESS '
+                        '$JAX_NUM_PROCESSES $JAX_PROCESS_ID"; exit $((JAX_PROCESS_ID * 2))'],
+                       env=env, capture_output=True, text=True, timeout=60)
+  assert out.returncode == 4
+  lines = sorted(out.stdout.splitlines())
+  assert [line.split()[0] for line in lines] == ["[0]", "[1]", "[2]"]
+  assert [line.split()[2:] for line in lines] == [["3", "0"], ["3", "1"], ["3", "2"]]
+  assert len({line.split()[1] for line in lines}) == 1
+  assert lines[0].split()[1].startswith("127.0.0.1:")
+  proc = subprocess.Popen(["bash", launcher, "2", "trap 'exit 130' TERM; while :; do sleep 0.1; done"],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  time.sleep(1.0)
+  t0 = time.monotonic()
+  proc.send_signal(signal.SIGTERM)
+  assert proc.wait(timeout=20) == 130 and time.monotonic() - t0 < 10
+  bad = subprocess.run(["bash", launcher, "x"], env=env, capture_output=True, text=True)
+  assert bad.returncode == 2 and "usage" in bad.stderr
