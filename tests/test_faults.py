@@ -55,6 +55,7 @@ def test_kill_between_best_and_latest_save(harness):
   _passed(harness.kill_trial("best-latest", fh.Trigger("best", step)))
 
 
+@pytest.mark.slow  # CLI twin of what tests/test_reliability.py resumes crashed runs in-process
 def test_kill_mid_run(harness):
   """Killed half-way through the reference's wall time (training or saving)."""
   _passed(harness.kill_trial("mid", fh.Trigger("time", 0.5 * harness.reference().wall)))
@@ -83,6 +84,7 @@ def test_random_kill_triggers_cover_the_run():
 # ----------------------------------------------------------------------------- SIGTERM
 
 
+@pytest.mark.slow  # CLI twin of what tests/test_train_seq.py signals in-process
 def test_sigterm_is_recorded_interrupted(harness):
   """Item 8: SIGTERM exits 130 with state 'interrupted' (the run used by the corruption test)."""
   wd, res, newest = harness.interrupted()
@@ -93,6 +95,7 @@ def test_sigterm_is_recorded_interrupted(harness):
 # ----------------------------------------------------------------------------- corruption
 
 
+@pytest.mark.slow  # CLI twin of what tests/test_reliability.py flips bytes in-process
 def test_flipped_bytes_fall_back_to_an_older_checkpoint(harness):
   """Item 2: 100 bytes of the newest checkpoint's arrays flipped: a warning naming the step,
   the older checkpoint used, the events identical to the reference."""

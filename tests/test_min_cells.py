@@ -59,7 +59,8 @@ def _numpy_reference(name, params, h0, xs):
   return np.stack(hs)
 
 
-@pytest.mark.parametrize("steps", [1, 6, 37, pytest.param(1000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("steps", [1, 6, pytest.param(37, marks=pytest.mark.slow),
+                                   pytest.param(1000, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", MIN_NAMES)
 def test_parallel_equals_sequential(name, steps):
   """Non-zero h0 of both signs, T of no power of two (and 1, and a long 1000)."""
@@ -233,7 +234,8 @@ def test_lm_options_and_sampling(name):
   assert ids.shape == (2, 5)
 
 
-@pytest.mark.parametrize("name", ["min_gru", pytest.param("min_lstm", marks=pytest.mark.slow)])
+@pytest.mark.slow  # a minute here; by default the cells run in the parallel, gradient and layer tests
+@pytest.mark.parametrize("name", MIN_NAMES)
 def test_tiny_lm_trains_and_the_loss_falls(name, tmp_path):
   corpus = make_corpus(tmp_path / "corpus.txt", num_lines=300)
   config = tiny_config(corpus, tmp_path / "tfds", **{
