@@ -106,7 +106,7 @@ def _main(argv) -> None:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_force_host_platform_device_count={FLAGS.cpu_devices}")
   from rnnlm_jax.sweeps.plan import plan, select, shard
-  from rnnlm_jax.sweeps.run import (SweepInterrupted, check_workdir, run_sweep, sweep_record,
+  from rnnlm_jax.sweeps.run import (check_workdir, run_sweep, sweep_record,
                                     write_sweep_json)
   from rnnlm_jax.sweeps.spec import SweepError, expand, load_sweep_module, swept_keys
   from rnnlm_jax.workdir import WorkdirError
@@ -180,14 +180,7 @@ def _main(argv) -> None:
   if search is not None:
     _run_halving(points, search, i, n, vmap)
     return
-  try:
-    result = run_sweep(mine, FLAGS.workdir, vmap=vmap)
-  except SweepInterrupted as e:
-    print(f"sweep summary (task {i} of {n}, interrupted): {e.result.summary()}", flush=True)
-    cli.fail(str(e), cli.EXIT_INTERRUPTED)
-  except KeyboardInterrupt:
-    cli.fail("interrupted between points; re-run the same command to resume the sweep",
-          cli.EXIT_INTERRUPTED)
+  result = _interruptible(lambda: run_sweep(mine, FLAGS.workdir, vmap=vmap), i, n, "sweep")
   print(f"sweep summary (task {i} of {n}): {result.summary()}", flush=True)
   if result.exit_code:
     failed = [name for name, s in result.states.items() if s == "failed"]
@@ -197,20 +190,25 @@ def _main(argv) -> None:
   sys.exit(result.exit_code)
 
 
-def _run_halving(points, search, i: int, n: int, vmap: bool) -> None:
-  """Run this task's share of a halving search and exit with its status."""
-  from rnnlm_jax.sweeps import halving
+def _interruptible(run, i: int, n: int, what: str):
+  """``run()``, with SIGINT/SIGTERM turned into the summary so far, one line and exit 130."""
   from rnnlm_jax.sweeps.run import SweepInterrupted
   try:
-    result = halving.run_halving(points, FLAGS.workdir, search, task_index=i, num_tasks=n,
-                                 vmap=vmap, wait_s=FLAGS.halving_wait_s,
-                                 poll_s=FLAGS.halving_poll_s)
+    return run()
   except SweepInterrupted as e:
     print(f"sweep summary (task {i} of {n}, interrupted): {e.result.summary()}", flush=True)
     cli.fail(str(e), cli.EXIT_INTERRUPTED)
   except KeyboardInterrupt:
-    cli.fail("interrupted between points; re-run the same command to resume the search",
+    cli.fail(f"interrupted between points; re-run the same command to resume the {what}",
              cli.EXIT_INTERRUPTED)
+
+
+def _run_halving(points, search, i: int, n: int, vmap: bool) -> None:
+  """Run this task's share of a halving search and exit with its status."""
+  from rnnlm_jax.sweeps import halving
+  result = _interruptible(lambda: halving.run_halving(
+      points, FLAGS.workdir, search, task_index=i, num_tasks=n, vmap=vmap,
+      wait_s=FLAGS.halving_wait_s, poll_s=FLAGS.halving_poll_s), i, n, "search")
   print(f"sweep summary (task {i} of {n}): {result.sweep.summary()}", flush=True)
   if result.failed:
     print(f"error: {len(result.failed)} point(s) failed: {', '.join(result.failed[:5])}; "

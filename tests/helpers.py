@@ -93,3 +93,21 @@ def check_short_run(config, workdir, final: dict, steps: int) -> None:
   assert final["checkpoint"] == "best_valid" and math.isfinite(final["loss"])
   again = tasks.get_task(config).evaluate_workdir(str(workdir), final["split"], "best")
   assert again["loss"] == final["loss"] and again["checkpoint_step"] == final["checkpoint_step"]
+
+
+def check_finite_differences(loss, point: tuple, dirs: list, eps: float = 1e-6):
+  """Inside ``jax.enable_x64``: the gradient of ``loss(*point)`` along each direction of
+  ``dirs`` (pytrees shaped like ``point``, float64) equals the central difference with step
+  ``eps`` (rtol 1e-6) and is not trivially zero. Returns the gradients (a tuple, one per
+  argument)."""
+  import jax
+  grads = jax.jit(jax.grad(loss, argnums=tuple(range(len(point)))))(*point)
+  for d in dirs:
+    plus = jax.tree.map(lambda a, b: a + eps * b, point, d)
+    minus = jax.tree.map(lambda a, b: a - eps * b, point, d)
+    fd = (float(loss(*plus)) - float(loss(*minus))) / (2 * eps)
+    an = sum(float(np.vdot(np.asarray(g), v))
+             for g, v in zip(jax.tree.leaves(grads), jax.tree.leaves(d)))
+    assert abs(an) > 1e-3
+    np.testing.assert_allclose(an, fd, rtol=1e-6, atol=1e-8)
+  return grads
