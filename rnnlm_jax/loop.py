@@ -216,8 +216,10 @@ def _better(value: float, best: float | None, mode: str) -> bool:
 
 
 def _fmt(metrics: dict) -> str:
-  return " ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                  if isinstance(v, float) and k != "epoch")
+  """``"loss 4.1234 perplexity 61.7890"`` for a log line (huge values, e.g. the perplexity of a
+  run that blew up, in exponent form: ``perplexity 2.218e+23``)."""
+  return " ".join(f"{k} {v:.4f}" if abs(v) < 1e6 else f"{k} {v:.4g}"
+                  for k, v in metrics.items() if isinstance(v, float) and k != "epoch")
 
 
 def fresh_meta() -> dict:
