@@ -26,11 +26,13 @@ import helpers
 from helpers import tiny_config
 
 
-@pytest.fixture
-def reference(tmp_path, corpus):
-  """(config, workdir) of an uninterrupted tiny run: 40 steps, checkpoints every 10."""
-  config = tiny_config(corpus, tmp_path / "tfds")
-  ref = tmp_path / "ref"
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """(config, workdir) of an uninterrupted tiny run: 40 steps, checkpoints every 10 (trained
+  once for the module; tests read it or copy it, never change it)."""
+  root = tmp_path_factory.mktemp("reference")
+  config = tiny_config(helpers.make_corpus(root / "corpus.txt"), root / "tfds")
+  ref = root / "ref"
   loop.train_and_evaluate(config, str(ref))
   return config, ref
 
