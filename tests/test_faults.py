@@ -105,6 +105,7 @@ def test_flipped_bytes_fall_back_to_an_older_checkpoint(harness):
 # ----------------------------------------------------------------------------- two runs
 
 
+@pytest.mark.slow  # three CLI runs; in-process: tests/test_reliability.py's lock test
 def test_second_run_on_a_busy_workdir_is_refused(harness):
   """Item 4: the second run exits with one line naming the holder's pid; the first ends as
   the reference."""
@@ -114,6 +115,7 @@ def test_second_run_on_a_busy_workdir_is_refused(harness):
 # ----------------------------------------------------------------------------- bad input
 
 
+@pytest.mark.slow  # CLI runs; in-process: tests/test_prewrite_checks.py
 @pytest.mark.parametrize("name", ["hidden_size_0", "eval_batch_gt_valid"])
 def test_bad_input_one_line_and_no_workdir(harness, name):
   """Item 6: one line on stderr, exit 2, the workdir not created."""

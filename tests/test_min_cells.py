@@ -132,7 +132,8 @@ def test_member_axis_runs_each_model_alone(name):
     np.testing.assert_allclose(np.asarray(final[k]), np.asarray(ref[0]), rtol=1e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("name", ["min_gru", pytest.param("min_lstm", marks=pytest.mark.slow)])
+@pytest.mark.slow  # 20 s of float64 compilation on the CI machine
+@pytest.mark.parametrize("name", MIN_NAMES)
 def test_stack_gradients_match_finite_differences(name):
   """float64 central differences along random directions of params, inputs and carries
   (a 2-layer stack, non-zero carries, T = 13)."""
