@@ -344,7 +344,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   data_change = wd.check_data(fingerprint, accept_data_change)
   acquire_everywhere(wd)  # one run per workdir; held until this run returns or the process ends
   try:
-    wd.check_config(config_dict)  # again under the lock: another run may have written them
+    # Again under the lock (another run may have written them): the data here, the config in
+    # write_config, which checks it before writing.
     data_change = wd.check_data(fingerprint, accept_data_change) or data_change
     wd.write_config(config_dict)
     wd.record_data(fingerprint)
