@@ -45,7 +45,8 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from rnnlm_jax import cells, config_base, sample, train  # noqa: E402
+from rnnlm_jax import cells, config_base, sample  # noqa: E402
+from rnnlm_jax.tasks import lm as lm_task  # noqa: E402
 from rnnlm_jax.models import lm  # noqa: E402
 from rnnlm_jax.workdir import hardware, library_versions  # noqa: E402
 
