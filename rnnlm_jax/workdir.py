@@ -32,6 +32,7 @@ import platform
 import socket
 import subprocess
 import sys
+import uuid
 from typing import Any, Callable, Mapping, TypeVar
 
 T = TypeVar("T")
@@ -88,9 +89,11 @@ def now() -> str:
 
 def atomic_write_text(path: pathlib.Path, text: str) -> None:
   """Replace ``path`` by ``text`` atomically and durably: write a temporary file, fsync it,
-  rename it over ``path``, fsync the directory (so the rename survives a power cut)."""
+  rename it over ``path``, fsync the directory (so the rename survives a power cut). The
+  temporary file's name is unique to the call, so processes on several hosts may write the
+  same file at once (the last rename wins; a reader sees one whole version)."""
   path = pathlib.Path(path)
-  tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+  tmp = path.with_name(f"{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
   try:
     with open(tmp, "w") as f:
       f.write(text)
@@ -197,6 +200,10 @@ def wall_seconds(workdir: str | os.PathLike) -> float:
   return total
 
 
+# Workdir locks this process holds and lends (Workdir.lend): resolved path -> [fd, borrowed].
+_LENT: dict[pathlib.Path, list] = {}
+
+
 class Workdir:
   """Reads and writes the files of one run directory.
 
@@ -209,6 +216,7 @@ class Workdir:
     self.path = pathlib.Path(path)
     self.primary = bool(primary)
     self._lock_fd: int | None = None
+    self._borrowed = False
 
   # -- the exclusive lock of a running process
   @property
@@ -220,6 +228,8 @@ class Workdir:
 
     A no-op on a non-primary workdir (process 0 of a multi-process run holds the lock).
 
+    Takes a lock this process lent (:meth:`lend`) if it is not borrowed already.
+
     Raises:
       WorkdirError: another process (or another run in this one) holds it.
     """
@@ -229,6 +239,11 @@ class Workdir:
       raise WorkdirError(f"workdir {self.path} is a file, not a directory; pass another "
                          "--workdir")
     self.path.mkdir(parents=True, exist_ok=True)
+    lent = _LENT.get(self.path.resolve())
+    if lent is not None and not lent[1]:
+      lent[1] = True
+      self._lock_fd, self._borrowed = lent[0], True
+      return
     fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -242,11 +257,29 @@ class Workdir:
     self._lock_fd = fd
 
   def release(self) -> None:
-    """Release the lock taken by :meth:`acquire` (a no-op if not held)."""
-    if self._lock_fd is not None:
+    """Release the lock taken by :meth:`acquire` (a no-op if not held); a borrowed lock goes
+    back to its lender, still held."""
+    if self._lock_fd is None:
+      return
+    if self._borrowed:
+      lent = _LENT.get(self.path.resolve())
+      if lent is not None:
+        lent[1] = False
+    else:
+      _LENT.pop(self.path.resolve(), None)
       fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
       os.close(self._lock_fd)
-      self._lock_fd = None
+    self._lock_fd, self._borrowed = None, False
+
+  def lend(self) -> None:
+    """Let the next :meth:`acquire` of this directory in this process (by another ``Workdir``,
+    e.g. the trainer's) take the lock this object holds instead of being refused; its
+    :meth:`release` gives the lock back, still held, until this object releases it. A sweep
+    decides whether a point is still to do, trains it and records its final status under one
+    hold of the lock, so no other process can take the point in between."""
+    if self._lock_fd is None or self._borrowed:
+      raise WorkdirError(f"workdir {self.path}: only a lock this object acquired can be lent")
+    _LENT[self.path.resolve()] = [self._lock_fd, False]
 
   def holder(self) -> str | None:
     """Who holds the workdir's lock (``"pid P on HOST since T"``), or ``None`` if no process
