@@ -32,6 +32,7 @@ import platform
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from typing import Any, Callable, Mapping, TypeVar
 
@@ -200,8 +201,14 @@ def wall_seconds(workdir: str | os.PathLike) -> float:
   return total
 
 
-# Workdir locks this process holds and lends (Workdir.lend): resolved path -> [fd, borrowed].
-_LENT: dict[pathlib.Path, list] = {}
+# Workdir locks lent by this thread (Workdir.lend): resolved path -> [fd, borrowed].
+_LOCAL = threading.local()
+
+
+def _lent() -> dict[pathlib.Path, list]:
+  if not hasattr(_LOCAL, "lent"):
+    _LOCAL.lent = {}
+  return _LOCAL.lent
 
 
 class Workdir:
@@ -228,7 +235,7 @@ class Workdir:
 
     A no-op on a non-primary workdir (process 0 of a multi-process run holds the lock).
 
-    Takes a lock this process lent (:meth:`lend`) if it is not borrowed already.
+    Takes a lock this thread lent (:meth:`lend`) if it is not borrowed already.
 
     Raises:
       WorkdirError: another process (or another run in this one) holds it.
@@ -239,7 +246,7 @@ class Workdir:
       raise WorkdirError(f"workdir {self.path} is a file, not a directory; pass another "
                          "--workdir")
     self.path.mkdir(parents=True, exist_ok=True)
-    lent = _LENT.get(self.path.resolve())
+    lent = _lent().get(self.path.resolve())
     if lent is not None and not lent[1]:
       lent[1] = True
       self._lock_fd, self._borrowed = lent[0], True
@@ -262,24 +269,24 @@ class Workdir:
     if self._lock_fd is None:
       return
     if self._borrowed:
-      lent = _LENT.get(self.path.resolve())
+      lent = _lent().get(self.path.resolve())
       if lent is not None:
         lent[1] = False
     else:
-      _LENT.pop(self.path.resolve(), None)
+      _lent().pop(self.path.resolve(), None)
       fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
       os.close(self._lock_fd)
     self._lock_fd, self._borrowed = None, False
 
   def lend(self) -> None:
-    """Let the next :meth:`acquire` of this directory in this process (by another ``Workdir``,
+    """Let the next :meth:`acquire` of this directory in this thread (by another ``Workdir``,
     e.g. the trainer's) take the lock this object holds instead of being refused; its
     :meth:`release` gives the lock back, still held, until this object releases it. A sweep
     decides whether a point is still to do, trains it and records its final status under one
     hold of the lock, so no other process can take the point in between."""
     if self._lock_fd is None or self._borrowed:
       raise WorkdirError(f"workdir {self.path}: only a lock this object acquired can be lent")
-    _LENT[self.path.resolve()] = [self._lock_fd, False]
+    _lent()[self.path.resolve()] = [self._lock_fd, False]
 
   def holder(self) -> str | None:
     """Who holds the workdir's lock (``"pid P on HOST since T"``), or ``None`` if no process

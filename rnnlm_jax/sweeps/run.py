@@ -15,6 +15,12 @@ on (resumed) when its run length changed: re-run the sweep with a larger
 ``--config.train.num_epochs`` or ``--config.train.max_steps`` (or raise it in the sweep file)
 and every such point continues from its checkpoint, as ``rnnlm-train`` would on its directory.
 Synthetic-task points stop at their own success or step cap and are never extended.
+
+Any number of processes may run over the same points at once (array-job shards, ``--claim``
+workers, a run by hand): a point is claimed by taking its workdir lock, and whether it is
+still to do is read, it is trained and its final status written under that one hold
+(:func:`claim`), so each point is trained by one process; ``sweep.json`` is written
+atomically with the same content by whichever starts first.
 """
 
 from __future__ import annotations
@@ -24,12 +30,11 @@ import json
 import os
 import pathlib
 import time
-import uuid
 from typing import Callable, Mapping, Sequence
 
 from rnnlm_jax import tasks
 from rnnlm_jax.sweeps.spec import Point, SweepError, swept_keys
-from rnnlm_jax.workdir import RUN_LENGTH_KEYS, Workdir, WorkdirBusy, flatten
+from rnnlm_jax.workdir import RUN_LENGTH_KEYS, Workdir, WorkdirBusy, atomic_write_text, flatten
 
 SWEEP_FILE = "sweep.json"
 FINAL_STATES = ("finished", "diverged", "failed")
@@ -58,6 +63,23 @@ def sweep_record(config_path: str, points: Sequence[Point]) -> dict:
           "points": [{"name": p.name, "overrides": _jsonable(p.overrides)} for p in points]}
 
 
+def read_sweep_json(path: pathlib.Path, tries: int = 3, pause_s: float = 0.2) -> dict:
+  """``sweep.json``'s record. Another worker may be replacing it (an atomic rename: a reader
+  sees one whole version, but a network file system may fail the open meanwhile): a failed
+  read is tried up to ``tries`` times.
+
+  Raises:
+    SweepError: it stays unreadable.
+  """
+  for attempt in range(tries):
+    try:
+      return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+      if attempt == tries - 1:
+        raise SweepError(f"{path} is unreadable ({e}); move it away to start over") from None
+      time.sleep(pause_s)
+
+
 def check_workdir(workdir: str | os.PathLike, record: dict, points: Sequence[Point]) -> None:
   """Check, without writing, that the sweep may use ``workdir``: an existing ``sweep.json``
   must list the same points, and every existing point directory's ``config.json`` must agree
@@ -68,10 +90,7 @@ def check_workdir(workdir: str | os.PathLike, record: dict, points: Sequence[Poi
   """
   path = pathlib.Path(workdir) / SWEEP_FILE
   if path.exists():
-    try:
-      old = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-      raise SweepError(f"{path} is unreadable ({e}); move it away to start over") from None
+    old = read_sweep_json(path)
     old_points = old.get("points")
     if old_points != record["points"]:
       old_names = [p.get("name") for p in old_points or []]
@@ -97,17 +116,15 @@ def check_workdir(workdir: str | os.PathLike, record: dict, points: Sequence[Poi
 def write_sweep_json(workdir: str | os.PathLike, record: dict) -> None:
   """Write ``sweep.json`` unless it exists (check first with :func:`check_workdir`).
 
-  Safe when several tasks of an array job start at once: each writes the same content to a
-  private temporary file and renames it into place atomically.
+  Safe when several workers start at once: each writes the same content through
+  :func:`rnnlm_jax.workdir.atomic_write_text` (a private temporary file renamed into place),
+  so a reader sees no file or a whole one.
   """
   d = pathlib.Path(workdir)
   d.mkdir(parents=True, exist_ok=True)
   path = d / SWEEP_FILE
-  if path.exists():
-    return
-  tmp = d / f".{SWEEP_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-  tmp.write_text(json.dumps(record, indent=2) + "\n")
-  os.replace(tmp, path)
+  if not path.exists():
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
 
 
 # ----------------------------------------------------------------------------- running
@@ -118,8 +135,9 @@ class SweepResult:
   """What a task of a sweep did.
 
   Attributes:
-    states: point name -> final state (finished | diverged | failed) of this task's points.
-    skipped: names of points already finished or diverged before this run.
+    states: point name -> final state (finished | diverged | failed) of this task's points,
+      or ``running`` for a point another process holds.
+    skipped: names of points already finished or diverged before this run, or held elsewhere.
   """
   states: dict[str, str] = dataclasses.field(default_factory=dict)
   skipped: list[str] = dataclasses.field(default_factory=list)
@@ -132,14 +150,18 @@ class SweepResult:
 
   @property
   def exit_code(self) -> int:
-    """0 if every point finished or diverged, 1 if any failed."""
-    return 0 if all(s in DONE_STATES for s in self.states.values()) else 1
+    """1 if a point failed, else 0 (points finished, diverged or running elsewhere)."""
+    return 1 if any(s == "failed" for s in self.states.values()) else 0
 
   def summary(self) -> str:
     c = self.counts()
+    elsewhere = c.pop("running", 0)
     parts = [f"{k} {v}" for k, v in c.items()]
+    done = len(self.skipped) - sum(1 for n in self.skipped if self.states.get(n) == "running")
+    skipped = ([f"{done} already done"] if done else []) + (
+        [f"{elsewhere} running elsewhere"] if elsewhere else [])
     return (f"{len(self.states)} points: " + ", ".join(parts)
-            + (f" ({len(self.skipped)} already done, skipped)" if self.skipped else ""))
+            + (f" ({', '.join(skipped)}, skipped)" if skipped else ""))
 
 
 def _first_line(e: BaseException) -> str:
@@ -193,18 +215,46 @@ def _run_lengthened(path: pathlib.Path, config, status: Mapping) -> bool:
   return any(k in old and old[k] != new.get(k) for k in RUN_LENGTH_KEYS)
 
 
+def claim(wd: Workdir, point: Point) -> tuple[bool, str, dict | None]:
+  """Try to take point ``point``'s workdir ``wd`` for training: ``(taken, why, status)``.
+
+  The lock is taken first (non-blocking) and the status read under it, so the decision cannot
+  race another process: a point another process holds is not taken (``why``: "running
+  elsewhere (pid ...)"), nor one already finished or diverged (its lock released again; a
+  finished point whose run length changed is taken, see :func:`_run_lengthened`). A taken
+  point's lock is held and lent (:meth:`rnnlm_jax.workdir.Workdir.lend`) to the trainer; the
+  caller releases it.
+  """
+  try:
+    wd.acquire()
+  except WorkdirBusy:
+    return False, f"running elsewhere ({wd.holder() or 'another process'})", None
+  status = wd.read_status()
+  if (status and status.get("state") in DONE_STATES
+      and not _run_lengthened(wd.path, point.config, status)):
+    wd.release()
+    return False, f"already {status['state']} (step {status.get('step')})", status
+  wd.lend()
+  return True, "", status
+
+
 def run_sweep(units: Sequence[Sequence[Point]], workdir: str | os.PathLike, *,
               vmap: bool = True, out: Callable[[str], None] | None = None) -> SweepResult:
   """Run the given execution units (this task's share, see :mod:`rnnlm_jax.sweeps.plan`).
 
-  Points already ``finished`` or ``diverged`` are skipped, unless a finished language-model
-  or whole-sequence point's run length (``train.num_epochs`` / ``train.max_steps``) changed
+  Every point is first claimed (:func:`claim`): its workdir lock is taken and its status read
+  under it. A point another process holds is skipped ("running elsewhere"), and so are points
+  already ``finished`` or ``diverged``, unless a finished language-model or whole-sequence
+  point's run length (``train.num_epochs`` / ``train.max_steps``) changed
   (``--config.train.num_epochs=N`` trains a whole sweep on); the others are trained (resuming
-  from their checkpoints). A point that diverges or fails is recorded in its ``status.json``
-  (state, step, reason; written here when the trainer did not) and the sweep goes on.
+  from their checkpoints) and their final status settled, all under the lock, so any number
+  of processes may run over the same points at once and each point is trained by one. A
+  point that diverges or fails is recorded in its ``status.json`` (state, step, reason;
+  written here when the trainer did not) and the sweep goes on.
 
   Args:
-    units: lists of points; language-model units hold one point.
+    units: lists of points; language-model units hold one point. A synthetic unit trains the
+      points of it this process claimed as one group.
     workdir: the sweep directory; point ``p`` runs in ``workdir/p.name``.
     vmap: passed to the task's ``train_group`` (synthetic).
     out: progress printer (default: print to stdout, flushed).
@@ -219,66 +269,75 @@ def run_sweep(units: Sequence[Sequence[Point]], workdir: str | os.PathLike, *,
   total = sum(len(u) for u in units)
   done = 0
   for unit in units:
-    todo = []
-    for p in unit:
-      wd = Workdir(root / p.name)
-      status, holder = wd.read_status(), wd.holder()
-      if holder is not None:  # another process trains it (another shard, a by-hand run)
-        done += 1
-        result.states[p.name] = "running"
-        result.skipped.append(p.name)
-        out(f"[sweep {done}/{total}] skip {p.name}: running elsewhere ({holder})")
-      elif status and status.get("state") in DONE_STATES and not _run_lengthened(
-          root / p.name, p.config, status):
-        done += 1
-        result.states[p.name] = status["state"]
-        result.skipped.append(p.name)
-        out(f"[sweep {done}/{total}] skip {p.name}: already {status['state']} "
-            f"(step {status.get('step')})")
-      else:
-        todo.append(p)
-    if not todo:
-      continue
-    from rnnlm_jax import loop  # heavy (jax): imported once there is work
-    task = tasks.get_task(todo[0].config)
-    grouped = task.train_group is not None
-    befores = [Workdir(root / p.name).read_status() for p in todo]
-    for k, p in enumerate(todo):
-      group = f" (group of {len(todo)})" if grouped and len(todo) > 1 else ""
-      stale = " (stale: its last run was killed; resuming)" if Workdir(
-          root / p.name).is_stale(befores[k]) else ""
-      out(f"[sweep {done + k + 1}/{total}] start {p.name}{group}{stale}")
-    t0 = time.perf_counter()
-    error: BaseException | None = None
-    returned: list = [None] * len(todo)
+    held: list[tuple[Point, Workdir, dict | None]] = []
     try:
-      if grouped:
-        returned = list(task.train_group([p.config for p in todo],
-                                         [str(root / p.name) for p in todo],
-                                         vmap="auto" if vmap else False))
-        returned += [None] * (len(todo) - len(returned))
-      else:
-        loop.train_and_evaluate(todo[0].config, str(root / todo[0].name))
-    except BaseException as e:  # noqa: BLE001  recorded below; interrupts re-raised after
-      error = e
-    elapsed = time.perf_counter() - t0
-    interrupted = isinstance(error, (KeyboardInterrupt, loop.Interrupted))
-    diverged = isinstance(error, loop.Diverged)
-    for p, before, ret in zip(todo, befores, returned):
-      wd = Workdir(root / p.name)
-      if isinstance(error, WorkdirBusy):  # claimed by another process meanwhile: its status
+      for p in unit:
+        wd = Workdir(root / p.name)
+        taken, why, status = claim(wd, p)
+        if taken:
+          held.append((p, wd, status))
+          continue
         done += 1
-        result.states[p.name] = "running"
-        out(f"[sweep {done}/{total}] skip {p.name}: {_first_line(error)}")
-        continue
-      status = _settle_status(wd, before, error, diverged,
-                              ret if isinstance(ret, Mapping) else None)
-      done += 1
-      result.states[p.name] = status["state"]
-      reason = f": {status['reason']}" if status.get("reason") else ""
-      out(f"[sweep {done}/{total}] {status['state']} {p.name} at step {status.get('step')} "
-          f"in {elapsed:.1f} s{reason}")
-    if interrupted:
-      raise SweepInterrupted(f"sweep interrupted during {', '.join(p.name for p in todo)} "
-                             f"({_first_line(error)})", result)
+        result.states[p.name] = status["state"] if status else "running"
+        result.skipped.append(p.name)
+        out(f"[sweep {done}/{total}] skip {p.name}: {why}")
+      if held:
+        done = _train_unit(held, root, vmap, result, done, total, out)
+    finally:
+      for _, wd, _ in held:
+        wd.release()
   return result
+
+
+def _train_unit(held: Sequence[tuple[Point, Workdir, dict | None]], root: pathlib.Path,
+                vmap: bool, result: SweepResult, done: int, total: int,
+                out: Callable[[str], None]) -> int:
+  """Train the claimed points of one unit (their locks held), settle and report their final
+  statuses into ``result``; returns the progress count ``done``.
+
+  Raises:
+    SweepInterrupted: as :func:`run_sweep`.
+  """
+  from rnnlm_jax import loop  # heavy (jax): imported once there is work
+  todo = [p for p, _, _ in held]
+  task = tasks.get_task(todo[0].config)
+  grouped = task.train_group is not None
+  for k, (p, _, before) in enumerate(held):
+    group = f" (group of {len(todo)})" if grouped and len(todo) > 1 else ""
+    # The lock is ours: a "running" status is that of a run killed before it ended.
+    stale = (" (stale: its last run was killed; resuming)"
+             if (before or {}).get("state") == "running" else "")
+    out(f"[sweep {done + k + 1}/{total}] start {p.name}{group}{stale}")
+  t0 = time.perf_counter()
+  error: BaseException | None = None
+  returned: list = [None] * len(todo)
+  try:
+    if grouped:
+      returned = list(task.train_group([p.config for p in todo],
+                                       [str(root / p.name) for p in todo],
+                                       vmap="auto" if vmap else False))
+      returned += [None] * (len(todo) - len(returned))
+    else:
+      loop.train_and_evaluate(todo[0].config, str(root / todo[0].name))
+  except BaseException as e:  # noqa: BLE001  recorded below; interrupts re-raised after
+    error = e
+  elapsed = time.perf_counter() - t0
+  interrupted = isinstance(error, (KeyboardInterrupt, loop.Interrupted))
+  diverged = isinstance(error, loop.Diverged)
+  for (p, wd, before), ret in zip(held, returned):
+    if isinstance(error, WorkdirBusy):  # taken by another process meanwhile: its status
+      done += 1
+      result.states[p.name] = "running"
+      out(f"[sweep {done}/{total}] skip {p.name}: {_first_line(error)}")
+      continue
+    status = _settle_status(wd, before, error, diverged,
+                            ret if isinstance(ret, Mapping) else None)
+    done += 1
+    result.states[p.name] = status["state"]
+    reason = f": {status['reason']}" if status.get("reason") else ""
+    out(f"[sweep {done}/{total}] {status['state']} {p.name} at step {status.get('step')} "
+        f"in {elapsed:.1f} s{reason}")
+  if interrupted:
+    raise SweepInterrupted(f"sweep interrupted during {', '.join(p.name for p in todo)} "
+                           f"({_first_line(error)})", result)
+  return done
