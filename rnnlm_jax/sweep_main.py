@@ -1,7 +1,7 @@
 """Command line: ``rnnlm-sweep`` (also ``python -m rnnlm_jax.sweep_main``).
 
     rnnlm-sweep --config configs/sweeps/tiny_lm.py --workdir runs/tiny_lm
-        [--task_index=I --num_tasks=N] [--point=NAME ...] [--no_vmap] [--dry_run]
+        [--task_index=I --num_tasks=N | --claim] [--point=NAME ...] [--no_vmap] [--dry_run]
         [--search=halving --eta=3 --min_budget=B [--halving_wait_s=S]]
         [--config.KEY=VALUE ...]
 
@@ -12,10 +12,15 @@ overridden). Re-running resumes: finished and diverged points are skipped (a fin
 is trained on when ``train.num_epochs`` / ``train.max_steps`` is raised).
 
 ``--task_index=I --num_tasks=N`` runs the I-th of N shares (a SLURM array job:
-``--task_index=$SLURM_ARRAY_TASK_ID --num_tasks=4`` with ``--array=0-3``). ``--point=NAME``
-(repeatable) runs only the named points of this task's share; ``sweep.json`` still records
-every point. ``--dry_run`` lists the points (name, execution unit, shard) and exits without
-writing anything.
+``--task_index=$SLURM_ARRAY_TASK_ID --num_tasks=4`` with ``--array=0-3``). ``--claim`` splits
+nothing: any number of workers started with the same command on one ``--workdir`` go through
+all the points and each takes (under the point's workdir lock) those no other worker holds and
+that are not done, so a heterogeneous cluster finishes the sweep without a static split; it
+refuses ``--num_tasks`` > 1 and ``--search=halving``. Every point is decided on, trained and
+recorded under its lock in either mode, so shards and workers never train a point twice.
+``--point=NAME`` (repeatable) runs only the named points of this task's share; ``sweep.json``
+still records every point. ``--dry_run`` lists the points (name, execution unit, shard) and
+exits without writing anything.
 
 ``--search=halving --eta=3 --min_budget=B`` runs successive halving instead of the full grid
 (:mod:`rnnlm_jax.sweeps.halving`): every group of seeds trains for ``B`` epochs
@@ -24,8 +29,9 @@ writing anything.
 Resumable and shardable like the grid; a task whose share of a rung is done waits up to
 ``--halving_wait_s`` for the other tasks' points, then exits 75 (re-run to continue).
 
-Exit status: 0 every point of this task finished or diverged, 1 some point failed, 2 bad input
-(one ``error:`` line on stderr, nothing written), 130 interrupted (re-run to resume).
+Exit status: 0 every point of this task finished, diverged or is running elsewhere, 1 some
+point failed, 2 bad input (one ``error:`` line on stderr, nothing written), 130 interrupted
+(re-run to resume).
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ config_flags.DEFINE_config_file(
 flags.DEFINE_string("workdir", None, "Sweep directory (created; re-use it to resume).")
 flags.DEFINE_integer("task_index", 0, "This task's share of the sweep, 0 <= i < num_tasks.")
 flags.DEFINE_integer("num_tasks", 1, "How many tasks share the sweep (array job size).")
+flags.DEFINE_bool("claim", False, "No static split: every worker started with this command on "
+                  "the --workdir goes through all the points and trains each one that no other "
+                  "worker holds and that is not done (taken under the point's workdir lock). "
+                  "Not with --num_tasks > 1 or --search=halving.")
 flags.DEFINE_multi_string("point", None, "Run only this point (its name as --dry_run lists it, "
                           "e.g. residual=true,seed=1); repeat the flag for several.")
 flags.DEFINE_bool("no_vmap", False, "Train every synthetic point as its own unit. By default "
@@ -94,7 +104,7 @@ def _validate_points(points) -> None:
 def _main(argv) -> None:
   if len(argv) > 1:
     cli.fail(f"unexpected arguments {argv[1:]}; flags are --config, --workdir, --task_index, "
-          "--num_tasks, --point, --no_vmap, --dry_run, --search, --eta, --min_budget, "
+          "--num_tasks, --claim, --point, --no_vmap, --dry_run, --search, --eta, --min_budget, "
           "--halving_wait_s, --halving_poll_s, --config.KEY=VALUE")
   if FLAGS.config is None:
     cli.fail("--config is required, e.g. --config configs/sweeps/tiny_lm.py")
@@ -117,6 +127,12 @@ def _main(argv) -> None:
     if n < 1 or not 0 <= i < n:
       raise SweepError(f"need 0 <= --task_index < --num_tasks, got --task_index={i} "
                        f"--num_tasks={n}")
+    if FLAGS.claim and n > 1:
+      raise SweepError("--claim takes points as workers get to them; drop --task_index/"
+                       "--num_tasks (a static split), or drop --claim")
+    if FLAGS.claim and FLAGS.search == "halving":
+      raise SweepError("--claim cannot be combined with --search=halving; split a search "
+                       "with --task_index/--num_tasks")
     module = load_sweep_module(path)
     try:
       overrides = module.get_sweep()
@@ -150,8 +166,10 @@ def _main(argv) -> None:
     cli.fail(cli.one_line(e))
 
   n_mine = sum(len(u) for u in mine)
-  print(f"sweep {path}: {len(points)} points in {len(units)} units; task {i} of {n} runs "
-        f"{n_mine} points in {len(mine)} units (swept: {', '.join(record['keys']) or 'nothing'})",
+  who = _who(i, n, FLAGS.claim)
+  verb = "claims from" if FLAGS.claim else "runs"
+  print(f"sweep {path}: {len(points)} points in {len(units)} units; {who} {verb} {n_mine} "
+        f"points in {len(mine)} units (swept: {', '.join(record['keys']) or 'nothing'})",
         flush=True)
   if FLAGS.dry_run:
     width = max(len(p.name) for p in points)
@@ -161,8 +179,10 @@ def _main(argv) -> None:
       group = (f"  vmap_group={hashlib.sha1(p.group_key.encode()).hexdigest()[:8]}"
                if p.group_key else "")
       mark = "*" if p.name in chosen else " "
-      print(f"{mark} {p.name:<{width}}  unit={p.unit} shard={p.shard}{group}", flush=True)
-    print(f"(dry run: nothing written; * = run by --task_index={i})", flush=True)
+      shard_of = "" if FLAGS.claim else f" shard={p.shard}"
+      print(f"{mark} {p.name:<{width}}  unit={p.unit}{shard_of}{group}", flush=True)
+    by = "claimed by any worker" if FLAGS.claim else f"run by --task_index={i}"
+    print(f"(dry run: nothing written; * = {by})", flush=True)
     if search is not None:
       n_groups = len(halving.groups_of(points))
       per = len(points) / n_groups
@@ -180,8 +200,8 @@ def _main(argv) -> None:
   if search is not None:
     _run_halving(points, search, i, n, vmap)
     return
-  result = _interruptible(lambda: run_sweep(mine, FLAGS.workdir, vmap=vmap), i, n, "sweep")
-  print(f"sweep summary (task {i} of {n}): {result.summary()}", flush=True)
+  result = _interruptible(lambda: run_sweep(mine, FLAGS.workdir, vmap=vmap), who, "sweep")
+  print(f"sweep summary ({who}): {result.summary()}", flush=True)
   if result.exit_code:
     failed = [name for name, s in result.states.items() if s == "failed"]
     print(f"error: {len(failed)} point(s) failed: {', '.join(failed[:5])}"
@@ -190,13 +210,20 @@ def _main(argv) -> None:
   sys.exit(result.exit_code)
 
 
-def _interruptible(run, i: int, n: int, what: str):
+def _who(i: int, n: int, claim: bool) -> str:
+  """How the progress and summary lines name this process: its share, or the claiming
+  worker (pid and host)."""
+  import socket
+  return f"worker pid {os.getpid()} on {socket.gethostname()}" if claim else f"task {i} of {n}"
+
+
+def _interruptible(run, who: str, what: str):
   """``run()``, with SIGINT/SIGTERM turned into the summary so far, one line and exit 130."""
   from rnnlm_jax.sweeps.run import SweepInterrupted
   try:
     return run()
   except SweepInterrupted as e:
-    print(f"sweep summary (task {i} of {n}, interrupted): {e.result.summary()}", flush=True)
+    print(f"sweep summary ({who}, interrupted): {e.result.summary()}", flush=True)
     cli.fail(str(e), cli.EXIT_INTERRUPTED)
   except KeyboardInterrupt:
     cli.fail(f"interrupted between points; re-run the same command to resume the {what}",
@@ -208,7 +235,7 @@ def _run_halving(points, search, i: int, n: int, vmap: bool) -> None:
   from rnnlm_jax.sweeps import halving
   result = _interruptible(lambda: halving.run_halving(
       points, FLAGS.workdir, search, task_index=i, num_tasks=n, vmap=vmap,
-      wait_s=FLAGS.halving_wait_s, poll_s=FLAGS.halving_poll_s), i, n, "search")
+      wait_s=FLAGS.halving_wait_s, poll_s=FLAGS.halving_poll_s), _who(i, n, False), "search")
   print(f"sweep summary (task {i} of {n}): {result.sweep.summary()}", flush=True)
   if result.failed:
     print(f"error: {len(result.failed)} point(s) failed: {', '.join(result.failed[:5])}; "
