@@ -1,0 +1,157 @@
+"""A/B: the language model's output layer + cross-entropy, old form against new, in one process.
+
+    python scripts/bench_head.py                 # head alone and full train steps, 3 runs
+    python scripts/bench_head.py --runs 1 --rows ptb_small:lstm
+
+Float32 only (bfloat16 keeps the 3-D custom-VJP head, whose einsum forms stay on XLA:CPU's
+bf16 path; see rnnlm_jax/fused.py). Two forms of ``fused.softmax_xent``:
+
+* **3-D custom VJP** (``fused._xent``, the float32 head until 2026-12-07): logits ``[T, B, V]``
+  from ``einsum("tbk,kn->tbn")``, backward written by hand from the saved logits;
+* **2-D autodiff** (``fused._xent_2d``, the float32 head now): ``[T*B, H] @ [H, V]`` and
+  ``optax.softmax_cross_entropy_with_integer_labels``, differentiated by JAX.
+
+Part 1 times the head's forward + backward alone at each workload's shapes; part 2 times the
+full training step of scripts/bench.py (``OursTrainer``: embedding, RNN stack, head, clip,
+SGD) built once with each head. Each run interleaves the two forms (A, B, A, B, ...) in 5
+blocks of ~0.5 s and takes medians; ``--runs`` repeats the whole comparison and the summary
+gives the median speed-up over runs and its range. Prints the CPU model and flags first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench  # noqa: E402  (scripts/bench.py)
+
+from rnnlm_jax import fused  # noqa: E402
+
+FORMS = {"3-D custom VJP": lambda h, w, b, t: fused._xent(h, w, b, t, jnp.float32),
+         "2-D autodiff": fused._xent_2d}
+BASELINE, CANDIDATE = "3-D custom VJP", "2-D autodiff"
+DEFAULT_ROWS = "ptb_small:lstm,ptb_small:rnn_tanh,ptb_medium:lstm,char:lstm,char:rnn_tanh"
+
+
+def head_grad_fn(form):
+  """jitted ``(h [T, B, H], w [H, V], b [V], t [T, B]) -> grads`` of the summed loss."""
+  return jax.jit(jax.grad(lambda h, w, b, t: FORMS[form](h, w, b, t).sum(), argnums=(0, 1, 2)))
+
+
+class _Call:
+  """A zero-argument jitted call with the step/sync interface of bench._block."""
+
+  def __init__(self, fn, *args):
+    self.fn, self.args, self.out = fn, args, None
+
+  def step(self):
+    self.out = self.fn(*self.args)
+
+  def sync(self):
+    jax.block_until_ready(self.out)
+
+
+def full_step_trainer(w, cell: str, form: str, batches):
+  """bench.OursTrainer with ``fused.softmax_xent``'s float32 head swapped for ``form`` while
+  it is traced (the first call); later calls run the compiled step."""
+  saved = fused._xent_2d
+  if form == BASELINE:
+    fused._xent_2d = FORMS[BASELINE]
+  try:
+    tr = bench.OursTrainer(w, cell, "float32", batches)
+    bench._block(tr, 2)
+  finally:
+    fused._xent_2d = saved
+  return tr
+
+
+def interleaved_ms(runners: dict, repeats: int = 5, block_s: float = 0.5) -> dict:
+  """Median ms per call of each runner, run interleaved in ``repeats`` blocks."""
+  first = next(iter(runners.values()))
+  n = max(2, int(block_s / (bench._block(first, 3) / 3)))
+  times = {k: [] for k in runners}
+  for _ in range(repeats):
+    for k, r in runners.items():
+      times[k].append(bench._block(r, n, 0.2) / n)
+  return {k: 1e3 * statistics.median(v) for k, v in times.items()}
+
+
+def one_run(rows) -> list[dict]:
+  out = []
+  for wl in sorted({wl for wl, _ in rows}, key=list(bench.WORKLOADS).index):
+    w = bench.WORKLOADS[wl]
+    rng = np.random.default_rng(0)
+    h = jnp.asarray(rng.standard_normal((w.bptt, w.batch, w.hidden)), jnp.float32)
+    wt = jnp.asarray(0.1 * rng.standard_normal((w.hidden, w.vocab)), jnp.float32)
+    b = jnp.zeros((w.vocab,), jnp.float32)
+    t = jnp.asarray(rng.integers(0, w.vocab, (w.bptt, w.batch)), jnp.int32)
+    runners = {f: _Call(head_grad_fn(f), h, wt, b, t) for f in FORMS}
+    for r in runners.values():
+      bench._block(r, 2)
+    out.append({"part": "head fwd+bwd", "workload": wl, "cell": "-", **interleaved_ms(runners)})
+  for wl, cell in rows:
+    w = bench.WORKLOADS[wl]
+    batches = bench.random_batches(w)
+    runners = {f: full_step_trainer(w, cell, f, batches) for f in FORMS}
+    out.append({"part": "train step", "workload": wl, "cell": cell, **interleaved_ms(runners)})
+  return out
+
+
+def cpu_line() -> str:
+  """CPU model and the vector/matrix extensions XLA:CPU can use."""
+  hw = bench.hardware()
+  flags = set()
+  try:
+    for line in open("/proc/cpuinfo"):
+      if line.startswith("flags"):
+        flags = set(line.split(":", 1)[1].split())
+        break
+  except OSError:
+    pass
+  ext = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+  return f"{hw.get('cpu')}, {os.cpu_count()} CPUs, flags: {' '.join(ext) or 'unknown'}"
+
+
+def main(argv=None):
+  ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("--runs", type=int, default=3, help="repeat the whole comparison N times")
+  ap.add_argument("--rows", default=DEFAULT_ROWS, help="workload:cell,... for the train steps")
+  args = ap.parse_args(argv)
+  rows = [tuple(r.split(":")) for r in args.rows.split(",") if r]
+  for wl, cell in rows:
+    if wl not in bench.WORKLOADS or cell not in bench.CELLS:
+      ap.error(f"unknown row {wl}:{cell} (workloads {', '.join(bench.WORKLOADS)}; "
+               f"cells {', '.join(bench.CELLS)})")
+  print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu_line()}; jax "
+        f"{jax.__version__}; command: python scripts/bench_head.py {' '.join(argv or sys.argv[1:])}",
+        flush=True)
+  runs = []
+  for k in range(args.runs):
+    res = one_run(rows)
+    runs.append(res)
+    for r in res:
+      print(f"run {k + 1}: {r['part']:12s} {r['workload']:10s} {r['cell']:8s} "
+            f"{BASELINE} {r[BASELINE]:8.2f} ms  {CANDIDATE} {r[CANDIDATE]:8.2f} ms  "
+            f"speed-up {r[BASELINE] / r[CANDIDATE]:.2f}x", flush=True)
+  print(f"\n| part | workload | cell | {BASELINE} ms | {CANDIDATE} ms | speed-up, median "
+        f"(range) over {args.runs} run(s) |\n|---|---|---|---:|---:|---|")
+  for i, r in enumerate(runs[0]):
+    base = [run[i][BASELINE] for run in runs]
+    cand = [run[i][CANDIDATE] for run in runs]
+    ups = [a / c for a, c in zip(base, cand)]
+    print(f"| {r['part']} | {r['workload']} | {r['cell']} | {statistics.median(base):.2f} | "
+          f"{statistics.median(cand):.2f} | {statistics.median(ups):.2f}× "
+          f"({min(ups):.2f}–{max(ups):.2f}) |")
+
+
+if __name__ == "__main__":
+  main()
