@@ -11,9 +11,9 @@ are promoted among that cell's points, not against the other cells'):
 
 Base: Zaremba et al.'s small shapes (configs/ptb_small.py: 2x200, unroll 20, batch 20,
 U[-0.1, 0.1], SGD, loss summed over time), at a constant learning rate, for at most one epoch
-(2,322 updates = 9 x 258, of its 2,323). Every point trains 258 updates (1/9 epoch, rung 0: the heatmaps'
-budget); the best third of the (lr, clip) groups of a cell, judged on validation by the mean of
-their 2 seeds, go on to 774 updates, the best third of those to 2,322.
+(2,322 = 9 x 258 of its 2,323 updates). Every point trains 258 updates (1/9 epoch, rung 0:
+the heatmaps' budget); the best third of the (lr, clip) groups of a cell, judged on validation
+by the mean of their 2 seeds, go on to 774 updates, the best third of those to 2,322.
 
 Thresholds: global-norm clipping at 1, 5, 25 and 125. Measured pre-clip norms at lr 1 with
 clip 5 on this model (experiments/remedies/records) are ~7-9 (LSTM, GRU; 10th-90th
@@ -22,13 +22,18 @@ percentile) and ~70-100 (tanh RNN); unclipped at lr 1 they reach 30-15,000
 only on spikes". value: every gradient element clamped to [-0.01, 0.01] (the typical element of
 a norm-10 gradient over ~4.6M parameters is ~0.005); per_layer_norm at 5 (Zaremba's threshold,
 per parameter array); agc at ratio 0.05 (Brock et al. 2021 use 0.01-0.16).
+
+Learning rates: one ladder for every cell (the heatmaps share their axes), 0.03 to 3. With the
+summed-over-time loss, the tanh RNN unclipped already blows up at 0.1 (a first try of this file,
+loss 63 nats after 258 updates), the gated cells at 1 (the probe): the ladder reaches below
+the first and above the second.
 """
 
 import pathlib
 
 from rnnlm_jax.sweeps.spec import import_file, product, sweep, zip_
 
-UPDATES_PER_EPOCH = 2322  # 9 x 258, one update short of an epoch (929,589 tokens: 2,323 windows of 20 x 20)
+UPDATES_PER_EPOCH = 2322  # 9 x 258: one update short of PTB's 2,323 windows of 20 x 20
 CLIP_SETTINGS = [  # (optim.clip_mode, optim.clip_value)
     ("none", 0.0),
     ("global_norm", 1.0), ("global_norm", 5.0), ("global_norm", 25.0), ("global_norm", 125.0),
@@ -55,7 +60,7 @@ def get_config():
 
 def get_sweep():
   return product(
-      sweep("optim.learning_rate", [0.1, 0.3, 1.0, 3.0]),  # a factor ~3 apart; 1 = Zaremba's
+      sweep("optim.learning_rate", [0.03, 0.1, 0.3, 1.0, 3.0]),  # ~3x apart; 1 = Zaremba's
       zip_(sweep("optim.clip_mode", [m for m, _ in CLIP_SETTINGS]),
            sweep("optim.clip_value", [v for _, v in CLIP_SETTINGS])),
       sweep("seed", [0, 1]),  # 2 seeds per (lr, clip) group
