@@ -168,3 +168,35 @@ OLD_WORKDIR_TMP = "/tmp/rnnlm_old_workdir"
 OLD_WORKDIR_STOPS = {"lm_word": 21, "lm_remedies": 26, "music": 6, "classify": 8, "synthetic": 25}
 OLD_WORKDIR_INTERRUPTED = ("synthetic",)
 OLD_WORKDIRS = GOLDEN / "old_workdirs"
+
+
+def old_workdir_metrics_lines(workdir: pathlib.Path, stop: int) -> int:
+  """The metrics.jsonl line count stored in the meta of the latest checkpoint (at ``stop``)."""
+  meta = workdir / "checkpoints" / "latest" / str(stop) / "meta" / "metadata"
+  return int(json.loads(meta.read_text())["metrics_lines"])
+
+
+def resume_old_workdir(case: str,
+                       tmp: pathlib.Path) -> tuple[list[str], subprocess.CompletedProcess]:
+  """Copies the case's old workdir to ``tmp/run`` (data paths pointed at ``tmp/data``) and runs
+  the case's full command on it; returns the metrics.jsonl lines that the latest checkpoint
+  covers (from before the resume) and the finished process."""
+  workdir = tmp / "run"
+  shutil.copytree(OLD_WORKDIRS / case, workdir)
+  write_data(tmp / "data")
+  config = workdir / "config.json"
+  text = config.read_text()
+  recorded = f"{OLD_WORKDIR_TMP}/{case}"
+  assert (recorded in text) == bool(CASES[case][2]), "the fixture's data paths are not as recorded"
+  config.write_text(text.replace(recorded, str(tmp)))
+  before = (workdir / "metrics.jsonl").read_text().splitlines(keepends=True)
+  kept = before[:old_workdir_metrics_lines(workdir, OLD_WORKDIR_STOPS[case])]
+  return kept, run_cli(case, tmp)
+
+
+def old_workdir_expected(golden: dict) -> dict[str, list[list]]:
+  """The losses a resumed old workdir must end with: the golden run's, unless the numerics
+  changed on purpose after the old workdirs were written (then tests/golden/record.py stored
+  what the old workdir resumed to under the recording commit, ``old_workdir_losses``)."""
+  return golden.get("old_workdir_losses", golden["losses"]["."])
+

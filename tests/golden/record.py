@@ -5,7 +5,10 @@
     PYTHONPATH=/tmp/rnnlm_golden_src python tests/golden/record.py [CASE ...]
 
 Each case runs twice (fresh scratch dirs); the two runs must agree exactly or nothing is
-written. Stored: the command (placeholders {golden}, {tmp}, {workdir}), the source it was
+written. A case with an old workdir (``cases.OLD_WORKDIR_STOPS``) also resumes that workdir
+twice; if its losses differ from the fresh run's (the numerics changed on purpose since the old
+code wrote it, e.g. a faster float32 head whose rounding differs), they are stored as
+``old_workdir_losses``, what tests/test_old_workdirs.py then expects. Stored: the command (placeholders {golden}, {tmp}, {workdir}), the source it was
 recorded from, the losses that the test asserts, and for reference only (not asserted) each
 run's config.json and metrics.jsonl events without timing fields.
 """
@@ -41,6 +44,21 @@ def _events(metrics: pathlib.Path) -> list[dict]:
           for l in metrics.read_text().splitlines() if l.strip()]
 
 
+def _resumed_old_workdir_losses(case: str) -> dict[str, list[list]]:
+  """The losses of the case's old workdir (tests/golden/old_workdirs) resumed by this code,
+  twice; they must agree exactly."""
+  got = []
+  for attempt in range(2):
+    with tempfile.TemporaryDirectory(prefix=f"golden_old_{case}_") as d:
+      _, proc = tg.resume_old_workdir(case, pathlib.Path(d))
+      if proc.returncode != 0:
+        raise SystemExit(f"{case}: the old workdir did not resume:\n{proc.stderr[-2000:]}")
+      got.append(tg.extract_losses(pathlib.Path(d) / "run" / "metrics.jsonl"))
+  if got[0] != got[1]:
+    raise SystemExit(f"{case}: the resumed old workdir is not deterministic")
+  return got[0]
+
+
 def record(case: str, source: dict) -> None:
   runs = []
   for attempt in range(2):
@@ -53,8 +71,12 @@ def record(case: str, source: dict) -> None:
     raise SystemExit(f"{case}: not deterministic: "
                      f"{tg.first_difference(runs[1]['losses'], runs[0]['losses'])}")
   out = {"case": case, "command": tg.command(case), "recorded_from": source,
-         "losses": runs[0]["losses"],
-         "reference_only": {"configs": runs[0]["configs"], "events": runs[0]["events"]}}
+         "losses": runs[0]["losses"]}
+  if case in tg.OLD_WORKDIR_STOPS:
+    resumed = _resumed_old_workdir_losses(case)
+    if resumed != out["losses"]["."]:  # numerics changed since the old workdirs were written
+      out["old_workdir_losses"] = resumed
+  out["reference_only"] = {"configs": runs[0]["configs"], "events": runs[0]["events"]}
   path = HERE / f"{case}.json"
   path.write_text(json.dumps(out, indent=1, sort_keys=False) + "\n")
   n = sum(len(v) for r in out["losses"].values() for v in r.values())
