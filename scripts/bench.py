@@ -4,6 +4,7 @@
     python scripts/bench.py --workloads ptb_small,char --cells lstm --repeats 7
     python scripts/bench.py --dtype bfloat16                  # ours (compute_dtype) vs torch autocast
     python scripts/bench.py --md out.md --json out.json
+    python scripts/bench.py --runs 1 --repeats 3              # quicker, no spread over runs
 
 What one row measures: a full training step on random tokens -- embedding -> RNN stack ->
 softmax over the vocabulary, loss summed over time / batch, backward, global-norm clip 5, SGD
@@ -294,6 +295,44 @@ def bench_row(w: Workload, cell: str, impls, dtype: str, repeats: int, block_s: 
   return result
 
 
+def combine_runs(runs: list[dict]) -> dict:
+  """A row's ``bench_row`` results of several runs -> ``{"results", "ratios", "runs"}``.
+
+  ``results``: per implementation, the run with the median tokens/s (its other fields with
+  it); ``ratios``: ours over each peer, ``{"median", "min", "max"}`` of the per-run ratios (each
+  run's numbers come from the same interleaved blocks); ``runs``: every run's results.
+  """
+  results = {}
+  for impl in runs[0]:
+    ok = sorted((r[impl] for r in runs if "tokens_per_s" in r.get(impl, {})),
+                key=lambda v: v["tokens_per_s"])
+    results[impl] = ok[(len(ok) - 1) // 2] if ok else runs[0][impl]
+  ratios = {}
+  for peer in ("torch", "flax"):
+    per = [r["rnnlm_jax"]["tokens_per_s"] / r[peer]["tokens_per_s"] for r in runs
+           if "tokens_per_s" in r.get("rnnlm_jax", {}) and "tokens_per_s" in r.get(peer, {})]
+    if per:
+      ratios[peer] = {"median": statistics.median(per), "min": min(per), "max": max(per)}
+  return {"results": results, "ratios": ratios, "runs": runs}
+
+
+def cpu_extensions() -> str:
+  """The CPU's vector and matrix extensions that decide XLA:CPU's and oneDNN's kernels
+  (AVX2 / AVX-512 / bf16 / AMX), from /proc/cpuinfo."""
+  flags: set[str] = set()
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("flags"):
+          flags = set(line.split(":", 1)[1].split())
+          break
+  except OSError:
+    pass
+  found = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+           if f in flags]
+  return "flags " + (" ".join(found) if found else "unknown")
+
+
 def set_precision(precision: str) -> None:
   """Make both frameworks use the same float32 matmul precision (see ``--precision``)."""
   if precision == "highest":
@@ -389,6 +428,15 @@ def bench_generation(w: Workload, batch: int, length: int, repeats: int) -> dict
 # ----------------------------------------------------------------------------- report
 
 
+def format_ratio(ratio: dict | None) -> str:
+  """``0.95x (0.90-1.01)``: the median of the runs' ratios and their range (one run: no range)."""
+  if not ratio:
+    return "n/a"
+  if ratio["min"] == ratio["max"]:
+    return f"{ratio['median']:.2f}x"
+  return f"{ratio['median']:.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f})"
+
+
 def _fmt(x, spec=",.0f"):
   return "n/a" if x is None else format(x, spec)
 
@@ -402,8 +450,9 @@ def render(meta: dict, rows: list[dict], gen: list[dict], peak: float, impls) ->
            f"- matmul peak ({meta['dtype']}, {meta['peak_n']}^3): "
            + ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in meta["peaks"].items())
            + f"; % of peak below is against {peak:,.0f}",
-           f"- repeats {meta['repeats']} interleaved blocks of ~{meta['block_s']} s; "
-           "median tokens/s; compile (first call) excluded", "",
+           f"- {meta['runs']} run(s) of the whole benchmark, each {meta['repeats']} interleaved "
+           f"blocks of ~{meta['block_s']} s per row; tokens/s: median block of the median run; "
+           "ratios: median over runs (range); compile (first call) excluded", "",
            "| workload | cell | " + " | ".join(f"{i} tok/s" for i in impls)
            + " | ours / torch | ours / flax | ours GFLOP/s (% peak) | ours compile s "
              "| ours / flax temp MiB |",
@@ -415,8 +464,7 @@ def render(meta: dict, rows: list[dict], gen: list[dict], peak: float, impls) ->
     for i in impls:
       cols.append(_fmt(tok[i]) if tok[i] else "skipped")
     ours = res.get("rnnlm_jax", {})
-    ratio = lambda o: (f"{tok['rnnlm_jax'] / tok[o]:.2f}x"
-                       if tok.get(o) and tok.get("rnnlm_jax") else "n/a")
+    ratio = lambda o: format_ratio(r.get("ratios", {}).get(o))
     gf = ours.get("gflops")
     lines.append(
         f"| {r['workload']} | {r['cell']} | " + " | ".join(cols)
@@ -452,7 +500,10 @@ def main(argv=None):
                   help="float32 matmuls on GPU: 'default' lets both frameworks use TF32 tensor "
                        "cores (JAX's default; torch.backends.*.allow_tf32=True), 'highest' "
                        "forbids it in both (exact float32). No effect on CPU.")
-  ap.add_argument("--repeats", type=int, default=5)
+  ap.add_argument("--repeats", type=int, default=5, help="interleaved blocks per row and run")
+  ap.add_argument("--runs", type=int, default=3,
+                  help="repeat the whole benchmark (every row) N times; the table gives the "
+                       "median over runs and the range of each ratio")
   ap.add_argument("--block_s", type=float, default=0.5, help="seconds per timed block")
   ap.add_argument("--gen_length", type=int, default=200, help="0 skips generation")
   ap.add_argument("--md", default=None, help="write the Markdown table here")
@@ -480,21 +531,23 @@ def main(argv=None):
       vers["torch_tf32"] = (f"matmul {torch.backends.cuda.matmul.allow_tf32}, "
                             f"cudnn {torch.backends.cudnn.allow_tf32}")
   dev = jax.devices()[0]
-  hw_line = (f"{hw['cpu']}, {hw['cpu_count']} cores; JAX {jax.default_backend()} "
-             f"{getattr(dev, 'device_kind', '')}")
+  hw_line = (f"{hw['cpu']}, {hw['cpu_count']} cores, {cpu_extensions()}; JAX "
+             f"{jax.default_backend()} {getattr(dev, 'device_kind', '')}")
   peaks = matmul_peaks(args.dtype)
   peak = max(peaks.values())
   print(f"# {hw_line}\n# {vers}\n# matmul peak: {peaks}", flush=True)
-  rows = []
-  for w in wls:
-    for cell in cell_names:
-      t0 = time.perf_counter()
-      res = bench_row(w, cell, impls, args.dtype, args.repeats, args.block_s)
-      rows.append({"workload": w.name, "cell": cell, "results": res,
-                   "flops_per_step": step_flops(w, cell)})
-      print(f"{w.name:10s} {cell:8s} " + "  ".join(
-          f"{i}: {v['tokens_per_s']:,.0f} tok/s" if "tokens_per_s" in v else f"{i}: skipped"
-          for i, v in res.items()) + f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
+  per_run = {(w.name, cell): [] for w in wls for cell in cell_names}
+  for run in range(args.runs):
+    for w in wls:
+      for cell in cell_names:
+        t0 = time.perf_counter()
+        res = bench_row(w, cell, impls, args.dtype, args.repeats, args.block_s)
+        per_run[w.name, cell].append(res)
+        print(f"run {run + 1}/{args.runs} {w.name:10s} {cell:8s} " + "  ".join(
+            f"{i}: {v['tokens_per_s']:,.0f} tok/s" if "tokens_per_s" in v else f"{i}: skipped"
+            for i, v in res.items()) + f"   ({time.perf_counter() - t0:.0f} s)", flush=True)
+  rows = [{"workload": w.name, "cell": cell, "flops_per_step": step_flops(w, cell),
+           **combine_runs(per_run[w.name, cell])} for w in wls for cell in cell_names]
   gen = []
   if args.gen_length:
     w = WORKLOADS["ptb_small"] if "ptb_small" in args.workloads else wls[0]
@@ -505,7 +558,8 @@ def main(argv=None):
   meta = {"command": "python " + " ".join([os.path.relpath(__file__)] + (argv or sys.argv[1:])),
           "hardware": hw_line, "versions": ", ".join(f"{k} {v}" for k, v in vers.items()),
           "dtype": args.dtype, "precision": args.precision, "peaks": peaks,
-          "peak_n": peak_size(args.dtype), "repeats": args.repeats, "block_s": args.block_s}
+          "peak_n": peak_size(args.dtype), "repeats": args.repeats, "block_s": args.block_s,
+          "runs": args.runs}
   md = render(meta, rows, gen, peak, impls)
   print()
   print(md)

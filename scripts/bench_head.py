@@ -106,18 +106,8 @@ def one_run(rows) -> list[dict]:
 
 
 def cpu_line() -> str:
-  """CPU model and the vector/matrix extensions XLA:CPU can use."""
-  hw = bench.hardware()
-  flags = set()
-  try:
-    for line in open("/proc/cpuinfo"):
-      if line.startswith("flags"):
-        flags = set(line.split(":", 1)[1].split())
-        break
-  except OSError:
-    pass
-  ext = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
-  return f"{hw.get('cpu')}, {os.cpu_count()} CPUs, flags: {' '.join(ext) or 'unknown'}"
+  """CPU model, CPU count and the vector/matrix extensions XLA:CPU can use."""
+  return f"{bench.hardware().get('cpu')}, {os.cpu_count()} CPUs, {bench.cpu_extensions()}"
 
 
 def main(argv=None):

@@ -194,7 +194,13 @@ def bench_table(name: str, table: dict) -> str:
              for i in ("torch", "flax")}
     cells = [r["workload"], r["cell"]] + [fmt(tps[i], ",.0f") if tps[i] else "failed"
                                           for i in impls]
-    cells += ["—" if ratio[i] is None else f"{ratio[i]:.2f}×" for i in ("torch", "flax")]
+    spread = r.get("ratios", {})  # scripts/bench.py --runs N: median ratio over runs, range
+    for i in ("torch", "flax"):
+      if i in spread and spread[i]["min"] != spread[i]["max"]:
+        ratio[i] = spread[i]["median"]
+        cells.append(f"{ratio[i]:.2f}× ({spread[i]['min']:.2f}–{spread[i]['max']:.2f})")
+      else:
+        cells.append("—" if ratio[i] is None else f"{ratio[i]:.2f}×")
     gflops = (res.get("rnnlm_jax") or {}).get("gflops")
     cells.append(f"{100 * gflops / peak:.1f} %" if gflops and peak else "—")
     if table.get("targets"):
@@ -205,7 +211,9 @@ def bench_table(name: str, table: dict) -> str:
            else "**missed**") for t in mine))
     lines.append("| " + " | ".join(cells) + " |")
   meta = data.get("meta", {})
-  lines += ["", f"n = median of {meta.get('repeats', '?')} interleaved blocks per implementation; "
+  runs = f"{meta['runs']} runs, each " if meta.get("runs", 1) > 1 else ""
+  lines += ["", f"n = {runs}median of {meta.get('repeats', '?')} interleaved blocks per "
+            f"implementation{'; ratios: median over runs (range)' if runs else ''}; "
             f"`{meta.get('command', '?')}`; {meta.get('hardware', '?')}"]
   return "\n".join(lines)
 
