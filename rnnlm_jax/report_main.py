@@ -2,13 +2,16 @@
 
     rnnlm-report DIR [--tables K1[,K2]] [--rows K1[,K2..]] [--cols K1[,K2..]] [--metric NAME]
                      [--select valid [--group K1[,K2..]]] [--noplots]
+    rnnlm-report DIR [DIR2 ..] --atlas [--out OUT]
 
 Reads the sweep directory DIR (sweep.json and one workdir per point, or just run
 subdirectories) and writes DIR/results.csv, results_cells.csv, results.md, results.tex and
 DIR/plots/*.png (see :mod:`rnnlm_jax.report.render`); prints the tables of the first metric.
 ``--select valid --group model.cell`` adds a table that picks, per group, the setting with the
 best validation metric (seeds aggregated) and reports the test metric of that setting only
-(:mod:`rnnlm_jax.report.select`). Bad
+(:mod:`rnnlm_jax.report.select`). ``--atlas`` draws only the clipping atlas's figures
+(:mod:`rnnlm_jax.report.atlas`) of DIR (a sweep, or a directory holding a sweep per cell) into
+DIR/plots/ or ``--out``. Bad
 input ends with one ``error:`` line on stderr and exit status 2.
 """
 
@@ -42,11 +45,36 @@ flags.DEFINE_string("group", None, "With --select: config key(s), comma-separate
                     "per value combination (default model.cell if it varies, else one group; "
                     "--group= for one group).")
 flags.DEFINE_boolean("plots", True, "Write the PNGs under DIR/plots/ (--noplots to skip).")
+flags.DEFINE_boolean("atlas", False, "Draw only the clipping atlas's figures (no tables): "
+                     "per cell, validation perplexity|bpc over clipping setting x learning "
+                     "rate at a halving search's first-rung budget; clip rate vs global-norm "
+                     "threshold; pre-clip gradient norms over training; the best point's "
+                     "validation curve per (cell, clip mode). DIR: a sweep, or a directory "
+                     "holding one sweep per cell (several DIRs allowed with --out).")
+flags.DEFINE_string("out", None, "With --atlas: the directory for the PNGs (default "
+                    "DIR/plots/).")
 
 USAGE = cli.PROGRAMS["rnnlm-report"].usage
 
 
+def _atlas(dirs: list[str]) -> None:
+  from rnnlm_jax.report import atlas, records
+  try:
+    written, notes = atlas.write_atlas(dirs, FLAGS.out)
+  except (records.ReportError, OSError) as e:
+    cli.fail(cli.one_line(e))
+  for path in written:
+    print(f"wrote {path}")
+  for note in notes:
+    print(note)
+
+
 def _main(argv) -> None:
+  if FLAGS.atlas and len(argv) >= 2:
+    _atlas(argv[1:])
+    return
+  if FLAGS.out is not None:
+    cli.fail("--out is for --atlas (the tables and plots of a report go into DIR)")
   if len(argv) != 2:
     cli.fail(f"expected one sweep directory, got {len(argv) - 1} arguments; usage: {USAGE}")
   from rnnlm_jax.report import records, render

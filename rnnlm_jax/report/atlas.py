@@ -1,0 +1,528 @@
+"""The clipping atlas's figures: ``rnnlm-report DIR --atlas`` (issue 21).
+
+DIR is one sweep directory whose points vary ``model.cell``, the clipping setting
+(``optim.clip_mode``, ``optim.clip_value``) and ``optim.learning_rate`` over seeds, or a
+directory holding one such sweep per cell (``DIR/cell=lstm/``, ...; the cell is read from each
+point's config.json, so it may be set on the command line rather than swept). Four PNGs
+(:func:`write_atlas`), one per question:
+
+    atlas_heatmap.png      per cell, validation perplexity (or bits/char) over clipping
+                           setting x learning rate, mean over seeds, diverged seeds counted
+    atlas_clip_rate.png    fraction of updates clipped against the global-norm threshold
+    atlas_grad_norms.png   pre-clip gradient norm (interval p50, band to p90) against update
+    atlas_best_curves.png  validation curves of the best point per (cell, clip mode)
+
+Every point is compared at the same budget: a halving search's first rung (sweep.json's
+``"search"``; later rungs trained the promoted points longer), scored as the search scores it
+(:func:`rnnlm_jax.sweeps.halving.value_at`: the best validation value logged up to the budget);
+a plain sweep's points at the end of their runs.
+"""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import statistics
+from typing import Sequence
+
+from rnnlm_jax.report import records as records_lib
+from rnnlm_jax.report.layout import CELL_KEY, SEED_KEY, setting, varies_within
+from rnnlm_jax.report.records import ReportError, finite, fmt_value, num
+from rnnlm_jax.report import stats as stats_lib
+from rnnlm_jax.sweeps import halving
+
+LR_KEY = "optim.learning_rate"
+MODE_KEY = "optim.clip_mode"
+VALUE_KEY = "optim.clip_value"
+AXES = (CELL_KEY, MODE_KEY, VALUE_KEY, LR_KEY)
+# Keys that may differ within a (cell, clip, lr) group: the seed and the run length (points
+# promoted by a halving search were re-run longer).
+IGNORED = (SEED_KEY, "train.max_steps", "train.num_epochs")
+FIGURES = ("heatmap", "clip_rate", "grad_norms", "best_curves")
+UNIT_NAMES = {"perplexity": "perplexity", "bpc": "bits/char", "loss": "loss"}
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def sweep_dirs(paths: Sequence[str | pathlib.Path]) -> list[pathlib.Path]:
+  """The sweep directories of ``paths``: each one that is a sweep (sweep.json or run
+  subdirectories with config.json), else its subdirectories that are (sorted by name).
+
+  Raises:
+    ReportError: a path that is not a directory or holds no sweep.
+  """
+  def is_sweep(d: pathlib.Path) -> bool:
+    return (d / "sweep.json").is_file() or any((c / "config.json").is_file()
+                                               for c in d.iterdir() if c.is_dir())
+  out = []
+  for p in map(pathlib.Path, paths):
+    if not p.is_dir():
+      raise ReportError(f"{p} is not a directory; pass a sweep directory or one holding a "
+                        "sweep per cell")
+    found = [p] if is_sweep(p) else sorted(c for c in p.iterdir() if c.is_dir() and is_sweep(c))
+    if not found:
+      raise ReportError(f"{p} holds no sweep (no sweep.json, no run subdirectories)")
+    out += found
+  return out
+
+
+def budget_of(dirs: Sequence[pathlib.Path]) -> tuple[str, float | None]:
+  """(budget key, budget) every point is compared at: the first rung's budget of the halving
+  searches in ``dirs`` (the smallest, if they differ); ``("train.max_steps", None)``, the end
+  of each run, when none was searched.
+
+  Raises:
+    ReportError: searches that count their budgets in different keys (steps vs epochs).
+  """
+  firsts = {}
+  for d in dirs:
+    search = records_lib.load_search(d)
+    if search and search.get("method") == "halving":
+      rungs = search.get("rungs") or [{}]
+      firsts[d] = (search.get("budget_key"), rungs[0].get("budget", search.get("min_budget")))
+  keys = {k for k, _ in firsts.values()}
+  if len(keys) > 1:
+    raise ReportError(f"--atlas: the searches count budgets in different keys ({sorted(keys)})")
+  if not firsts:
+    return "train.max_steps", None
+  return keys.pop(), min(b for _, b in firsts.values())
+
+
+def collect(dirs: Sequence[pathlib.Path]) -> list[dict]:
+  """The records of every sweep in ``dirs`` (:func:`rnnlm_jax.report.records.collect`), each
+  with ``"cell"``, ``"clip"`` (label, :func:`clip_label`), ``"mode"`` and ``"lr"``.
+
+  A point that has not started (no config.json) takes its cell from its overrides, else from
+  the started points of its sweep (one cell per directory); without either it is left out.
+
+  Raises:
+    ReportError: no point with a config, or a key other than the axes, the seed and the run
+      length that varies within a (cell, clip setting, learning rate) group (it would be
+      averaged over silently).
+  """
+  out = []
+  for d in dirs:
+    recs = records_lib.collect(d)
+    started = {r["flat"].get(CELL_KEY) for r in recs if r["config"]}
+    for r in recs:
+      cell = r["flat"].get(CELL_KEY) if r["config"] else r["overrides"].get(
+          CELL_KEY, next(iter(started)) if len(started) == 1 else None)
+      if cell is None:
+        continue
+      mode = setting(r, MODE_KEY) or "none"
+      r.update(cell=cell, mode=mode, clip=clip_label(mode, setting(r, VALUE_KEY)),
+               lr=num(setting(r, LR_KEY)))
+      out.append(r)
+  if not any(r["config"] for r in out):
+    raise ReportError("--atlas: no point has started (no config.json) in "
+                      + ", ".join(map(str, dirs)))
+  flats = [r["flat"] for r in out if r["config"]]
+  for key in records_lib.varying_keys(flats):
+    if key not in AXES + IGNORED and varies_within([r for r in out if r["config"]],
+                                                   list(AXES), key):
+      raise ReportError(f"--atlas: {key} varies within a (cell, clip setting, learning rate) "
+                        "group; report those points separately")
+  return out
+
+
+def clip_label(mode: str, value) -> str:
+  """A clipping setting's label: ``"none"``, ``"global_norm 5"``, ``"value 0.01"``."""
+  return "none" if mode in ("none", None) else f"{mode} {fmt_value(value)}"
+
+
+def _progress(rec: dict, key: str):
+  return rec["epoch"] if key == "train.num_epochs" else rec["step"]
+
+
+def _until(rec: dict, split: str, key: str, budget: float | None) -> list[dict]:
+  """The events of ``split`` logged up to the budget (all of them for None)."""
+  field = "epoch" if key == "train.num_epochs" else "step"
+  return [e for e in rec["events"] if e.get("split") == split
+          and (budget is None or (finite(num(e.get(field)))
+                                  and num(e.get(field)) <= budget + halving.EPS))]
+
+
+def at_budget(rec: dict, key: str, budget: float | None) -> tuple[str, float | None]:
+  """A point at the comparison budget: ``("value", v)`` with ``v`` its best validation value
+  of its unit (perplexity / bpc) logged up to the budget (halving's score,
+  :func:`rnnlm_jax.sweeps.halving.value_at`); ``("diverged", None)`` when it diverged by then
+  or reached the budget with no finite value; ``("pending", None)`` when it has not reached
+  the budget (running, not started, failed). ``budget`` None: at the end of the run."""
+  unit = rec.get("metric_unit") or "perplexity"
+  progress = _progress(rec, key)
+  if rec["state"] == "diverged" and (budget is None or not finite(progress)
+                                     or progress <= budget + halving.EPS):
+    return "diverged", None
+  if budget is None:
+    reached = rec["state"] in ("finished", "diverged")
+  else:
+    status = {"state": rec["state"], "step": rec["step"], "epoch": rec["epoch"]}
+    reached = halving.reached(status, rec["config"], key, budget)
+  if not reached:
+    return "pending", None
+  v = halving.value_at(rec["events"], unit, "min", key, math.inf if budget is None else budget)
+  if math.isfinite(v):
+    return "value", v
+  if rec["state"] in ("running", "stale") and not _until(rec, "valid", key, budget):
+    return "pending", None  # at the budget, its validation not written yet
+  return "diverged", None
+
+
+def _order(values) -> list:
+  return list(dict.fromkeys(values))
+
+
+def _unit(recs: list[dict]) -> str:
+  units = _order(r["metric_unit"] for r in recs if r.get("metric_unit"))
+  units = [u for u in units if u != "loss"] or units  # "loss": no validation yet
+  if len(units) > 1:
+    raise ReportError(f"--atlas: the points mix evaluation units ({', '.join(units)})")
+  return units[0] if units else "perplexity"
+
+
+# ----------------------------------------------------------------------------- the data
+
+
+def heatmap_grid(recs: list[dict], key: str, budget: float | None) -> dict:
+  """The numbers of the heatmaps: {"unit", "cells", "clips" (rows, sweep order), "lrs"
+  (columns, ascending), "grid": {(cell, clip, lr): {"mean", "std", "n" (points with a value),
+  "diverged", "pending", "points"}}}; mean / std (ddof 1, None for n < 2) over the seeds with a
+  value at the budget (:func:`at_budget`)."""
+  grid: dict[tuple, dict] = {}
+  vals: dict[tuple, list[float]] = {}
+  for r in recs:
+    k = (r["cell"], r["clip"], r["lr"])
+    g = grid.setdefault(k, {"diverged": 0, "pending": 0, "points": 0})
+    vals.setdefault(k, [])
+    g["points"] += 1
+    what, v = at_budget(r, key, budget)
+    if what == "value":
+      vals[k].append(v)
+    else:
+      g[what] += 1
+  for k, g in grid.items():
+    g.update(stats_lib.summary(vals[k])._asdict())
+  return {"unit": _unit(recs), "cells": _order(r["cell"] for r in recs),
+          "clips": _order(r["clip"] for r in recs),
+          "lrs": sorted({r["lr"] for r in recs if finite(r["lr"])}), "grid": grid}
+
+
+def clip_rate_lines(recs: list[dict], key: str, budget: float | None) -> dict:
+  """{cell: {lr: [(threshold, mean clip rate over seeds)]}} of the global-norm points: the
+  fraction of updates clipped (:func:`rnnlm_jax.report.records.train_stats`) over the train
+  events logged up to the budget; thresholds ascending."""
+  acc: dict = {}
+  for r in recs:
+    if r["mode"] != "global_norm" or not finite(num(setting(r, VALUE_KEY))):
+      continue
+    rate = records_lib.train_stats(_until(r, "train", key, budget)).get("clip_rate")
+    if finite(rate):
+      acc.setdefault(r["cell"], {}).setdefault(r["lr"], {}).setdefault(
+          num(setting(r, VALUE_KEY)), []).append(rate)
+  return {cell: {lr: [(t, statistics.fmean(v)) for t, v in sorted(by_t.items())]
+                 for lr, by_t in sorted(by_lr.items())} for cell, by_lr in acc.items()}
+
+
+def _median_series(recs: list[dict], field: str) -> tuple[list[float], list[float]]:
+  """Per train step, the median over ``recs`` (seeds) of ``field``."""
+  by_step: dict[float, list[float]] = {}
+  for r in recs:
+    for e in r["events"]:
+      s, v = num(e.get("step")), num(e.get(field))
+      if e.get("split") == "train" and finite(s) and finite(v):
+        by_step.setdefault(s, []).append(v)
+  steps = sorted(by_step)
+  return steps, [statistics.median(by_step[s]) for s in steps]
+
+
+def grad_norm_series(recs: list[dict]) -> dict:
+  """{(cell, lr): {clip: (steps, p50, p90)}}: per train event, the median over seeds of the
+  interval's pre-clip gradient-norm p50 and p90 (the interval mean and max for runs that log
+  no percentiles), over the whole run."""
+  groups: dict = {}
+  for r in recs:
+    groups.setdefault((r["cell"], r["lr"]), {}).setdefault(r["clip"], []).append(r)
+  out: dict = {}
+  for k, by_clip in groups.items():
+    for clip, pts in by_clip.items():
+      steps, p50 = _median_series(pts, "grad_norm_p50")
+      s90, p90 = _median_series(pts, "grad_norm_p90")
+      if not steps:
+        steps, p50 = _median_series(pts, "grad_norm")
+        s90, p90 = _median_series(pts, "grad_norm_max")
+      if steps:
+        out.setdefault(k, {})[clip] = (steps, p50, p90 if s90 == steps else None)
+  return out
+
+
+def best_groups(recs: list[dict], key: str, budget: float | None) -> list[dict]:
+  """Per (cell, clip mode), the (learning rate, clip value) group with the best score at the
+  budget, scored as the halving search scores groups (:func:`rnnlm_jax.sweeps.halving.
+  mean_score`: the mean over its seeds, the worst if a seed diverged) over the seeds that
+  reached the budget; groups with no such seed are not candidates. Returns [{"cell", "mode",
+  "clip", "lr", "score", "n", "points"}] in sweep order of (cell, mode)."""
+  cand: dict = {}
+  for r in recs:
+    what, v = at_budget(r, key, budget)
+    g = cand.setdefault((r["cell"], r["mode"]), {}).setdefault(
+        (r["lr"], r["clip"]), {"vals": [], "points": []})
+    g["points"].append(r)
+    if what != "pending":
+      g["vals"].append(v if what == "value" else halving.worst("min"))
+  out = []
+  for (cell, mode), groups in cand.items():
+    scored = [(halving.mean_score(g["vals"], "min"), i, lr, clip, g)
+              for i, ((lr, clip), g) in enumerate(groups.items()) if g["vals"]]
+    scored = [s for s in scored if math.isfinite(s[0])]
+    if scored:
+      score, _, lr, clip, g = min(scored, key=lambda s: (s[0], s[1]))
+      out.append({"cell": cell, "mode": mode, "clip": clip, "lr": lr, "score": score,
+                  "n": len(g["vals"]), "points": g["points"]})
+  return out
+
+
+def valid_curve(points: list[dict], unit: str) -> tuple[list[float], list[float]]:
+  """Per validation step, the mean over ``points`` (seeds) of their finite ``unit`` values."""
+  by_step: dict[float, list[float]] = {}
+  for r in points:
+    for e in r["events"]:
+      s, v = num(e.get("step")), num(e.get(unit))
+      if e.get("split") == "valid" and finite(s) and finite(v):
+        by_step.setdefault(s, []).append(v)
+  steps = sorted(by_step)
+  return steps, [statistics.fmean(by_step[s]) for s in steps]
+
+
+# ----------------------------------------------------------------------------- drawing
+
+
+def _budget_text(key: str, budget: float | None) -> str:
+  if budget is None:
+    return "at the end of each run"
+  what = "updates" if key == "train.max_steps" else "epochs"
+  return (f"after {fmt_value(budget)} {what} (halving rung 0: every point at the same budget, "
+          "promoted points' later training not counted)")
+
+
+def _fmt(v: float, digits: int = 4) -> str:
+  return f"{v:.{digits}g}" if abs(v) < 1e5 else f"{v:.1e}"
+
+
+def _log_labels(axis) -> None:
+  """Plain numbers (``2``, ``30``, ``0.05``) on a log axis, on the ticks matplotlib labels."""
+  from matplotlib.ticker import LogFormatterSciNotation
+
+  class Plain(LogFormatterSciNotation):
+    def __call__(self, x, pos=None):
+      return fmt_value(float(f"{x:.6g}")) if super().__call__(x, pos) else ""
+
+  axis.set_major_formatter(Plain())
+  axis.set_minor_formatter(Plain(labelOnlyBase=False))
+
+
+def _figure(nrows: int, ncols: int, w: float, h: float, title: str, **kw):
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+  import textwrap
+  fig = Figure(figsize=(w * ncols, h * nrows + 0.6), layout="constrained")
+  FigureCanvasAgg(fig)
+  axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+  fig.suptitle("\n".join(textwrap.wrap(title, width=int(11 * w * ncols))), fontsize=10)
+  return fig, axes
+
+
+def _save(fig, path: pathlib.Path) -> pathlib.Path:
+  fig.savefig(path, dpi=100)
+  return path
+
+
+def plot_heatmap(data: dict, title: str, path: pathlib.Path) -> pathlib.Path:
+  """One panel per cell: rows clipping settings, columns learning rates, colour the mean (log
+  scale, capped at 100x the best so blown-up points do not wash out the rest), text mean ±
+  std (or n), the number of diverged seeds ("k div", hatched when no seed has a value) and of
+  points not at the budget yet."""
+  from matplotlib.colors import LogNorm
+  from matplotlib import colormaps
+  cells, clips, lrs, grid = data["cells"], data["clips"], data["lrs"], data["grid"]
+  means = [g["mean"] for g in grid.values() if g["n"]]
+  lo = min(means) if means else 1.0
+  norm = LogNorm(lo, max(min(max(means), 100 * lo), lo * 1.01) if means else 10.0, clip=True)
+  cmap = colormaps["viridis"]
+  fig, axes = _figure(1, len(cells), 1.0 * len(lrs) + 1.6, 0.42 * len(clips) + 1.2, title)
+  for ax, cell in zip(axes[0], cells):
+    ax.set(xlim=(-0.5, len(lrs) - 0.5), ylim=(len(clips) - 0.5, -0.5), title=cell,
+           xlabel="learning rate", xticks=range(len(lrs)), yticks=range(len(clips)))
+    ax.set_xticklabels([fmt_value(x) for x in lrs])
+    ax.set_yticklabels(clips if ax is axes[0][0] else [])
+    for i, clip in enumerate(clips):
+      for j, lr in enumerate(lrs):
+        g = grid.get((cell, clip, lr))
+        if g is None:
+          continue
+        lines, colour, hatch = [], "white", None
+        if g["n"]:
+          colour = cmap(norm(g["mean"]))
+          lines.append(_fmt(g["mean"]))
+          lines.append(f"±{_fmt(g['std'], 2)}" if g["std"] is not None else f"n={g['n']}")
+        elif g["diverged"]:
+          colour, hatch = "0.85", "xx"
+        if g["diverged"]:
+          lines.append(f"{g['diverged']} div")
+        if g["pending"]:
+          lines.append(f"{g['pending']} to do" if g["n"] or g["diverged"] else "to do")
+        ax.add_patch(_rect(j, i, colour, hatch))
+        dark = g["n"] and sum(colour[:3]) < 1.5
+        ax.text(j, i, "\n".join(lines), ha="center", va="center", fontsize=6.5,
+                color="white" if dark else "black", linespacing=0.95)
+  if means:
+    from matplotlib.cm import ScalarMappable
+    bar = fig.colorbar(ScalarMappable(norm, cmap), ax=axes[0].tolist(), shrink=0.8, pad=0.01)
+    bar.set_label(f"validation {UNIT_NAMES.get(data['unit'], data['unit'])}")
+    _log_labels(bar.ax.yaxis)
+  return _save(fig, path)
+
+
+def _rect(j: int, i: int, colour, hatch):
+  from matplotlib.patches import Rectangle
+  return Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=colour, hatch=hatch, edgecolor="0.6",
+                   lw=0.5)
+
+
+def _lr_colours(lrs) -> dict:
+  from matplotlib import colormaps
+  lrs = sorted(set(lrs))
+  cmap = colormaps["plasma"]
+  return {lr: cmap(0.85 * i / max(len(lrs) - 1, 1)) for i, lr in enumerate(lrs)}
+
+
+def plot_clip_rate(lines: dict, title: str, path: pathlib.Path) -> pathlib.Path:
+  """Clip rate against the global-norm threshold (log x), a panel per cell, a line per
+  learning rate (the same colour in every panel)."""
+  from matplotlib.ticker import NullFormatter
+  colours = _lr_colours(lr for by_lr in lines.values() for lr in by_lr)
+  fig, axes = _figure(1, len(lines), 3.6, 3.0, title, sharey=True)
+  for ax, (cell, by_lr) in zip(axes[0], lines.items()):
+    for lr, pts in by_lr.items():
+      ax.plot([t for t, _ in pts], [c for _, c in pts], marker="o", ms=4, color=colours[lr],
+              label=f"lr {fmt_value(lr)}")
+    ts = sorted({t for pts in by_lr.values() for t, _ in pts})
+    ax.set(xscale="log", title=cell, xlabel="global-norm threshold", ylim=(-0.03, 1.03))
+    ax.set_xticks(ts, [fmt_value(t) for t in ts])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+  axes[0][0].set_ylabel("fraction of updates clipped")
+  return _save(fig, path)
+
+
+def plot_grad_norms(series: dict, title: str, path: pathlib.Path) -> pathlib.Path:
+  """Pre-clip gradient norm against update: a row per cell, a column per learning rate, a line
+  per clipping setting (interval p50, shaded to p90; medians over seeds), log y."""
+  cells = _order(c for c, _ in series)
+  lrs = sorted({lr for _, lr in series})
+  clips = _order(c for by_clip in series.values() for c in by_clip)
+  fig, axes = _figure(len(cells), len(lrs), 3.4, 2.5, title, sharey=True)
+  for i, cell in enumerate(cells):
+    for j, lr in enumerate(lrs):
+      ax = axes[i][j]
+      for clip, (steps, p50, p90) in series.get((cell, lr), {}).items():
+        colour = f"C{clips.index(clip) % 10}"
+        ax.plot(steps, p50, color=colour, lw=1.2, label=clip)
+        if p90 is not None:
+          ax.fill_between(steps, p50, p90, color=colour, alpha=0.15, lw=0)
+      ax.set_title(f"{cell}, lr {fmt_value(lr)}", fontsize=9)
+      ax.set_yscale("log")
+      _log_labels(ax.yaxis)
+      ax.grid(alpha=0.3)
+      if i == len(cells) - 1:
+        ax.set_xlabel("update")
+      if j == 0:
+        ax.set_ylabel("pre-clip grad norm")
+  handles = {}
+  for ax in axes.flat:
+    handles.update(zip(*reversed(ax.get_legend_handles_labels())))
+  fig.legend(list(handles.values()), list(handles), loc="outside lower center",
+             ncols=min(len(handles), 8), fontsize=8)
+  return _save(fig, path)
+
+
+def plot_best_curves(best: list[dict], unit: str, key: str, budget: float | None, title: str,
+                     path: pathlib.Path) -> pathlib.Path:
+  """Validation curves (mean over seeds) of the best group per (cell, clip mode) on one axis:
+  colour by clip mode, line style and marker by cell; the selection budget dotted."""
+  modes = _order(b["mode"] for b in best)
+  cells = _order(b["cell"] for b in best)
+  fig, axes = _figure(1, 1, 9.0, 5.0, title)
+  ax = axes[0][0]
+  for b in best:
+    steps, vals = valid_curve(b["points"], unit)
+    i = cells.index(b["cell"])
+    ax.plot(steps, vals, color=f"C{modes.index(b['mode']) % 10}", marker="os^Dv"[i % 5],
+            ms=4, ls=("-", "--", ":", "-.")[i % 4],
+            label=f"{b['cell']}, {b['clip']}, lr {fmt_value(b['lr'])}")
+  if budget is not None and key == "train.max_steps":
+    ax.axvline(budget, color="k", lw=0.8, ls=":", label=f"selection budget ({fmt_value(budget)})")
+  ax.set(xlabel="update", ylabel=f"validation {UNIT_NAMES.get(unit, unit)}")
+  if unit == "perplexity":
+    ax.set_yscale("log")
+    _log_labels(ax.yaxis)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+  return _save(fig, path)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def write_atlas(paths: Sequence[str | pathlib.Path],
+                out: str | pathlib.Path | None = None) -> tuple[list[pathlib.Path], list[str]]:
+  """Draw the atlas figures of the sweeps in ``paths`` (:func:`sweep_dirs`) into ``out``
+  (default: the one path's ``plots/``). Returns (PNG paths, notes on figures not drawn for
+  lack of records).
+
+  Raises:
+    ReportError: see :func:`sweep_dirs`, :func:`budget_of`, :func:`collect`; several paths and
+      no ``out``.
+  """
+  if out is None:
+    if len(paths) != 1:
+      raise ReportError("--atlas with several directories needs --out DIR for the figures")
+    out = pathlib.Path(paths[0]) / "plots"
+  dirs = sweep_dirs(paths)
+  key, budget = budget_of(dirs)
+  recs = collect(dirs)
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  for name in FIGURES:  # this report's figures of an earlier call
+    (out / f"atlas_{name}.png").unlink(missing_ok=True)
+  at = _budget_text(key, budget)
+  data = heatmap_grid(recs, key, budget)
+  unit = UNIT_NAMES.get(data["unit"], data["unit"])
+  written, notes = [], []
+  written.append(plot_heatmap(
+      data, f"Validation {unit} {at}; mean over seeds, ± std (or n); "
+      "'div': seeds diverged; 'to do': not at the budget yet", out / "atlas_heatmap.png"))
+  lines = clip_rate_lines(recs, key, budget)
+  if lines:
+    written.append(plot_clip_rate(
+        lines, f"Fraction of updates clipped (global norm), {at.split(' (')[0]}; mean over "
+        "seeds", out / "atlas_clip_rate.png"))
+  else:
+    notes.append("no clip-rate figure: no global_norm point has logged train events")
+  series = grad_norm_series([r for r in recs if r["events"]])
+  if series:
+    written.append(plot_grad_norms(
+        series, "Pre-clip global gradient norm over training: interval median, shaded to the "
+        "90th percentile (median over seeds)", out / "atlas_grad_norms.png"))
+  else:
+    notes.append("no gradient-norm figure: no point has logged train events")
+  best = best_groups(recs, key, budget)
+  if best:
+    written.append(plot_best_curves(
+        best, data["unit"], key, budget, f"Validation {unit} of the best (lr, threshold) per "
+        f"(cell, clip mode), chosen on validation {at.split(' (')[0]}; mean over seeds",
+        out / "atlas_best_curves.png"))
+  else:
+    notes.append("no best-curves figure: no group has a finite validation value at the budget")
+  return written, notes

@@ -1,0 +1,195 @@
+"""rnnlm-report --atlas (rnnlm_jax/report/atlas.py) on hand-written sweeps: one halving search
+per cell (the cell only in config.json, as when set on the command line), a promoted point whose
+later validation must not count, diverged seeds before and after the first rung's budget, a
+running and a missing point; the numbers behind the heatmap, the clip rates, the best group per
+(cell, clip mode), the four PNGs, the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from rnnlm_jax.report import atlas, records
+
+BUDGET = 30  # the first rung (train.max_steps)
+LRS = (0.1, 1.0)
+CLIPS = (("none", 0.0), ("global_norm", 1.0), ("global_norm", 5.0))
+# (cell, lr, clip_mode, clip_value) -> validation perplexity at step 30 of seeds 0 and 1;
+# "div" = diverged by step 20, "late" = promoted, valid 150 at step 30, diverged at step 60,
+# "run" = running at step 10, "missing" = no workdir.
+PPL = {
+    ("lstm", 0.1, "none", 0.0): (200.0, "run"),
+    ("lstm", 0.1, "global_norm", 1.0): (180.0, 184.0),
+    ("lstm", 0.1, "global_norm", 5.0): (170.0, 172.0),
+    ("lstm", 1.0, "none", 0.0): (400.0, 420.0),
+    ("lstm", 1.0, "global_norm", 1.0): (120.0, 124.0),
+    ("lstm", 1.0, "global_norm", 5.0): (110.0, "late"),
+    ("gru", 0.1, "none", 0.0): (210.0, 214.0),
+    ("gru", 0.1, "global_norm", 1.0): (190.0, "missing"),
+    ("gru", 0.1, "global_norm", 5.0): (180.0, 186.0),
+    ("gru", 1.0, "none", 0.0): (90.0, "div"),
+    ("gru", 1.0, "global_norm", 1.0): (130.0, 136.0),
+    ("gru", 1.0, "global_norm", 5.0): (140.0, 150.0),
+}
+PROMOTED = {("lstm", 1.0, "global_norm", 5.0), ("lstm", 1.0, "global_norm", 1.0)}
+KEYS = ["optim.learning_rate", "optim.clip_mode", "optim.clip_value", "seed"]
+
+
+def _name(lr, mode, value, seed):
+  return f"learning_rate={lr:g},clip_mode={mode},clip_value={value:g},seed={seed}"
+
+
+def _clipped(lr: float, value: float, mode: str) -> float:
+  """The fake fraction of updates clipped: 0 unclipped, else lr / threshold (at most 1)."""
+  return 0.0 if mode == "none" else min(1.0, lr / value)
+
+
+def _events(lr, mode, value, seed, steps, ppl, late_valid=None):
+  ev = [{"split": "train", "step": s, "loss": 5.0, "lr": lr, "grad_norm": 3.0 + seed,
+         "grad_norm_p50": 2.0 * (1 + s / 10), "grad_norm_p90": 4.0 * (1 + s / 10),
+         "grad_norm_max": 9.0, "clipped": _clipped(lr, value, mode)} for s in steps]
+  if ppl is not None:
+    ev.append({"split": "valid", "step": BUDGET, "loss": math.log(ppl), "perplexity": ppl,
+               "best": True})
+  if late_valid is not None:  # a promoted point's later, better validation: not counted
+    ev.append({"split": "valid", "step": 3 * BUDGET, "loss": math.log(late_valid),
+               "perplexity": late_valid, "best": True})
+  return ev
+
+
+def _write(path: pathlib.Path, config: dict, status: dict, events: list[dict]) -> None:
+  path.mkdir(parents=True)
+  (path / "config.json").write_text(json.dumps(config))
+  (path / "status.json").write_text(json.dumps(status))
+  (path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def make_atlas(root: pathlib.Path) -> pathlib.Path:
+  """root/cell=lstm/, root/cell=gru/: halving sweeps (rung 0 at 30 updates) of PPL."""
+  for cell in ("lstm", "gru"):
+    sweep_dir = root / f"cell={cell}"
+    points = []
+    for (c, lr, mode, value), seeds in PPL.items():
+      if c != cell:
+        continue
+      for seed, ppl in enumerate(seeds):
+        name = _name(lr, mode, value, seed)
+        points.append({"name": name, "overrides": {
+            "optim.learning_rate": lr, "optim.clip_mode": mode, "optim.clip_value": value,
+            "seed": seed}})
+        if ppl == "missing":
+          continue
+        promoted = (cell, lr, mode, value) in PROMOTED
+        max_steps = 3 * BUDGET if promoted else BUDGET
+        config = {"seed": seed, "data": {"name": "ptb"}, "model": {"cell": cell},
+                  "optim": {"learning_rate": lr, "clip_mode": mode, "clip_value": value},
+                  "train": {"max_steps": max_steps}}
+        if ppl == "div":
+          status, events = {"state": "diverged", "step": 20}, _events(lr, mode, value, seed,
+                                                                      (10, 20), None)
+        elif ppl == "run":
+          status, events = {"state": "running", "step": 10}, _events(lr, mode, value, seed,
+                                                                     (10,), None)
+        elif ppl == "late":
+          status = {"state": "diverged", "step": 60}
+          events = _events(lr, mode, value, seed, (10, 20, 30, 40, 50, 60), 150.0)
+        else:
+          steps = (10, 20, 30) + ((40, 50, 60, 70, 80, 90) if promoted else ())
+          status = {"state": "finished", "step": max_steps}
+          events = _events(lr, mode, value, seed, steps, ppl, ppl / 2 if promoted else None)
+        _write(sweep_dir / name, config, status, events)
+    search = {"method": "halving", "eta": 3, "min_budget": BUDGET,
+              "budget_key": "train.max_steps", "full_budget": 3 * BUDGET, "metric": "loss",
+              "mode": "min", "rungs": [{"rung": 0, "budget": BUDGET}, {"rung": 1, "budget": 90}]}
+    (sweep_dir / "sweep.json").write_text(json.dumps(
+        {"config": "no/such/file.py", "keys": KEYS, "points": points, "search": search}))
+  return root
+
+
+@pytest.fixture(name="atlas_dir")
+def fixture_atlas_dir(tmp_path):
+  return make_atlas(tmp_path / "atlas")
+
+
+def _grid(atlas_dir):
+  dirs = atlas.sweep_dirs([atlas_dir])
+  key, budget = atlas.budget_of(dirs)
+  return atlas.collect(dirs), key, budget
+
+
+def test_heatmap_grid_at_the_first_rung(atlas_dir):
+  recs, key, budget = _grid(atlas_dir)
+  assert (key, budget) == ("train.max_steps", BUDGET)
+  data = atlas.heatmap_grid(recs, key, budget)
+  assert data["unit"] == "perplexity"
+  assert data["cells"] == ["gru", "lstm"]  # sweep directories by name
+  assert data["clips"] == ["none", "global_norm 1", "global_norm 5"]
+  assert data["lrs"] == [0.1, 1.0]
+  g = data["grid"]
+  two = g[("lstm", "global_norm 1", 1.0)]  # promoted: its step-90 validation is not counted
+  assert two["mean"] == pytest.approx(122.0) and two["n"] == 2
+  assert two["std"] == pytest.approx(math.sqrt(8.0))
+  assert (two["diverged"], two["pending"]) == (0, 0)
+  late = g[("lstm", "global_norm 5", 1.0)]  # diverged after the budget: counted with its value
+  assert (late["mean"], late["n"], late["diverged"]) == (pytest.approx(130.0), 2, 0)
+  div = g[("gru", "none", 1.0)]
+  assert (div["mean"], div["std"], div["n"], div["diverged"]) == (90.0, None, 1, 1)
+  assert g[("lstm", "none", 0.1)]["pending"] == 1  # running, not at the budget yet
+  assert g[("gru", "global_norm 1", 0.1)]["pending"] == 1  # no workdir
+  assert g[("gru", "global_norm 1", 0.1)]["points"] == 2
+
+
+def test_plain_sweep_at_the_end_of_runs(atlas_dir):
+  """Without a halving search the points are compared at the end of their runs: the promoted
+  points' best validation is then the later one."""
+  for d in atlas.sweep_dirs([atlas_dir]):
+    spec = json.loads((d / "sweep.json").read_text())
+    del spec["search"]
+    (d / "sweep.json").write_text(json.dumps(spec))
+  recs, key, budget = _grid(atlas_dir)
+  assert budget is None
+  g = atlas.heatmap_grid(recs, key, budget)["grid"]
+  assert g[("lstm", "global_norm 1", 1.0)]["mean"] == pytest.approx(61.0)
+  assert g[("lstm", "global_norm 5", 1.0)]["diverged"] == 1
+
+
+def test_clip_rate_and_best_groups(atlas_dir):
+  recs, key, budget = _grid(atlas_dir)
+  lines = atlas.clip_rate_lines(recs, key, budget)
+  assert lines["lstm"] == {0.1: [(1.0, pytest.approx(0.1)), (5.0, pytest.approx(0.02))],
+                           1.0: [(1.0, 1.0), (5.0, pytest.approx(0.2))]}
+  best = {(b["cell"], b["mode"]): b for b in atlas.best_groups(recs, key, budget)}
+  assert set(best) == {("gru", "none"), ("gru", "global_norm"), ("lstm", "none"),
+                       ("lstm", "global_norm")}
+  # gru none at lr 1 has a diverged seed (ranks last, as in the halving search): lr 0.1 wins.
+  assert (best[("gru", "none")]["lr"], best[("gru", "none")]["score"]) == (0.1, 212.0)
+  assert best[("lstm", "global_norm")]["clip"] == "global_norm 1"  # 122 < 130
+  # A seed not at the budget yet is left out of its group's mean: 200 (1 seed) beats 410.
+  assert best[("lstm", "none")]["lr"] == 0.1
+  steps, vals = atlas.valid_curve(best[("lstm", "global_norm")]["points"], "perplexity")
+  assert steps == [30, 90] and vals == [pytest.approx(122.0), pytest.approx(61.0)]
+
+
+def test_write_atlas_and_cli(atlas_dir, tmp_path):
+  paths, notes = atlas.write_atlas([atlas_dir])  # the default place: DIR/plots/
+  assert paths == [atlas_dir / "plots" / f"atlas_{f}.png" for f in atlas.FIGURES] and not notes
+  assert all(p.stat().st_size > 10_000 for p in paths)
+  # Several directories (each a sweep) need --out; a bad call is one error line, status 2.
+  bad = subprocess.run([sys.executable, "-m", "rnnlm_jax.report_main", "--atlas",
+                        str(atlas_dir / "cell=gru"), str(atlas_dir / "cell=lstm")],
+                       capture_output=True, text=True, check=False)
+  assert bad.returncode == 2 and "needs --out" in bad.stderr, bad.stderr
+
+
+def test_refuses_a_key_that_varies_within_a_group(atlas_dir):
+  cfg_path = next((atlas_dir / "cell=lstm").glob("learning_rate=1,clip_mode=none*seed=1"))
+  cfg = json.loads((cfg_path / "config.json").read_text())
+  cfg["model"]["hidden_size"] = 9
+  (cfg_path / "config.json").write_text(json.dumps(cfg))
+  with pytest.raises(records.ReportError, match="model.hidden_size varies within"):
+    atlas.collect(atlas.sweep_dirs([atlas_dir]))
