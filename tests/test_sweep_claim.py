@@ -335,6 +335,10 @@ def test_cli_three_claiming_workers_on_one_directory(tmp_path):
   args = ["--config", "configs/sweeps/tiny_lm.py", "--workdir", str(wd), "--claim",
           "--config.data.name=text_file", f"--config.data.path={corpus}",
           f"--config.data.tfds_dir={tmp_path / 'tfds'}", "--config.train.max_steps=3"]
+  dry = _cli(args + ["--dry_run"])
+  out, _ = dry.communicate(timeout=300)
+  assert dry.returncode == 0 and "* = claimed by any worker" in out and "shard=" not in out
+  assert not wd.exists()
   procs = [_cli(args) for _ in range(3)]
   outs = [p.communicate(timeout=600) for p in procs]
   for p, (out, err) in zip(procs, outs):
