@@ -34,7 +34,7 @@ PPL = {
     ("gru", 0.1, "global_norm", 5.0): (180.0, 186.0),
     ("gru", 1.0, "none", 0.0): (90.0, "div"),
     ("gru", 1.0, "global_norm", 1.0): (130.0, 136.0),
-    ("gru", 1.0, "global_norm", 5.0): (140.0, 150.0),
+    ("gru", 1.0, "global_norm", 5.0): (70.0, 230.0),  # mean 150, exp(mean loss) 127
 }
 PROMOTED = {("lstm", 1.0, "global_norm", 5.0), ("lstm", 1.0, "global_norm", 1.0)}
 KEYS = ["optim.learning_rate", "optim.clip_mode", "optim.clip_value", "seed"]
@@ -118,14 +118,14 @@ def fixture_atlas_dir(tmp_path):
 
 def _grid(atlas_dir):
   dirs = atlas.sweep_dirs([atlas_dir])
-  key, budget = atlas.budget_of(dirs)
-  return atlas.collect(dirs), key, budget
+  b = atlas.budget_of(dirs)
+  return atlas.collect(dirs), b
 
 
 def test_heatmap_grid_at_the_first_rung(atlas_dir):
-  recs, key, budget = _grid(atlas_dir)
-  assert (key, budget) == ("train.max_steps", BUDGET)
-  data = atlas.heatmap_grid(recs, key, budget)
+  recs, b = _grid(atlas_dir)
+  assert b == ("train.max_steps", BUDGET, "loss", "min")
+  data = atlas.heatmap_grid(recs, b.key, b.budget)
   assert data["unit"] == "perplexity"
   assert data["cells"] == ["gru", "lstm"]  # sweep directories by name
   assert data["clips"] == ["none", "global_norm 1", "global_norm 5"]
@@ -151,23 +151,29 @@ def test_plain_sweep_at_the_end_of_runs(atlas_dir):
     spec = json.loads((d / "sweep.json").read_text())
     del spec["search"]
     (d / "sweep.json").write_text(json.dumps(spec))
-  recs, key, budget = _grid(atlas_dir)
-  assert budget is None
-  g = atlas.heatmap_grid(recs, key, budget)["grid"]
+  recs, b = _grid(atlas_dir)
+  assert b.budget is None
+  g = atlas.heatmap_grid(recs, b.key, b.budget)["grid"]
   assert g[("lstm", "global_norm 1", 1.0)]["mean"] == pytest.approx(61.0)
   assert g[("lstm", "global_norm 5", 1.0)]["diverged"] == 1
 
 
 def test_clip_rate_and_best_groups(atlas_dir):
-  recs, key, budget = _grid(atlas_dir)
-  lines = atlas.clip_rate_lines(recs, key, budget)
+  recs, b = _grid(atlas_dir)
+  lines = atlas.clip_rate_lines(recs, b.key, b.budget)
   assert lines["lstm"] == {0.1: [(1.0, pytest.approx(0.1)), (5.0, pytest.approx(0.02))],
                            1.0: [(1.0, 1.0), (5.0, pytest.approx(0.2))]}
-  best = {(b["cell"], b["mode"]): b for b in atlas.best_groups(recs, key, budget)}
+  best = {(g["cell"], g["mode"]): g for g in atlas.best_groups(recs, b)}
   assert set(best) == {("gru", "none"), ("gru", "global_norm"), ("lstm", "none"),
                        ("lstm", "global_norm")}
   # gru none at lr 1 has a diverged seed (ranks last, as in the halving search): lr 0.1 wins.
-  assert (best[("gru", "none")]["lr"], best[("gru", "none")]["score"]) == (0.1, 212.0)
+  gru_none = best[("gru", "none")]
+  assert (gru_none["lr"], gru_none["value"]) == (0.1, 212.0)
+  assert gru_none["score"] == pytest.approx((math.log(210) + math.log(214)) / 2)
+  # Ranked by the mean validation loss, as the search ranks: (70, 230) beats (130, 136),
+  # though its mean perplexity (150) is higher.
+  assert (best[("gru", "global_norm")]["clip"], best[("gru", "global_norm")]["lr"]) == (
+      "global_norm 5", 1.0)
   assert best[("lstm", "global_norm")]["clip"] == "global_norm 1"  # 122 < 130
   # A seed not at the budget yet is left out of its group's mean: 200 (1 seed) beats 410.
   assert best[("lstm", "none")]["lr"] == 0.1

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import pathlib
 import statistics
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from rnnlm_jax.report import records as records_lib
 from rnnlm_jax.report.layout import CELL_KEY, SEED_KEY, setting, varies_within
@@ -67,10 +67,19 @@ def sweep_dirs(paths: Sequence[str | pathlib.Path]) -> list[pathlib.Path]:
   return out
 
 
-def budget_of(dirs: Sequence[pathlib.Path]) -> tuple[str, float | None]:
-  """(budget key, budget) every point is compared at: the first rung's budget of the halving
-  searches in ``dirs`` (the smallest, if they differ); ``("train.max_steps", None)``, the end
-  of each run, when none was searched.
+class Budget(NamedTuple):
+  """Where points are compared: the budget key, the budget (None: the end of each run) and
+  the validation metric / mode groups are ranked by (the halving search's; LM ``loss``)."""
+  key: str
+  budget: float | None
+  metric: str = "loss"
+  mode: str = "min"
+
+
+def budget_of(dirs: Sequence[pathlib.Path]) -> Budget:
+  """The :class:`Budget` every point is compared at: the first rung's budget of the halving
+  searches in ``dirs`` (the smallest, if they differ) and their metric; the end of each run
+  when none was searched.
 
   Raises:
     ReportError: searches that count their budgets in different keys (steps vs epochs).
@@ -80,13 +89,15 @@ def budget_of(dirs: Sequence[pathlib.Path]) -> tuple[str, float | None]:
     search = records_lib.load_search(d)
     if search and search.get("method") == "halving":
       rungs = search.get("rungs") or [{}]
-      firsts[d] = (search.get("budget_key"), rungs[0].get("budget", search.get("min_budget")))
-  keys = {k for k, _ in firsts.values()}
-  if len(keys) > 1:
-    raise ReportError(f"--atlas: the searches count budgets in different keys ({sorted(keys)})")
+      firsts[d] = (search.get("budget_key"), rungs[0].get("budget", search.get("min_budget")),
+                   search.get("metric", "loss"), search.get("mode", "min"))
+  kinds = {(k, m, o) for k, _, m, o in firsts.values()}
+  if len(kinds) > 1:
+    raise ReportError(f"--atlas: the searches differ in budget key or metric ({sorted(kinds)})")
   if not firsts:
-    return "train.max_steps", None
-  return keys.pop(), min(b for _, b in firsts.values())
+    return Budget("train.max_steps", None)
+  key, metric, mode = kinds.pop()
+  return Budget(key, min(b for _, b, _, _ in firsts.values()), metric, mode)
 
 
 def collect(dirs: Sequence[pathlib.Path]) -> list[dict]:
@@ -143,13 +154,14 @@ def _until(rec: dict, split: str, key: str, budget: float | None) -> list[dict]:
                                   and num(e.get(field)) <= budget + halving.EPS))]
 
 
-def at_budget(rec: dict, key: str, budget: float | None) -> tuple[str, float | None]:
+def at_budget(rec: dict, key: str, budget: float | None,
+              metric: str | None = None) -> tuple[str, float | None]:
   """A point at the comparison budget: ``("value", v)`` with ``v`` its best validation value
-  of its unit (perplexity / bpc) logged up to the budget (halving's score,
+  of ``metric`` (default its unit, perplexity / bpc) logged up to the budget (halving's score,
   :func:`rnnlm_jax.sweeps.halving.value_at`); ``("diverged", None)`` when it diverged by then
   or reached the budget with no finite value; ``("pending", None)`` when it has not reached
   the budget (running, not started, failed). ``budget`` None: at the end of the run."""
-  unit = rec.get("metric_unit") or "perplexity"
+  unit = metric or rec.get("metric_unit") or "perplexity"
   progress = _progress(rec, key)
   if rec["state"] == "diverged" and (budget is None or not finite(progress)
                                      or progress <= budget + halving.EPS):
@@ -256,29 +268,33 @@ def grad_norm_series(recs: list[dict]) -> dict:
   return out
 
 
-def best_groups(recs: list[dict], key: str, budget: float | None) -> list[dict]:
+def best_groups(recs: list[dict], b: Budget) -> list[dict]:
   """Per (cell, clip mode), the (learning rate, clip value) group with the best score at the
-  budget, scored as the halving search scores groups (:func:`rnnlm_jax.sweeps.halving.
-  mean_score`: the mean over its seeds, the worst if a seed diverged) over the seeds that
-  reached the budget; groups with no such seed are not candidates. Returns [{"cell", "mode",
-  "clip", "lr", "score", "n", "points"}] in sweep order of (cell, mode)."""
+  budget, scored as the halving search scores groups (its ``b.metric``, LM ``loss``;
+  :func:`rnnlm_jax.sweeps.halving.mean_score`: the mean over its seeds, the worst if a seed
+  diverged; ties to the first) over the seeds that reached the budget; groups with no such
+  seed are not candidates. Returns [{"cell", "mode", "clip", "lr", "score", "value" (the mean
+  of the seeds' unit, as in the heatmap), "n", "points"}] in sweep order of (cell, mode)."""
   cand: dict = {}
   for r in recs:
-    what, v = at_budget(r, key, budget)
+    what, v = at_budget(r, b.key, b.budget, b.metric)
     g = cand.setdefault((r["cell"], r["mode"]), {}).setdefault(
-        (r["lr"], r["clip"]), {"vals": [], "points": []})
+        (r["lr"], r["clip"]), {"vals": [], "units": [], "points": []})
     g["points"].append(r)
     if what != "pending":
-      g["vals"].append(v if what == "value" else halving.worst("min"))
+      g["vals"].append(v if what == "value" else halving.worst(b.mode))
+      g["units"].append(at_budget(r, b.key, b.budget)[1])
   out = []
   for (cell, mode), groups in cand.items():
-    scored = [(halving.mean_score(g["vals"], "min"), i, lr, clip, g)
-              for i, ((lr, clip), g) in enumerate(groups.items()) if g["vals"]]
+    scored = [(halving.mean_score(g["vals"], b.mode), lr, clip, g)
+              for (lr, clip), g in groups.items() if g["vals"]]
     scored = [s for s in scored if math.isfinite(s[0])]
     if scored:
-      score, _, lr, clip, g = min(scored, key=lambda s: (s[0], s[1]))
+      scores = {i: sc[0] for i, sc in enumerate(scored)}
+      score, lr, clip, g = scored[halving.rank(scores, list(scores), b.mode)[0]]
       out.append({"cell": cell, "mode": mode, "clip": clip, "lr": lr, "score": score,
-                  "n": len(g["vals"]), "points": g["points"]})
+                  "value": stats_lib.summary(g["units"]).mean, "n": len(g["vals"]),
+                  "points": g["points"]})
   return out
 
 
@@ -297,25 +313,28 @@ def valid_curve(points: list[dict], unit: str) -> tuple[list[float], list[float]
 # ----------------------------------------------------------------------------- drawing
 
 
-def _budget_text(key: str, budget: float | None) -> str:
-  if budget is None:
+def _budget_text(b: Budget) -> str:
+  """``"after 258 updates"`` or ``"at the end of each run"``."""
+  if b.budget is None:
     return "at the end of each run"
-  what = "updates" if key == "train.max_steps" else "epochs"
-  return (f"after {fmt_value(budget)} {what} (halving rung 0: every point at the same budget, "
-          "promoted points' later training not counted)")
+  return f"after {fmt_value(b.budget)} {'updates' if b.key == 'train.max_steps' else 'epochs'}"
 
 
 def _fmt(v: float, digits: int = 4) -> str:
-  return f"{v:.{digits}g}" if abs(v) < 1e5 else f"{v:.1e}"
+  """``1.234``, ``12.34``, ``382``, ``12345``, ``5.1e+17``."""
+  if abs(v) >= 1e5:
+    return f"{v:.1e}"
+  return f"{v:.0f}" if abs(v) >= 100 else f"{v:.{digits}g}"
 
 
 def _log_labels(axis) -> None:
-  """Plain numbers (``2``, ``30``, ``0.05``) on a log axis, on the ticks matplotlib labels."""
+  """Plain numbers (``2``, ``30``, ``0.05``, ``1e+06``) on a log axis, on the ticks matplotlib
+  labels."""
   from matplotlib.ticker import LogFormatterSciNotation
 
   class Plain(LogFormatterSciNotation):
     def __call__(self, x, pos=None):
-      return fmt_value(float(f"{x:.6g}")) if super().__call__(x, pos) else ""
+      return f"{x:g}" if super().__call__(x, pos) else ""
 
   axis.set_major_formatter(Plain())
   axis.set_minor_formatter(Plain(labelOnlyBase=False))
@@ -339,17 +358,18 @@ def _save(fig, path: pathlib.Path) -> pathlib.Path:
 
 def plot_heatmap(data: dict, title: str, path: pathlib.Path) -> pathlib.Path:
   """One panel per cell: rows clipping settings, columns learning rates, colour the mean (log
-  scale, capped at 100x the best so blown-up points do not wash out the rest), text mean ±
+  scale, capped at 10x the best so blown-up points do not wash out the rest), text mean ±
   std (or n), the number of diverged seeds ("k div", hatched when no seed has a value) and of
-  points not at the budget yet."""
+  points not at the budget yet; the best mean with no diverged seed outlined in red."""
   from matplotlib.colors import LogNorm
   from matplotlib import colormaps
   cells, clips, lrs, grid = data["cells"], data["clips"], data["lrs"], data["grid"]
   means = [g["mean"] for g in grid.values() if g["n"]]
   lo = min(means) if means else 1.0
-  norm = LogNorm(lo, max(min(max(means), 100 * lo), lo * 1.01) if means else 10.0, clip=True)
+  hi = max(min(max(means), 10 * lo), 1.01 * lo) if means else 10.0
+  norm = LogNorm(lo, hi, clip=True)
   cmap = colormaps["viridis"]
-  fig, axes = _figure(1, len(cells), 1.0 * len(lrs) + 1.6, 0.42 * len(clips) + 1.2, title)
+  fig, axes = _figure(1, len(cells), 0.9 * len(lrs) + 1.4, 0.42 * len(clips) + 1.2, title)
   for ax, cell in zip(axes[0], cells):
     ax.set(xlim=(-0.5, len(lrs) - 0.5), ylim=(len(clips) - 0.5, -0.5), title=cell,
            xlabel="learning rate", xticks=range(len(lrs)), yticks=range(len(clips)))
@@ -375,18 +395,23 @@ def plot_heatmap(data: dict, title: str, path: pathlib.Path) -> pathlib.Path:
         dark = g["n"] and sum(colour[:3]) < 1.5
         ax.text(j, i, "\n".join(lines), ha="center", va="center", fontsize=6.5,
                 color="white" if dark else "black", linespacing=0.95)
+    ok = [(g["mean"], k) for k, g in grid.items() if k[0] == cell and g["n"] and not g["diverged"]]
+    if ok:
+      _, (_, clip, lr) = min(ok)
+      ax.add_patch(_rect(lrs.index(lr), clips.index(clip), "none", None, edge="red", lw=2))
   if means:
     from matplotlib.cm import ScalarMappable
-    bar = fig.colorbar(ScalarMappable(norm, cmap), ax=axes[0].tolist(), shrink=0.8, pad=0.01)
+    bar = fig.colorbar(ScalarMappable(norm, cmap), ax=axes[0].tolist(), shrink=0.8, pad=0.01,
+                       extend="max" if max(means) > hi else "neither")
     bar.set_label(f"validation {UNIT_NAMES.get(data['unit'], data['unit'])}")
     _log_labels(bar.ax.yaxis)
   return _save(fig, path)
 
 
-def _rect(j: int, i: int, colour, hatch):
+def _rect(j: int, i: int, colour, hatch, edge="0.6", lw=0.5):
   from matplotlib.patches import Rectangle
-  return Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=colour, hatch=hatch, edgecolor="0.6",
-                   lw=0.5)
+  return Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=colour, hatch=hatch, edgecolor=edge,
+                   lw=lw, zorder=3 if colour == "none" else 1)
 
 
 def _lr_colours(lrs) -> dict:
@@ -430,7 +455,11 @@ def plot_grad_norms(series: dict, title: str, path: pathlib.Path) -> pathlib.Pat
         colour = f"C{clips.index(clip) % 10}"
         ax.plot(steps, p50, color=colour, lw=1.2, label=clip)
         if p90 is not None:
-          ax.fill_between(steps, p50, p90, color=colour, alpha=0.15, lw=0)
+          ax.fill_between(steps, p50, p90, color=colour, alpha=0.12, lw=0)
+      if (cell, lr) not in series:
+        ax.text(0.5, 0.5, "no records yet", ha="center", va="center", color="0.5",
+                transform=ax.transAxes)
+        ax.set_xticks([])
       ax.set_title(f"{cell}, lr {fmt_value(lr)}", fontsize=9)
       ax.set_yscale("log")
       _log_labels(ax.yaxis)
@@ -447,26 +476,32 @@ def plot_grad_norms(series: dict, title: str, path: pathlib.Path) -> pathlib.Pat
   return _save(fig, path)
 
 
-def plot_best_curves(best: list[dict], unit: str, key: str, budget: float | None, title: str,
+def plot_best_curves(best: list[dict], unit: str, b: Budget, title: str,
                      path: pathlib.Path) -> pathlib.Path:
   """Validation curves (mean over seeds) of the best group per (cell, clip mode) on one axis:
-  colour by clip mode, line style and marker by cell; the selection budget dotted."""
-  modes = _order(b["mode"] for b in best)
-  cells = _order(b["cell"] for b in best)
+  colour by clip mode, line style and marker by cell, its mean value at the budget in the
+  label; the selection budget dotted; the y axis up to 20x the lowest value (blown-up curves leave
+  it)."""
+  modes = _order(g["mode"] for g in best)
+  cells = _order(g["cell"] for g in best)
   fig, axes = _figure(1, 1, 9.0, 5.0, title)
   ax = axes[0][0]
-  for b in best:
-    steps, vals = valid_curve(b["points"], unit)
-    i = cells.index(b["cell"])
-    ax.plot(steps, vals, color=f"C{modes.index(b['mode']) % 10}", marker="os^Dv"[i % 5],
+  curves = [valid_curve(g["points"], unit) for g in best]
+  for g, (steps, vals) in zip(best, curves):
+    i = cells.index(g["cell"])
+    ax.plot(steps, vals, color=f"C{modes.index(g['mode']) % 10}", marker="os^Dv"[i % 5],
             ms=4, ls=("-", "--", ":", "-.")[i % 4],
-            label=f"{b['cell']}, {b['clip']}, lr {fmt_value(b['lr'])}")
-  if budget is not None and key == "train.max_steps":
-    ax.axvline(budget, color="k", lw=0.8, ls=":", label=f"selection budget ({fmt_value(budget)})")
+            label=f"{g['cell']}, {g['clip']}, lr {fmt_value(g['lr'])}: {_fmt(g['value'])}")
+  if b.budget is not None and b.key == "train.max_steps":
+    ax.axvline(b.budget, color="k", lw=0.8, ls=":",
+               label=f"selection budget ({fmt_value(b.budget)})")
   ax.set(xlabel="update", ylabel=f"validation {UNIT_NAMES.get(unit, unit)}")
   if unit == "perplexity":
     ax.set_yscale("log")
     _log_labels(ax.yaxis)
+  values = [v for _, vals in curves for v in vals]
+  if values and max(values) > 20 * min(values):
+    ax.set_ylim(min(values) / 1.25, 20 * min(values))
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
   return _save(fig, path)
@@ -490,24 +525,27 @@ def write_atlas(paths: Sequence[str | pathlib.Path],
       raise ReportError("--atlas with several directories needs --out DIR for the figures")
     out = pathlib.Path(paths[0]) / "plots"
   dirs = sweep_dirs(paths)
-  key, budget = budget_of(dirs)
+  b = budget_of(dirs)
   recs = collect(dirs)
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
   for name in FIGURES:  # this report's figures of an earlier call
     (out / f"atlas_{name}.png").unlink(missing_ok=True)
-  at = _budget_text(key, budget)
-  data = heatmap_grid(recs, key, budget)
+  at = _budget_text(b)
+  same = "" if b.budget is None else (" (halving rung 0: every point at the same budget, "
+                                      "promoted points' later training not counted)")
+  data = heatmap_grid(recs, b.key, b.budget)
   unit = UNIT_NAMES.get(data["unit"], data["unit"])
   written, notes = [], []
   written.append(plot_heatmap(
-      data, f"Validation {unit} {at}; mean over seeds, ± std (or n); "
-      "'div': seeds diverged; 'to do': not at the budget yet", out / "atlas_heatmap.png"))
-  lines = clip_rate_lines(recs, key, budget)
+      data, f"Validation {unit} {at}{same}: mean over seeds, ± std (or n); 'div': seeds "
+      "diverged; 'to do': not at the budget yet; red: the cell's best",
+      out / "atlas_heatmap.png"))
+  lines = clip_rate_lines(recs, b.key, b.budget)
   if lines:
     written.append(plot_clip_rate(
-        lines, f"Fraction of updates clipped (global norm), {at.split(' (')[0]}; mean over "
-        "seeds", out / "atlas_clip_rate.png"))
+        lines, f"Fraction of updates clipped (global norm) {at}, mean over seeds",
+        out / "atlas_clip_rate.png"))
   else:
     notes.append("no clip-rate figure: no global_norm point has logged train events")
   series = grad_norm_series([r for r in recs if r["events"]])
@@ -517,12 +555,12 @@ def write_atlas(paths: Sequence[str | pathlib.Path],
         "90th percentile (median over seeds)", out / "atlas_grad_norms.png"))
   else:
     notes.append("no gradient-norm figure: no point has logged train events")
-  best = best_groups(recs, key, budget)
+  best = best_groups(recs, b)
   if best:
     written.append(plot_best_curves(
-        best, data["unit"], key, budget, f"Validation {unit} of the best (lr, threshold) per "
-        f"(cell, clip mode), chosen on validation {at.split(' (')[0]}; mean over seeds",
-        out / "atlas_best_curves.png"))
+        best, data["unit"], b, f"Validation {unit} of the best (lr, threshold) per (cell, clip "
+        f"mode), chosen by the mean validation {b.metric} {at} as the halving search ranks; "
+        f"mean over seeds; the label gives the {unit} {at}", out / "atlas_best_curves.png"))
   else:
     notes.append("no best-curves figure: no group has a finite validation value at the budget")
   return written, notes
