@@ -344,10 +344,11 @@ def _figure(nrows: int, ncols: int, w: float, h: float, title: str, **kw):
   from matplotlib.backends.backend_agg import FigureCanvasAgg
   from matplotlib.figure import Figure
   import textwrap
-  fig = Figure(figsize=(w * ncols, h * nrows + 0.6), layout="constrained")
+  width = max(w * ncols, 6.5)  # room for the title
+  fig = Figure(figsize=(width, h * nrows + 0.6), layout="constrained")
   FigureCanvasAgg(fig)
   axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
-  fig.suptitle("\n".join(textwrap.wrap(title, width=int(11 * w * ncols))), fontsize=10)
+  fig.suptitle("\n".join(textwrap.wrap(title, width=int(11 * width))), fontsize=10)
   return fig, axes
 
 
