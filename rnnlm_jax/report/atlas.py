@@ -25,6 +25,7 @@ import pathlib
 import statistics
 from typing import NamedTuple, Sequence
 
+from rnnlm_jax.report import plots as plots_lib
 from rnnlm_jax.report import records as records_lib
 from rnnlm_jax.report.layout import CELL_KEY, SEED_KEY, setting, varies_within
 from rnnlm_jax.report.records import ReportError, finite, fmt_value, num
@@ -236,16 +237,16 @@ def clip_rate_lines(recs: list[dict], key: str, budget: float | None) -> dict:
                  for lr, by_t in sorted(by_lr.items())} for cell, by_lr in acc.items()}
 
 
-def _median_series(recs: list[dict], field: str) -> tuple[list[float], list[float]]:
-  """Per train step, the median over ``recs`` (seeds) of ``field``."""
+def seed_series(recs: list[dict], split: str, field: str,
+                reduce=statistics.median) -> tuple[list[float], list[float]]:
+  """(steps, values): per step logged by any of ``recs`` (seeds) in ``split``, ``reduce``
+  (median, mean) of their finite values of ``field`` there."""
   by_step: dict[float, list[float]] = {}
   for r in recs:
-    for e in r["events"]:
-      s, v = num(e.get("step")), num(e.get(field))
-      if e.get("split") == "train" and finite(s) and finite(v):
-        by_step.setdefault(s, []).append(v)
+    for s, v in zip(*plots_lib.series(r["events"], split, field)):
+      by_step.setdefault(s, []).append(v)
   steps = sorted(by_step)
-  return steps, [statistics.median(by_step[s]) for s in steps]
+  return steps, [reduce(by_step[s]) for s in steps]
 
 
 def grad_norm_series(recs: list[dict]) -> dict:
@@ -258,11 +259,11 @@ def grad_norm_series(recs: list[dict]) -> dict:
   out: dict = {}
   for k, by_clip in groups.items():
     for clip, pts in by_clip.items():
-      steps, p50 = _median_series(pts, "grad_norm_p50")
-      s90, p90 = _median_series(pts, "grad_norm_p90")
+      steps, p50 = seed_series(pts, "train", "grad_norm_p50")
+      s90, p90 = seed_series(pts, "train", "grad_norm_p90")
       if not steps:
-        steps, p50 = _median_series(pts, "grad_norm")
-        s90, p90 = _median_series(pts, "grad_norm_max")
+        steps, p50 = seed_series(pts, "train", "grad_norm")
+        s90, p90 = seed_series(pts, "train", "grad_norm_max")
       if steps:
         out.setdefault(k, {})[clip] = (steps, p50, p90 if s90 == steps else None)
   return out
@@ -296,18 +297,6 @@ def best_groups(recs: list[dict], b: Budget) -> list[dict]:
                   "value": stats_lib.summary(g["units"]).mean, "n": len(g["vals"]),
                   "points": g["points"]})
   return out
-
-
-def valid_curve(points: list[dict], unit: str) -> tuple[list[float], list[float]]:
-  """Per validation step, the mean over ``points`` (seeds) of their finite ``unit`` values."""
-  by_step: dict[float, list[float]] = {}
-  for r in points:
-    for e in r["events"]:
-      s, v = num(e.get("step")), num(e.get(unit))
-      if e.get("split") == "valid" and finite(s) and finite(v):
-        by_step.setdefault(s, []).append(v)
-  steps = sorted(by_step)
-  return steps, [statistics.fmean(by_step[s]) for s in steps]
 
 
 # ----------------------------------------------------------------------------- drawing
@@ -487,7 +476,7 @@ def plot_best_curves(best: list[dict], unit: str, b: Budget, title: str,
   cells = _order(g["cell"] for g in best)
   fig, axes = _figure(1, 1, 9.0, 5.0, title)
   ax = axes[0][0]
-  curves = [valid_curve(g["points"], unit) for g in best]
+  curves = [seed_series(g["points"], "valid", unit, statistics.fmean) for g in best]
   for g, (steps, vals) in zip(best, curves):
     i = cells.index(g["cell"])
     ax.plot(steps, vals, color=f"C{modes.index(g['mode']) % 10}", marker="os^Dv"[i % 5],

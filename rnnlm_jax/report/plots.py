@@ -27,7 +27,8 @@ def _new_figure(ncols: int, title: str):
   return fig, axes
 
 
-def _series(events: list[dict], split: str, key: str) -> tuple[list[float], list[float]]:
+def series(events: list[dict], split: str, key: str) -> tuple[list[float], list[float]]:
+  """(steps, values) of ``key`` in the events of ``split`` where both are finite."""
   pts = [(e.get("step"), num(e.get(key))) for e in events if e.get("split") == split]
   pts = [(s, v) for s, v in pts if finite(s) and finite(v)]
   return [s for s, _ in pts], [v for _, v in pts]
@@ -55,15 +56,15 @@ def plot_curves(pts: list[dict], title: str, path: pathlib.Path, kind: str) -> p
   fig, (ax_loss, ax_eval) = _new_figure(2, title)
   for i, rec in enumerate(pts):
     color, label = f"C{i % 10}", _point_label(rec)
-    ax_loss.plot(*_series(rec["events"], "train", "loss"), color=color, lw=1, label=label)
+    ax_loss.plot(*series(rec["events"], "train", "loss"), color=color, lw=1, label=label)
     if kind == "synthetic":
-      ax_eval.plot(*_series(rec["events"], "test", "error_rate"), color=color, marker="o",
+      ax_eval.plot(*series(rec["events"], "test", "error_rate"), color=color, marker="o",
                    ms=3, lw=1, label=label)
       continue
     unit = rec.get("metric_unit", "perplexity")
-    ax_eval.plot(*_series(rec["events"], "valid", unit), color=color, marker="o", ms=3, lw=1,
+    ax_eval.plot(*series(rec["events"], "valid", unit), color=color, marker="o", ms=3, lw=1,
                  label=f"{label} valid")
-    ax_eval.plot(*_series(rec["events"], "test", unit), color=color, marker="*", ms=9, ls="",
+    ax_eval.plot(*series(rec["events"], "test", unit), color=color, marker="*", ms=9, ls="",
                  label=f"{label} test")
   threshold = pts[0]["flat"].get("synthetic.success_error_rate")
   if kind == "synthetic" and finite(threshold):
@@ -81,21 +82,21 @@ def plot_grad_norms(pts: list[dict], title: str, path: pathlib.Path) -> pathlib.
   thresholds = set()
   for i, rec in enumerate(pts):
     color, label = f"C{i % 10}", _point_label(rec)
-    steps, p50 = _series(rec["events"], "train", "grad_norm_p50")
+    steps, p50 = series(rec["events"], "train", "grad_norm_p50")
     if steps:
       ax.plot(steps, p50, color=color, lw=1, label=f"{label} median")
-      s90, p90 = _series(rec["events"], "train", "grad_norm_p90")
+      s90, p90 = series(rec["events"], "train", "grad_norm_p90")
       if s90 == steps:
         ax.fill_between(steps, p50, p90, color=color, alpha=0.2, lw=0)
     else:
-      ax.plot(*_series(rec["events"], "train", "grad_norm"), color=color, lw=1,
+      ax.plot(*series(rec["events"], "train", "grad_norm"), color=color, lw=1,
               label=f"{label} interval mean")
     flat = rec["flat"]
     if flat.get("optim.clip_mode") == "global_norm" and finite(flat.get("optim.clip_value")):
       thresholds.add(float(flat["optim.clip_value"]))
   for t in sorted(thresholds):
     ax.axhline(t, color="k", ls="--", lw=0.8, label=f"clip threshold {fmt_value(t)}")
-  banded = any(_series(p["events"], "train", "grad_norm_p50")[0] for p in pts)
+  banded = any(series(p["events"], "train", "grad_norm_p50")[0] for p in pts)
   ax.set(xlabel="step", ylabel="pre-clip gradient norm"
          + (" (median, shaded to p90)" if banded else " (interval mean)"))
   if ax.get_lines() and all(v > 0 for line in ax.get_lines() for v in line.get_ydata()):
