@@ -155,10 +155,11 @@ def _until(rec: dict, split: str, key: str, budget: float | None) -> list[dict]:
                                   and num(e.get(field)) <= budget + halving.EPS))]
 
 
-def at_budget(rec: dict, key: str, budget: float | None,
-              metric: str | None = None) -> tuple[str, float | None]:
-  """A point at the comparison budget: ``("value", v)`` with ``v`` its best validation value
-  of ``metric`` (default its unit, perplexity / bpc) logged up to the budget (halving's score,
+def at_budget(rec: dict, key: str, budget: float | None, metric: str | None = None,
+              mode: str = "min") -> tuple[str, float | None]:
+  """A point at the comparison budget: ``("value", v)`` with ``v`` its best (``mode``)
+  validation value of ``metric`` (default its unit, perplexity / bpc) logged up to the
+  budget (halving's score,
   :func:`rnnlm_jax.sweeps.halving.value_at`); ``("diverged", None)`` when it diverged by then
   or reached the budget with no finite value; ``("pending", None)`` when it has not reached
   the budget (running, not started, failed). ``budget`` None: at the end of the run."""
@@ -174,7 +175,7 @@ def at_budget(rec: dict, key: str, budget: float | None,
     reached = halving.reached(status, rec["config"], key, budget)
   if not reached:
     return "pending", None
-  v = halving.value_at(rec["events"], unit, "min", key, math.inf if budget is None else budget)
+  v = halving.value_at(rec["events"], unit, mode, key, math.inf if budget is None else budget)
   if math.isfinite(v):
     return "value", v
   if rec["state"] in ("running", "stale") and not _until(rec, "valid", key, budget):
@@ -278,7 +279,7 @@ def best_groups(recs: list[dict], b: Budget) -> list[dict]:
   of the seeds' unit, as in the heatmap), "n", "points"}] in sweep order of (cell, mode)."""
   cand: dict = {}
   for r in recs:
-    what, v = at_budget(r, b.key, b.budget, b.metric)
+    what, v = at_budget(r, b.key, b.budget, b.metric, b.mode)
     g = cand.setdefault((r["cell"], r["mode"]), {}).setdefault(
         (r["lr"], r["clip"]), {"vals": [], "units": [], "points": []})
     g["points"].append(r)
