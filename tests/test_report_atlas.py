@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -157,6 +158,21 @@ def test_plain_sweep_at_the_end_of_runs(atlas_dir):
   g = atlas.heatmap_grid(recs, b.key, b.budget)["grid"]
   assert g[("lstm", "global_norm 1", 1.0)]["mean"] == pytest.approx(61.0)
   assert g[("lstm", "global_norm 5", 1.0)]["diverged"] == 1
+
+
+def test_one_ordinary_sweep_directory(atlas_dir, tmp_path):
+  """The same points in one directory with no sweep.json (model.cell varies between their
+  configs): the same grid, less the missing point, at the end of each run."""
+  flat = tmp_path / "flat"
+  for d in atlas.sweep_dirs([atlas_dir]):
+    for point in d.iterdir():
+      if point.is_dir():
+        shutil.copytree(point, flat / f"{d.name},{point.name}")
+  recs, b = _grid(flat)
+  assert atlas.sweep_dirs([flat]) == [flat] and b.budget is None
+  g = atlas.heatmap_grid(recs, b.key, b.budget)["grid"]
+  assert g[("gru", "global_norm 1", 0.1)]["points"] == 1
+  assert (g[("gru", "none", 1.0)]["n"], g[("gru", "none", 1.0)]["diverged"]) == (1, 1)
 
 
 def test_clip_rate_and_best_groups(atlas_dir):
