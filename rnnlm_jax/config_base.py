@@ -40,7 +40,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.remat = "none"  # none | step | segment
   c.model.remat_segment = 0  # remat=segment: time steps per segment (0 = about sqrt(bptt))
   c.model.remat_policy = "none"  # step only: none | dots (keep h W_hh: less recompute, more memory)
-  c.model.compute_dtype = "float32"  # float32 | bfloat16 matmul inputs (f32 accumulation & params)
+  c.model.compute_dtype = "float32"  # float32 | bfloat16 matmul inputs, recurrent ones too (f32
+  # accumulation, params, carry and cell state; see rnnlm_jax/fused.py)
   c.model.vocab_chunk = 0  # softmax loss over vocabulary chunks of this size (0 = whole; memory)
   # Remedies (issue 8; rnnlm_jax/remedies.py, experiments/remedies/README.md), all off here:
   c.model.norm = "none"  # none | layer: layer-normalised cells (Ba et al. 2016)

@@ -57,6 +57,27 @@ def _mm_dw(x_TBK, g_TBN, dtype):
                     preferred_element_type=F32)
 
 
+def recurrent_matmul(a: jax.Array, b: jax.Array, compute_dtype=F32) -> jax.Array:
+  """``a [..., K] @ b [..., K, N]`` in float32; with ``compute_dtype=bfloat16`` the operands are
+  rounded to bfloat16 and the products accumulate in float32 (the hand-written recurrences of
+  :mod:`rnnlm_jax.cells` call it inside their scans, forward and backward; no VJP of its own).
+  Float32 is exactly ``a @ b`` (float64 operands stay float64)."""
+  compute_dtype = jnp.dtype(compute_dtype)
+  if compute_dtype == F32:
+    return a @ b
+  return jnp.matmul(_cast(a, compute_dtype), _cast(b, compute_dtype), preferred_element_type=F32)
+
+
+def recurrent_weight_grad(h_prev: jax.Array, d_out: jax.Array, compute_dtype=F32) -> jax.Array:
+  """``sum_t h_prev[t]^T d_out[t]``: ``[T, (K,) B, H] x [T, (K,) B, G] -> [(K,) H, G]`` float32, the
+  recurrent weight's gradient as one GEMM (bfloat16 operands with ``compute_dtype=bfloat16``)."""
+  compute_dtype = jnp.dtype(compute_dtype)
+  if compute_dtype == F32:  # as given (float64 too, under jax.enable_x64)
+    return jnp.einsum("t...bh,t...bg->...hg", h_prev, d_out)
+  return jnp.einsum("t...bh,t...bg->...hg", _cast(h_prev, compute_dtype),
+                    _cast(d_out, compute_dtype), preferred_element_type=F32)
+
+
 # ----------------------------------------------------------------------------- dense
 
 
@@ -107,7 +128,7 @@ def softmax_xent(h_TBH: jax.Array, w_HV: jax.Array, b_V: jax.Array, targets_TB: 
 def _xent_2d(h_TBH, w_HV, b_V, targets_TB):
   """Float32: the library's cross-entropy on 2-D ``[T*B, V]`` logits, plain autodiff.
 
-  Faster on XLA:CPU than :func:`_xent` in float32 (scripts/bench_head.py): the 2-D backward
+  Faster on XLA:CPU than :func:`_xent` in float32 (scripts/bench_ab.py head): the 2-D backward
   GEMMs need no transposed copy of the ``[T, B, V]`` logit gradient, and XLA fuses the
   elementwise passes. (Keep the leading dimension ``T*B``, not ``[1, T*B, .]``: with a leading 1
   XLA ran the loop fusions on one thread.)

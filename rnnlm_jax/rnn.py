@@ -173,7 +173,10 @@ def scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.
       (only segment-boundary carries kept: O(T/S + S) recurrent memory instead of O(T)).
     reverse: scan from the last time step to the first.
     compute_dtype: ``"bfloat16"`` rounds the input projection's matmul inputs to bfloat16
-      (float32 accumulation; :func:`rnnlm_jax.fused.dense`); the recurrence stays float32.
+      (float32 accumulation; :func:`rnnlm_jax.fused.dense`), and on the hand-written
+      recurrences (``cell.recurrence``: the default path, no remat, unroll or reverse) the
+      recurrent matmuls' operands too (float32 accumulation, carry and cell state). The
+      autodiff path's recurrence stays float32.
 
   Returns:
     ``(final carry, hs [time, batch, H])``.
@@ -184,7 +187,9 @@ def scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.
                          compute_dtype=compute_dtype)
   gx_TBG = cell.project_inputs(params, xs_TBI, compute_dtype)  # one GEMM for all time steps
   if cell.recurrence is not None and remat.mode == "none" and unroll == 1 and not reverse:
-    return cell.recurrence(params, carry, gx_TBG)  # same values, hand-written backward pass
+    if jnp.dtype(compute_dtype) == jnp.float32:  # same values, hand-written backward pass
+      return cell.recurrence(params, carry, gx_TBG)
+    return cell.recurrence(params, carry, gx_TBG, compute_dtype)  # bf16 recurrent matmuls
 
   def body(c, gx_t):
     return cell.step(params, c, gx_t)

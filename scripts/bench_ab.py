@@ -1,21 +1,25 @@
-"""A/B: the language model's output layer + cross-entropy, old form against new, in one process.
+"""A/B benchmarks of one change at a time, both sides in one process, interleaved.
 
-    python scripts/bench_head.py                 # head alone and full train steps, 3 runs
-    python scripts/bench_head.py --runs 1 --rows ptb_small:lstm
+    python scripts/bench_ab.py head                 # float32 LM head: 3-D custom VJP vs 2-D autodiff
+    python scripts/bench_ab.py bf16                 # train step: float32 vs compute_dtype=bfloat16
+    python scripts/bench_ab.py head --runs 1 --rows ptb_small:lstm
 
-Float32 only (bfloat16 keeps the 3-D custom-VJP head, whose einsum forms stay on XLA:CPU's
-bf16 path; see rnnlm_jax/fused.py). Two forms of ``fused.softmax_xent``:
+Comparisons (A = the baseline, B = the candidate; speed-up = A's time / B's):
 
-* **3-D custom VJP** (``fused._xent``, the float32 head until 2026-12-07): logits ``[T, B, V]``
-  from ``einsum("tbk,kn->tbn")``, backward written by hand from the saved logits;
-* **2-D autodiff** (``fused._xent_2d``, the float32 head now): ``[T*B, H] @ [H, V]`` and
-  ``optax.softmax_cross_entropy_with_integer_labels``, differentiated by JAX.
+* ``head``: the two forms of ``fused.softmax_xent``'s float32 head: **3-D custom VJP**
+  (``fused._xent``, the float32 head until 2026-12-07: logits ``[T, B, V]`` from
+  ``einsum("tbk,kn->tbn")``, backward written by hand from the saved logits) and **2-D
+  autodiff** (``fused._xent_2d``, the float32 head now: ``[T*B, H] @ [H, V]`` and
+  ``optax.softmax_cross_entropy_with_integer_labels``, differentiated by JAX). Part 1 times the
+  head's forward + backward alone at each workload's shapes; part 2 the full training step.
+* ``bf16``: the full training step with ``model.compute_dtype`` float32 against bfloat16
+  (input projections, recurrent matmuls and head with bfloat16 operands, float32 accumulation;
+  worth it only where the CPU has bfloat16 arithmetic: AVX512_BF16 or AMX).
 
-Part 1 times the head's forward + backward alone at each workload's shapes; part 2 times the
-full training step of scripts/bench.py (``OursTrainer``: embedding, RNN stack, head, clip,
-SGD) built once with each head. Each run interleaves the two forms (A, B, A, B, ...) in 5
-blocks of ~0.5 s and takes medians; ``--runs`` repeats the whole comparison and the summary
-gives the median speed-up over runs and its range. Prints the CPU model and flags first.
+The training step is scripts/bench.py's (``OursTrainer``: embedding, RNN stack, head, clip,
+SGD). Each run interleaves A and B (A, B, A, B, ...) in 5 blocks of ~0.5 s and takes medians;
+``--runs`` repeats the whole comparison and the summary gives the median speed-up over runs and
+its range. Prints the CPU model and flags first.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from rnnlm_jax import fused  # noqa: E402
 
 FORMS = {"3-D custom VJP": lambda h, w, b, t: fused._xent(h, w, b, t, jnp.float32),
          "2-D autodiff": fused._xent_2d}
-BASELINE, CANDIDATE = "3-D custom VJP", "2-D autodiff"
+SIDES = {"head": ("3-D custom VJP", "2-D autodiff"), "bf16": ("float32", "bfloat16")}
 DEFAULT_ROWS = "ptb_small:lstm,ptb_small:rnn_tanh,ptb_medium:lstm,char:lstm,char:rnn_tanh"
 
 
@@ -59,12 +63,16 @@ class _Call:
     jax.block_until_ready(self.out)
 
 
-def full_step_trainer(w, cell: str, form: str, batches):
-  """bench.OursTrainer with ``fused.softmax_xent``'s float32 head swapped for ``form`` while
-  it is traced (the first call); later calls run the compiled step."""
+def full_step_trainer(w, cell: str, side: str, batches):
+  """bench.OursTrainer for one side: a compute dtype, or ``fused.softmax_xent``'s float32 head
+  swapped for that form while the step is traced (the first call; later calls run the compiled
+  step)."""
+  if side in ("float32", "bfloat16"):
+    tr = bench.OursTrainer(w, cell, side, batches)
+    bench._block(tr, 2)
+    return tr
   saved = fused._xent_2d
-  if form == BASELINE:
-    fused._xent_2d = FORMS[BASELINE]
+  fused._xent_2d = FORMS[side]
   try:
     tr = bench.OursTrainer(w, cell, "float32", batches)
     bench._block(tr, 2)
@@ -84,9 +92,11 @@ def interleaved_ms(runners: dict, repeats: int = 5, block_s: float = 0.5) -> dic
   return {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
 
-def one_run(rows) -> list[dict]:
+def one_run(compare: str, rows) -> list[dict]:
   out = []
   for wl in sorted({wl for wl, _ in rows}, key=list(bench.WORKLOADS).index):
+    if compare != "head":
+      break
     w = bench.WORKLOADS[wl]
     rng = np.random.default_rng(0)
     h = jnp.asarray(rng.standard_normal((w.bptt, w.batch, w.hidden)), jnp.float32)
@@ -100,7 +110,7 @@ def one_run(rows) -> list[dict]:
   for wl, cell in rows:
     w = bench.WORKLOADS[wl]
     batches = bench.random_batches(w)
-    runners = {f: full_step_trainer(w, cell, f, batches) for f in FORMS}
+    runners = {side: full_step_trainer(w, cell, side, batches) for side in SIDES[compare]}
     out.append({"part": "train step", "workload": wl, "cell": cell, **interleaved_ms(runners)})
   return out
 
@@ -113,6 +123,7 @@ def cpu_line() -> str:
 def main(argv=None):
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                formatter_class=argparse.RawDescriptionHelpFormatter)
+  ap.add_argument("compare", choices=sorted(SIDES), help="which change to measure")
   ap.add_argument("--runs", type=int, default=3, help="repeat the whole comparison N times")
   ap.add_argument("--rows", default=DEFAULT_ROWS, help="workload:cell,... for the train steps")
   args = ap.parse_args(argv)
@@ -122,11 +133,12 @@ def main(argv=None):
       ap.error(f"unknown row {wl}:{cell} (workloads {', '.join(bench.WORKLOADS)}; "
                f"cells {', '.join(bench.CELLS)})")
   print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu_line()}; jax "
-        f"{jax.__version__}; command: python scripts/bench_head.py {' '.join(argv or sys.argv[1:])}",
+        f"{jax.__version__}; command: python scripts/bench_ab.py {' '.join(argv or sys.argv[1:])}",
         flush=True)
+  BASELINE, CANDIDATE = SIDES[args.compare]
   runs = []
   for k in range(args.runs):
-    res = one_run(rows)
+    res = one_run(args.compare, rows)
     runs.append(res)
     for r in res:
       print(f"run {k + 1}: {r['part']:12s} {r['workload']:10s} {r['cell']:8s} "
