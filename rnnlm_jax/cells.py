@@ -131,7 +131,7 @@ class Cell(NamedTuple):
   # rnnlm_jax.rnn.recurrence compute W_hh's gradient as one GEMM after the backward scan.
   step_hw: Callable[..., tuple[Carry, jax.Array]] | None = None
   # The scanned recurrence with a hand-written backward pass: recurrence(params, carry, gx,
-  # compute_dtype="float32") with gx = project_inputs(params, xs) [time, batch, G*H] ->
+  # compute_dtype="float32", unroll=1) with gx = project_inputs(params, xs) [time, batch, G*H] ->
   # (final carry, hs [time, batch, H]), the values of lax.scan(step) in float32; "bfloat16"
   # rounds the recurrent matmuls' operands (f32 accumulation, carry and cell state; the min
   # cells have no recurrent matmul and ignore it). It reads params["w_hh"] (and the GRU
@@ -286,7 +286,8 @@ def _rounded(w: jax.Array, dtype: str) -> jax.Array:
 
 
 def elman_recurrence(activation: str, w_hh: jax.Array, h0: jax.Array, gx: jax.Array,
-                     eps: jax.Array | None = None, compute_dtype: str = "float32") -> jax.Array:
+                     eps: jax.Array | None = None, compute_dtype: str = "float32",
+                     unroll: int = 1) -> jax.Array:
   """The tanh/ReLU RNN recurrence ``h_t = f(gx_t + h_{t-1} W_hh) (+ eps_t)`` with a lean backward.
 
   Same values and gradients as scanning ``rnn_tanh.step`` (or ``rnn_relu``), faster: the
@@ -305,22 +306,23 @@ def elman_recurrence(activation: str, w_hh: jax.Array, h0: jax.Array, gx: jax.Ar
     compute_dtype: ``"bfloat16"`` rounds the operands of the recurrent matmuls (forward
       ``h W_hh``, backward ``d W_hh^T`` and the ``dW_hh`` GEMM) to bfloat16, with float32
       accumulation; ``h`` itself stays float32 (:func:`rnnlm_jax.fused.recurrent_matmul`).
+    unroll: ``lax.scan`` unroll factor of the forward and backward scans (speed only).
 
   Returns:
     ``hs``, shaped like ``gx``.
   """
   if activation not in ACTIVATIONS:
     raise ValueError(f"activation must be tanh or relu, got {activation!r}")
-  return _elman(activation, jnp.dtype(compute_dtype).name, w_hh, h0, gx,
+  return _elman(activation, jnp.dtype(compute_dtype).name, int(unroll), w_hh, h0, gx,
                 jnp.zeros_like(gx) if eps is None else eps)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _elman(activation, dtype, w_hh, h0, gx, eps):
-  return _elman_fwd(activation, dtype, w_hh, h0, gx, eps)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
+def _elman(activation, dtype, unroll, w_hh, h0, gx, eps):
+  return _elman_fwd(activation, dtype, unroll, w_hh, h0, gx, eps)[0]
 
 
-def _elman_fwd(activation, dtype, w_hh, h0, gx, eps):
+def _elman_fwd(activation, dtype, unroll, w_hh, h0, gx, eps):
   act = ACTIVATIONS[activation]
   w = _rounded(w_hh, dtype)
 
@@ -329,11 +331,11 @@ def _elman_fwd(activation, dtype, w_hh, h0, gx, eps):
     h = act(g_t + fused.recurrent_matmul(h, w, dtype)) + e_t
     return h, h
 
-  _, hs = jax.lax.scan(body, h0, (gx, eps))
+  _, hs = jax.lax.scan(body, h0, (gx, eps), unroll=unroll)
   return hs, (w, h0, hs, eps)
 
 
-def _elman_bwd(activation, dtype, res, d_hs):
+def _elman_bwd(activation, dtype, unroll, res, d_hs):
   w_hh, h0, hs, eps = res
   w_t = jnp.swapaxes(w_hh, -1, -2)
 
@@ -343,7 +345,8 @@ def _elman_bwd(activation, dtype, res, d_hs):
     d_pre = g_t * _activation_derivative(activation, h_t - e_t)  # from the activation's output
     return d_pre, (d_pre, g_t)
 
-  d_pre0, (d_pre, g) = jax.lax.scan(body, jnp.zeros_like(h0), (d_hs, hs, eps), reverse=True)
+  d_pre0, (d_pre, g) = jax.lax.scan(body, jnp.zeros_like(h0), (d_hs, hs, eps), reverse=True,
+                                    unroll=unroll)
   h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
   d_w = fused.recurrent_weight_grad(h_prev, d_pre, dtype)
   return d_w, fused.recurrent_matmul(d_pre0, w_t, dtype), d_pre, g
@@ -353,7 +356,7 @@ _elman.defvjp(_elman_fwd, _elman_bwd)
 
 
 def lstm_recurrence(w_hh: jax.Array, carry: tuple[jax.Array, jax.Array], gx: jax.Array,
-                    compute_dtype: str = "float32"
+                    compute_dtype: str = "float32", unroll: int = 1
                     ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
   """The LSTM recurrence (gates ``(i, f, o, g)``) with a lean backward pass.
 
@@ -361,18 +364,18 @@ def lstm_recurrence(w_hh: jax.Array, carry: tuple[jax.Array, jax.Array], gx: jax
   activations, so the backward step is one matmul and a few multiplications (no sigmoid or
   tanh recomputed), and ``dW_hh`` is one GEMM after the scan. ``w_hh [H, 4H]``, ``carry (h, c)``
   each ``[batch, H]``, ``gx [time, batch, 4H]`` (or with a member axis K after time); returns
-  ``((h_T, c_T), hs [time, batch, H])``. ``compute_dtype``: as :func:`elman_recurrence` (the
-  carry and cell state stay float32).
+  ``((h_T, c_T), hs [time, batch, H])``. ``compute_dtype``, ``unroll``: as
+  :func:`elman_recurrence` (the carry and cell state stay float32).
   """
-  return _lstm(jnp.dtype(compute_dtype).name, w_hh, carry, gx)
+  return _lstm(jnp.dtype(compute_dtype).name, int(unroll), w_hh, carry, gx)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _lstm(dtype, w_hh, carry, gx):
-  return _lstm_fwd(dtype, w_hh, carry, gx)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _lstm(dtype, unroll, w_hh, carry, gx):
+  return _lstm_fwd(dtype, unroll, w_hh, carry, gx)[0]
 
 
-def _lstm_fwd(dtype, w_hh, carry, gx):
+def _lstm_fwd(dtype, unroll, w_hh, carry, gx):
   w = _rounded(w_hh, dtype)
 
   def body(hc, gx_t):
@@ -380,11 +383,11 @@ def _lstm_fwd(dtype, w_hh, carry, gx):
     h, c, ifo, g, tc = _lstm_gates(gx_t + fused.recurrent_matmul(h, w, dtype), c)
     return (h, c), (h, c, ifo, g, tc)
 
-  final, (hs, cs, ifo, g, tc) = jax.lax.scan(body, carry, gx)
+  final, (hs, cs, ifo, g, tc) = jax.lax.scan(body, carry, gx, unroll=unroll)
   return (final, hs), (w, carry, hs, cs, ifo, g, tc)
 
 
-def _lstm_bwd(dtype, res, cotangents):
+def _lstm_bwd(dtype, unroll, res, cotangents):
   w_hh, (h0, c0), hs, cs, ifo, g, tc = res
   (dh_final, dc_final), d_hs = cotangents
   hidden = w_hh.shape[-2]
@@ -402,7 +405,7 @@ def _lstm_bwd(dtype, res, cotangents):
     return (fused.recurrent_matmul(d_gates, w_t, dtype), dc * f), d_gates
 
   (d_h0, d_c0), d_gates = jax.lax.scan(body, (dh_final, dc_final), (d_hs, ifo, g, tc, c_prev),
-                                       reverse=True)
+                                       reverse=True, unroll=unroll)
   h_prev = jnp.concatenate([h0[None], hs[:-1]], axis=0)
   d_w = fused.recurrent_weight_grad(h_prev, d_gates, dtype)
   return d_w, (d_h0, d_c0), d_gates
@@ -412,34 +415,35 @@ _lstm.defvjp(_lstm_fwd, _lstm_bwd)
 
 
 def gru_recurrence(w_hh: jax.Array, b_hh: jax.Array, h0: jax.Array, gx: jax.Array,
-                   compute_dtype: str = "float32") -> tuple[jax.Array, jax.Array]:
+                   compute_dtype: str = "float32", unroll: int = 1
+                   ) -> tuple[jax.Array, jax.Array]:
   """The GRU recurrence (gates ``(r, z, n)``) with a lean backward pass.
 
   Same values and gradients as scanning ``gru.step``; the forward saves ``r, z, n`` and
   ``h W_hn + b_hn``, so nothing is recomputed backward. ``b_hh [3H]`` (``[K, 1, 3H]`` with a
   member axis); other shapes as :func:`lstm_recurrence`. Returns ``(h_T, hs [time, batch, H])``.
-  ``compute_dtype``: as :func:`elman_recurrence`.
+  ``compute_dtype``, ``unroll``: as :func:`elman_recurrence`.
   """
-  return _gru(jnp.dtype(compute_dtype).name, w_hh, b_hh, h0, gx)
+  return _gru(jnp.dtype(compute_dtype).name, int(unroll), w_hh, b_hh, h0, gx)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _gru(dtype, w_hh, b_hh, h0, gx):
-  return _gru_fwd(dtype, w_hh, b_hh, h0, gx)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _gru(dtype, unroll, w_hh, b_hh, h0, gx):
+  return _gru_fwd(dtype, unroll, w_hh, b_hh, h0, gx)[0]
 
 
-def _gru_fwd(dtype, w_hh, b_hh, h0, gx):
+def _gru_fwd(dtype, unroll, w_hh, b_hh, h0, gx):
   w = _rounded(w_hh, dtype)
 
   def body(h, gx_t):
     h, rz, n, ghn = _gru_gates(gx_t, fused.recurrent_matmul(h, w, dtype) + b_hh, h)
     return h, (h, rz, n, ghn)
 
-  final, (hs, rz, n, ghn) = jax.lax.scan(body, h0, gx)
+  final, (hs, rz, n, ghn) = jax.lax.scan(body, h0, gx, unroll=unroll)
   return (final, hs), (w, b_hh, h0, hs, rz, n, ghn)
 
 
-def _gru_bwd(dtype, res, cotangents):
+def _gru_bwd(dtype, unroll, res, cotangents):
   w_hh, b_hh, h0, hs, rz, n, ghn = res
   dh_final, d_hs = cotangents
   hidden = w_hh.shape[-2]
@@ -456,7 +460,8 @@ def _gru_bwd(dtype, res, cotangents):
     d_gh = jnp.concatenate([d_rz, dn_pre * r], axis=-1)
     return dh * z + fused.recurrent_matmul(d_gh, w_t, dtype), (d_gx, d_gh)
 
-  d_h0, (d_gx, d_gh) = jax.lax.scan(body, dh_final, (d_hs, rz, n, ghn, h_prev), reverse=True)
+  d_h0, (d_gx, d_gh) = jax.lax.scan(body, dh_final, (d_hs, rz, n, ghn, h_prev), reverse=True,
+                                    unroll=unroll)
   d_w = fused.recurrent_weight_grad(h_prev, d_gh, dtype)
   d_b = jnp.sum(d_gh, axis=0).sum(axis=-2).reshape(b_hh.shape)
   return d_w, d_b, d_h0, d_gx
@@ -495,9 +500,10 @@ def _make_rnn(name: str, activation: str) -> Cell:
     """One step on the raw input ``x_t [B, input]``."""
     return step(params, carry, project_inputs(params, x_t))
 
-  def recurrence(params, h0, gx, compute_dtype="float32"):
+  def recurrence(params, h0, gx, compute_dtype="float32", unroll=1):
     """:func:`elman_recurrence` as ``(h_T, hs)``."""
-    hs = elman_recurrence(activation, params["w_hh"], h0, gx, compute_dtype=compute_dtype)
+    hs = elman_recurrence(activation, params["w_hh"], h0, gx, compute_dtype=compute_dtype,
+                          unroll=unroll)
     return hs[-1], hs
 
   return Cell(name, 1, init, _zeros_carry, project_inputs, step, apply, lambda h: h, step_hw,
@@ -550,8 +556,8 @@ def _lstm_apply(params, carry, x_t):
 
 lstm = Cell("lstm", 4, _lstm_init, _lstm_init_carry, _lstm_project, _lstm_step, _lstm_apply,
             lambda carry: carry[0], _lstm_step_hw,
-            lambda params, carry, gx, compute_dtype="float32": lstm_recurrence(
-                params["w_hh"], carry, gx, compute_dtype))
+            lambda params, carry, gx, compute_dtype="float32", unroll=1: lstm_recurrence(
+                params["w_hh"], carry, gx, compute_dtype, unroll))
 
 # ----------------------------------------------------------------------------- GRU
 
@@ -586,8 +592,8 @@ def _gru_apply(params, carry, x_t):
 
 gru = Cell("gru", 3, _gru_init, _zeros_carry, _gru_project, _gru_step, _gru_apply, lambda h: h,
            _gru_step_hw,
-           lambda params, h0, gx, compute_dtype="float32": gru_recurrence(
-               params["w_hh"], params["b_hh"], h0, gx, compute_dtype))
+           lambda params, h0, gx, compute_dtype="float32", unroll=1: gru_recurrence(
+               params["w_hh"], params["b_hh"], h0, gx, compute_dtype, unroll))
 
 # ----------------------------------------------------------------------------- layer norm
 
@@ -737,10 +743,10 @@ def _make_min(name: str, num_gates: int) -> Cell:
     """One step on the raw input ``x_t [B, input]``."""
     return step(params, carry, project_inputs(params, x_t))
 
-  def recurrence(params, h0, gx, compute_dtype="float32"):
+  def recurrence(params, h0, gx, compute_dtype="float32", unroll=1):
     """:func:`min_recurrence` (reads no parameter and has no recurrent matmul: everything is
-    in ``gx``, so ``compute_dtype`` changes nothing)."""
-    del params, compute_dtype
+    in ``gx``, so ``compute_dtype`` and ``unroll`` change nothing)."""
+    del params, compute_dtype, unroll
     return min_recurrence(num_gates, h0, gx)
 
   return Cell(name, num_gates, init, _zeros_carry, project_inputs, step, apply, lambda h: h,

@@ -6,11 +6,12 @@ path). A stack's carry is a list with one cell carry per layer, so it can be pas
 window to the next (truncated BPTT).
 
 A layer runs its cell's hand-differentiated recurrence (the field ``Cell.recurrence``) where the
-cell has one and nothing asks for remat, unroll or reverse; otherwise autodiff of ``lax.scan``.
+cell has one and nothing asks for remat or reverse (``unroll`` unrolls its two scans); otherwise
+autodiff of ``lax.scan``.
 Same values and gradients either way; the lean one does less work backward (scripts/bench.py,
 scripts/bench_lean_backward.py). ``cells.get_cell(name, backward="autodiff")`` gives a cell
 without it. The min cells' ``recurrence`` is their parallel associative scan over time
-(:func:`rnnlm_jax.cells.min_recurrence`); remat, unroll or reverse run their sequential step.
+(:func:`rnnlm_jax.cells.min_recurrence`); remat or reverse run their sequential step.
 
 The stack (:func:`stack_time_major`) is the one stack of every model, with the remedy options
 of issue 8 (each off by default, and then without effect):
@@ -174,7 +175,7 @@ def scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.
     reverse: scan from the last time step to the first.
     compute_dtype: ``"bfloat16"`` rounds the input projection's matmul inputs to bfloat16
       (float32 accumulation; :func:`rnnlm_jax.fused.dense`), and on the hand-written
-      recurrences (``cell.recurrence``: the default path, no remat, unroll or reverse) the
+      recurrences (``cell.recurrence``: the default path, no remat or reverse) the
       recurrent matmuls' operands too (float32 accumulation, carry and cell state). The
       autodiff path's recurrence stays float32.
 
@@ -186,10 +187,10 @@ def scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.
     return _segment_scan(cell, params, carry, xs_TBI, remat, unroll=unroll, reverse=reverse,
                          compute_dtype=compute_dtype)
   gx_TBG = cell.project_inputs(params, xs_TBI, compute_dtype)  # one GEMM for all time steps
-  if cell.recurrence is not None and remat.mode == "none" and unroll == 1 and not reverse:
-    if jnp.dtype(compute_dtype) == jnp.float32:  # same values, hand-written backward pass
+  if cell.recurrence is not None and remat.mode == "none" and not reverse:
+    if jnp.dtype(compute_dtype) == jnp.float32 and unroll == 1:  # same values, lean backward
       return cell.recurrence(params, carry, gx_TBG)
-    return cell.recurrence(params, carry, gx_TBG, compute_dtype)  # bf16 recurrent matmuls
+    return cell.recurrence(params, carry, gx_TBG, compute_dtype, unroll)  # bf16 matmuls; unroll
 
   def body(c, gx_t):
     return cell.step(params, c, gx_t)

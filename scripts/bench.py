@@ -128,10 +128,13 @@ class OursTrainer(_JaxTrainer):
   """rnnlm_jax: the library's own train step (what ``rnnlm-train`` runs).
 
   ``backward="autodiff"``: the cells without their hand-written recurrences (autodiff of
-  ``lax.scan``; ``lm.LMSpec.backward``), for scripts/bench_lean_backward.py."""
+  ``lax.scan``; ``lm.LMSpec.backward``), for scripts/bench_lean_backward.py; ``unroll``:
+  ``model.scan_unroll``, for scripts/bench_ab.py."""
 
-  def __init__(self, w: Workload, cell: str, dtype: str, batches, backward: str = "lean"):
+  def __init__(self, w: Workload, cell: str, dtype: str, batches, backward: str = "lean",
+               unroll: int = 1):
     c = config_base.base_config()
+    c.model.scan_unroll = unroll
     c.model.cell, c.model.num_layers = cell, w.layers
     c.model.hidden_size, c.model.embed_size = w.hidden, w.embed
     if dtype != "float32":

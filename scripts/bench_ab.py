@@ -2,6 +2,7 @@
 
     python scripts/bench_ab.py head                 # float32 LM head: 3-D custom VJP vs 2-D autodiff
     python scripts/bench_ab.py bf16                 # train step: float32 vs compute_dtype=bfloat16
+    python scripts/bench_ab.py unroll               # train step: model.scan_unroll 1 vs 4
     python scripts/bench_ab.py head --runs 1 --rows ptb_small:lstm
 
 Comparisons (A = the baseline, B = the candidate; speed-up = A's time / B's):
@@ -15,6 +16,8 @@ Comparisons (A = the baseline, B = the candidate; speed-up = A's time / B's):
 * ``bf16``: the full training step with ``model.compute_dtype`` float32 against bfloat16
   (input projections, recurrent matmuls and head with bfloat16 operands, float32 accumulation;
   worth it only where the CPU has bfloat16 arithmetic: AVX512_BF16 or AMX).
+* ``unroll``: the full training step with ``model.scan_unroll`` 1 against 4 (the hand-written
+  recurrences' forward and backward scans unrolled 4 steps per loop iteration).
 
 The training step is scripts/bench.py's (``OursTrainer``: embedding, RNN stack, head, clip,
 SGD). Each run interleaves A and B (A, B, A, B, ...) in 5 blocks of ~0.5 s and takes medians;
@@ -41,7 +44,8 @@ from rnnlm_jax import fused  # noqa: E402
 
 FORMS = {"3-D custom VJP": lambda h, w, b, t: fused._xent(h, w, b, t, jnp.float32),
          "2-D autodiff": fused._xent_2d}
-SIDES = {"head": ("3-D custom VJP", "2-D autodiff"), "bf16": ("float32", "bfloat16")}
+SIDES = {"head": ("3-D custom VJP", "2-D autodiff"), "bf16": ("float32", "bfloat16"),
+         "unroll": ("unroll 1", "unroll 4")}
 DEFAULT_ROWS = "ptb_small:lstm,ptb_small:rnn_tanh,ptb_medium:lstm,char:lstm,char:rnn_tanh"
 
 
@@ -67,8 +71,10 @@ def full_step_trainer(w, cell: str, side: str, batches):
   """bench.OursTrainer for one side: a compute dtype, or ``fused.softmax_xent``'s float32 head
   swapped for that form while the step is traced (the first call; later calls run the compiled
   step)."""
-  if side in ("float32", "bfloat16"):
-    tr = bench.OursTrainer(w, cell, side, batches)
+  if side in ("float32", "bfloat16") or side.startswith("unroll"):
+    dtype = side if side in ("float32", "bfloat16") else "float32"
+    unroll = int(side.split()[1]) if side.startswith("unroll") else 1
+    tr = bench.OursTrainer(w, cell, dtype, batches, unroll=unroll)
     bench._block(tr, 2)
     return tr
   saved = fused._xent_2d

@@ -1,5 +1,6 @@
-"""bfloat16 recurrent matmuls in the hand-written recurrences (``compute_dtype="bfloat16"``).
+"""Options of the hand-written recurrences: bfloat16 recurrent matmuls, unrolled scans.
 
+``compute_dtype="bfloat16"``:
 The forward ``h W_hh``, the backward ``d W_hh^T`` and the ``dW_hh`` GEMM take bfloat16 operands
 and accumulate in float32; ``h``, the LSTM cell state and every gradient stay float32. Checked:
 float32 gives ``lax.scan(step)``'s values (the golden tests check it is unchanged bit for bit),
@@ -117,3 +118,25 @@ def test_the_stack_passes_compute_dtype_to_the_recurrence():
   # the autodiff path keeps a float32 recurrence: only its input projection is rounded
   assert not np.array_equal(np.asarray(b16), np.asarray(b16_autodiff))
   np.testing.assert_allclose(np.asarray(b16), np.asarray(f32), atol=3e-2)
+
+
+@pytest.mark.parametrize("name", CELLS)
+def test_unrolled_lean_recurrence_equals_unroll_1(name):
+  # model.scan_unroll > 1 stays on the hand-written recurrence (its scans unrolled): the same
+  # values and gradients as unroll 1, to float rounding.
+  cell, params, xs, carry = _setup(name)
+
+  def loss(unroll):
+    def f(p, x, c):
+      final, hs = rnn.scan_layer_time_major(cell, p, c, x, unroll=unroll)
+      return (hs * jnp.linspace(-1, 1, hs.size).reshape(hs.shape)).sum() + sum(
+          jnp.sum(leaf) for leaf in jax.tree.leaves(final))
+    return jax.value_and_grad(f, argnums=(0, 1, 2))(params, xs, carry)
+
+  one, four = loss(1), loss(4)
+  for a, b in zip(jax.tree.leaves(four), jax.tree.leaves(one)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+  jaxpr = str(jax.make_jaxpr(lambda p: rnn.scan_layer_time_major(cell, p, carry, xs,
+                                                                  unroll=4)[1])(params))
+  lean = {"rnn_tanh": "_elman", "lstm": "_lstm", "gru": "_gru"}[name]
+  assert f"name={lean}" in jaxpr  # the hand-written recurrence's custom VJP ran
