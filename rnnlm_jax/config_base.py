@@ -144,6 +144,9 @@ def seq_config(task: str) -> ml_collections.ConfigDict:
   c.data.name = ""  # the dataset (per task: e.g. jsb_chorales, sst2)
   c.data.dir = ""  # raw data directory; "" = $RNNLM_DATA_DIR, ../shared/data, else download
   c.data.tfds_dir = ""  # where TFDS writes prepared array_record files ("" = default cache)
+  c.data.cv_folds = 0  # classify: k >= 2 = k-fold cross-validation on the training split (the
+  # valid split is unused; test unchanged); 0 = the data set's own train/valid split
+  c.data.cv_fold = 0  # classify with cv_folds: the fold (0..k-1) that validates; the rest train
 
   c.model = ml_collections.ConfigDict()
   c.model.cell = "lstm"  # rnn_tanh | rnn_relu | lstm | gru | min_gru | min_lstm

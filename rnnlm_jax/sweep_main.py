@@ -2,6 +2,7 @@
 
     rnnlm-sweep --config configs/sweeps/tiny_lm.py --workdir runs/tiny_lm
         [--task_index=I --num_tasks=N | --claim] [--point=NAME ...] [--no_vmap] [--dry_run]
+        [--cv=K]
         [--search=halving --eta=3 --min_budget=B [--halving_wait_s=S]]
         [--config.KEY=VALUE ...]
 
@@ -21,6 +22,10 @@ recorded under its lock in either mode, so shards and workers never train a poin
 ``--point=NAME`` (repeatable) runs only the named points of this task's share; ``sweep.json``
 still records every point. ``--dry_run`` lists the points (name, execution unit, shard) and
 exits without writing anything.
+
+``--cv=K`` (classifier sweeps) cross-validates: every point runs once per fold of the training
+split (``data.cv_fold`` 0..K-1 with ``data.cv_folds=K``; the data set's valid split is unused),
+and ``rnnlm-report`` averages the folds like seeds.
 
 ``--search=halving --eta=3 --min_budget=B`` runs successive halving instead of the full grid
 (:mod:`rnnlm_jax.sweeps.halving`): every group of seeds trains for ``B`` epochs
@@ -65,6 +70,10 @@ flags.DEFINE_bool("no_vmap", False, "Train every synthetic point as its own unit
                   "where that is faster (several devices, e.g. --cpu_devices=2, or a GPU/TPU) "
                   "and one after another (compiled once) on a single CPU device.")
 flags.DEFINE_bool("dry_run", False, "List the points, their units and shards; train nothing.")
+flags.DEFINE_integer("cv", 0, "k >= 2: k-fold cross-validation (classifier sweeps): every "
+                     "point runs once per fold of the training split (data.cv_folds=k, "
+                     "data.cv_fold=0..k-1, named like seeds); rnnlm-report gives the folds' "
+                     "mean and std.")
 flags.DEFINE_enum("search", "grid", ["grid", "halving"], "grid: train every point to the "
                   "config's run length. halving: successive halving (--eta, --min_budget): "
                   "train every point for --min_budget, keep the best 1/eta groups of seeds by "
@@ -141,8 +150,10 @@ def _main(argv) -> None:
     except Exception as e:
       raise SweepError(f"{path}: get_sweep() failed: {type(e).__name__}: "
                        f"{cli.one_line(e)}") from None
-    points = expand(FLAGS.config, overrides)
     overridden = set(config_flags.get_override_values(FLAGS["config"]))
+    if FLAGS.cv:
+      overrides = cv_points(FLAGS.config, overrides, FLAGS.cv, overridden)
+    points = expand(FLAGS.config, overrides)
     clash = [k for k in swept_keys(overrides) if k in overridden]
     if clash:
       raise SweepError(f"--config.{clash[0]} sets a key the sweep varies; change the sweep "
@@ -215,6 +226,24 @@ def _who(i: int, n: int, claim: bool) -> str:
   worker (pid and host)."""
   import socket
   return f"worker pid {os.getpid()} on {socket.gethostname()}" if claim else f"task {i} of {n}"
+
+
+def cv_points(base, overrides: list[dict], folds: int, overridden: set[str]) -> list[dict]:
+  """``--cv k``: sets ``data.cv_folds = k`` in ``base`` and repeats every point once per fold
+  (``data.cv_fold`` 0..k-1, varying fastest, like seeds). SweepError on a bad ``k``, a
+  non-classifier sweep, or a sweep that sets the fold keys itself."""
+  from rnnlm_jax.sweeps.spec import SweepError, swept_keys
+  if folds < 2:
+    raise SweepError(f"--cv needs k >= 2 folds, got {folds}")
+  if str(base.get("task", "lm")) != "classify":
+    raise SweepError(f"--cv (k-fold cross-validation) is for classifier sweeps (task "
+                     f"'classify'); this sweep's task is {base.get('task', 'lm')!r}")
+  taken = [k for k in ("data.cv_folds", "data.cv_fold")
+           if k in overridden or k in swept_keys(overrides)]
+  if taken:
+    raise SweepError(f"--cv sets {taken[0]} itself; drop it from the sweep or the command line")
+  base.data.cv_folds = folds
+  return [dict(o, **{"data.cv_fold": f}) for o in overrides for f in range(folds)]
 
 
 def _interruptible(run, who: str, what: str):

@@ -65,6 +65,8 @@ ADDED_KEY_DEFAULTS = {
     "model.aux_weight": 0.0, "optim.nonmono": 5, "optim.ar": 0.0, "optim.tar": 0.0,
     # issue 19: runs that do not learn are stopped (it changes no number of a run that learns)
     "train.not_learning_steps": 1000,
+    # issue 22: k-fold cross-validation of the classifiers (off)
+    "data.cv_folds": 0, "data.cv_fold": 0,
 }
 
 

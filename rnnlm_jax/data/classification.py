@@ -254,6 +254,31 @@ def stratified_split(labels: np.ndarray, ratios: Sequence[float] = SMS_RATIOS,
           for s, p in parts.items()}
 
 
+def cv_fold_rows(labels: np.ndarray, folds: int, fold: int, seed: int = SPLIT_SEED
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """Seeded stratified k-fold split of a training set: ``(train_rows, valid_rows)``, each
+  ascending, ``valid_rows`` being fold ``fold`` of ``folds``.
+
+  Each class (ascending label) is permuted by one shared ``np.random.default_rng(seed)`` and
+  its rows dealt to the folds in turn (row ``j`` of the permutation to fold ``j mod folds``), so
+  every fold has the class mix of the whole and the folds' sizes differ by at most one per
+  class. The ``folds`` validation sets partition the rows.
+  """
+  if folds < 2 or not 0 <= fold < folds:
+    raise DataError(f"cross-validation needs folds >= 2 and 0 <= fold < folds, got fold {fold} "
+                    f"of {folds}")
+  labels = np.asarray(labels)
+  rng = np.random.default_rng(seed)
+  held = [rng.permutation(np.flatnonzero(labels == c))[fold::folds] for c in np.unique(labels)]
+  valid = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+  return np.setdiff1d(np.arange(len(labels)), valid), valid
+
+
+def subset(split: "TextSplit", rows: np.ndarray) -> "TextSplit":
+  """The examples ``rows`` (ascending row numbers) of ``split``."""
+  return TextSplit([split.texts[j] for j in rows], split.labels[rows], split.index[rows])
+
+
 def split_rows(dataset: str, raw: Mapping[str, tuple[list[str], np.ndarray]]
                ) -> dict[str, tuple[str, np.ndarray]]:
   """``{split: (raw role, row indices)}``: which rows of which raw file form each split."""

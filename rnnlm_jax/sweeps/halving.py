@@ -47,6 +47,7 @@ from rnnlm_jax.sweeps.run import SWEEP_FILE, SweepResult, run_sweep
 from rnnlm_jax.sweeps.spec import Point, SweepError, apply_overrides, point_name
 
 SEED_KEY = "seed"
+REPLICATE_KEYS = (SEED_KEY, "data.cv_fold")  # a group's replicates: seeds, cross-validation folds
 EXIT_WAITING = 75  # sysexits' EX_TEMPFAIL: a rung waits for other tasks; re-run to continue
 EPS = 1e-9
 
@@ -85,8 +86,9 @@ def rung_budgets(min_budget: float, full: float, eta: int) -> list:
 
 
 def group_name(point: Point) -> str:
-  """The name of a point's group: its overrides less ``seed`` (``base`` when none is left)."""
-  return point_name({k: v for k, v in point.overrides.items() if k != SEED_KEY})
+  """The name of a point's group: its overrides less ``seed`` and ``data.cv_fold`` (``--cv``'s
+  folds are judged together like seeds; ``base`` when nothing is left)."""
+  return point_name({k: v for k, v in point.overrides.items() if k not in REPLICATE_KEYS})
 
 
 def groups_of(points: Sequence[Point]) -> dict[str, list[Point]]:

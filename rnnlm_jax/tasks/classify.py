@@ -187,6 +187,15 @@ def validate_config(config) -> None:
                      "(model.embeddings); random frozen embeddings are not supported")
   if config.model.get("embeddings_backoff", False) and not config.model.embeddings:
     raise ValueError("model.embeddings_backoff=True needs pretrained vectors (model.embeddings)")
+  folds, fold = int(config.data.get("cv_folds", 0)), int(config.data.get("cv_fold", 0))
+  if folds == 1 or folds < 0:
+    raise ValueError(f"data.cv_folds must be 0 (the data set's own validation split) or >= 2 "
+                     f"(k-fold cross-validation on the training split), got {folds}")
+  if folds and not 0 <= fold < folds:
+    raise ValueError(f"data.cv_fold must be in 0..{folds - 1} with data.cv_folds={folds}, "
+                     f"got {fold}")
+  if not folds and fold:
+    raise ValueError(f"data.cv_fold={fold} needs data.cv_folds >= 2 (k-fold cross-validation)")
 
 
 def backoff_table(vectors: embeddings.Vectors, vocab, lowercase: bool
@@ -227,6 +236,13 @@ def build_task(config) -> ClassifierTask:
   d, m = config.data, config.model
   data = cdata.load_classification(str(d.name), data_dir=d.dir or None,
                                    tfds_dir=d.tfds_dir or None)
+  if int(d.get("cv_folds", 0)):  # fold cv_fold of the training split validates, the rest trains
+    rows = cdata.cv_fold_rows(data["train"].labels, int(d.cv_folds), int(d.cv_fold))
+    data = dict(data, train=cdata.subset(data["train"], rows[0]),
+                valid=cdata.subset(data["train"], rows[1]))
+    log.info("%s: %d-fold cross-validation, fold %d: train %d / valid %d examples of the "
+             "training split (its own valid split unused)", d.name, int(d.cv_folds),
+             int(d.cv_fold), len(rows[0]), len(rows[1]))
   lowercase = bool(d.lowercase)
   tokens = {s: [cdata.tokenize(t, lowercase) for t in data[s].texts] for s in data}
   vocab = cdata.build_vocab(tokens["train"], int(d.min_count))

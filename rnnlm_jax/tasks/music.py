@@ -131,6 +131,9 @@ def validate_config(config) -> music.MusicSpec:
   if isinstance(pool, bool) or not isinstance(pool, int) or pool < 0:
     raise ValueError(f"data.length_pool must be an integer >= 0 (0 = plain shuffled batches), "
                      f"got {pool!r}")
+  if int(config.data.get("cv_folds", 0)) or int(config.data.get("cv_fold", 0)):
+    raise ValueError("data.cv_folds / data.cv_fold (k-fold cross-validation) are for the "
+                     "classifiers; the music sets keep their published train/valid/test split")
   return music.MusicSpec.from_config(config.model)
 
 
