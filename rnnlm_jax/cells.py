@@ -21,7 +21,8 @@ and a cell may carry its whole scanned recurrence with a hand-written backward p
     final, hs = lstm.recurrence(params, carry, gx)   # = lax.scan(lstm.step), leaner backward
 
 :func:`rnnlm_jax.rnn.scan_layer_time_major` runs ``cell.recurrence`` when the cell has one (and
-no remat / unroll / reverse is asked), else autodiff of ``lax.scan(cell.step)``. The built-in
+no remat / reverse is asked; ``unroll`` unrolls its scans), else autodiff of
+``lax.scan(cell.step)``. The built-in
 cells have one; ``get_cell(name, backward="autodiff")`` returns the same cell without it (for
 A/B benchmarks), and the layer-normalised cells have none.
 
