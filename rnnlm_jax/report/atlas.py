@@ -223,12 +223,14 @@ def heatmap_grid(recs: list[dict], key: str, budget: float | None) -> dict:
 
 
 def clip_rate_lines(recs: list[dict], key: str, budget: float | None) -> dict:
-  """{cell: {lr: [(threshold, mean clip rate over seeds)]}} of the global-norm points: the
-  fraction of updates clipped (:func:`rnnlm_jax.report.records.train_stats`) over the train
-  events logged up to the budget; thresholds ascending."""
+  """{cell: {lr: [(threshold, mean clip rate over seeds)]}} of the global-norm points that
+  reached the budget (or diverged before it, :func:`at_budget`): the fraction of updates
+  clipped (:func:`rnnlm_jax.report.records.train_stats`) over the train events logged up to
+  the budget; thresholds ascending."""
   acc: dict = {}
   for r in recs:
-    if r["mode"] != "global_norm" or not finite(num(setting(r, VALUE_KEY))):
+    if (r["mode"] != "global_norm" or not finite(num(setting(r, VALUE_KEY)))
+        or at_budget(r, key, budget)[0] == "pending"):
       continue
     rate = records_lib.train_stats(_until(r, "train", key, budget)).get("clip_rate")
     if finite(rate):
@@ -482,7 +484,8 @@ def plot_best_curves(best: list[dict], unit: str, b: Budget, title: str,
     i = cells.index(g["cell"])
     ax.plot(steps, vals, color=f"C{modes.index(g['mode']) % 10}", marker="os^Dv"[i % 5],
             ms=4, ls=("-", "--", ":", "-.")[i % 4],
-            label=f"{g['cell']}, {g['clip']}, lr {fmt_value(g['lr'])}: {_fmt(g['value'])}")
+            label=f"{g['cell']}, {g['clip']}, lr {fmt_value(g['lr'])}: {_fmt(g['value'])}"
+            + (f" ({g['n']} of {len(g['points'])} seeds)" if g["n"] < len(g["points"]) else ""))
   if b.budget is not None and b.key == "train.max_steps":
     ax.axvline(b.budget, color="k", lw=0.8, ls=":",
                label=f"selection budget ({fmt_value(b.budget)})")
