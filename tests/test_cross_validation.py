@@ -9,6 +9,7 @@ runs every point once per fold, and successive halving judges the folds of a poi
 from __future__ import annotations
 
 import importlib.util
+import json
 import pathlib
 
 import numpy as np
@@ -107,3 +108,41 @@ def test_sweep_cv_refusals(folds, task, overridden, match):
   base.task = task
   with pytest.raises(SweepError, match=match):
     cv_points(base, [{"seed": 0}], folds, overridden)
+
+
+def _write_point(path: pathlib.Path, cell: str, fold: int, acc: float) -> None:
+  path.mkdir(parents=True)
+  config = {"task": "classify", "seed": 0, "data": {"name": "sms_spam", "cv_folds": 3,
+                                                     "cv_fold": fold},
+            "model": {"cell": cell}, "train": {"select_metric": "accuracy"}}
+  events = [{"split": "train", "step": 10, "epoch": 1.0, "loss": 0.5},
+            {"split": "valid", "step": 10, "epoch": 1.0, "loss": 0.3, "accuracy": acc},
+            {"split": "test", "step": 10, "loss": 0.3, "accuracy": acc - 0.01,
+             "checkpoint": "best_valid"}]
+  (path / "config.json").write_text(json.dumps(config))
+  (path / "status.json").write_text(json.dumps({"state": "finished", "step": 10, "epoch": 1.0,
+                                                "reason": ""}))
+  (path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+
+
+def test_the_report_aggregates_folds_like_seeds(tmp_path):
+  from rnnlm_jax.report import render
+  accs = {("lstm", 0): 0.90, ("lstm", 1): 0.92, ("lstm", 2): 0.97, ("gru", 0): 0.80,
+          ("gru", 1): 0.84, ("gru", 2): 0.82}
+  points = []
+  for (cell, fold), acc in accs.items():
+    name = f"cell={cell},seed=0,cv_fold={fold}"
+    points.append({"name": name, "overrides": {"model.cell": cell, "seed": 0,
+                                               "data.cv_fold": fold}})
+    _write_point(tmp_path / name, cell, fold, acc)
+  (tmp_path / "sweep.json").write_text(json.dumps(
+      {"config": "configs/sweeps/classify_cells.py", "keys": ["model.cell", "seed",
+                                                               "data.cv_fold"],
+       "points": points}))
+  paths = render.write_report(tmp_path, metric="accuracy", plots=False)
+  md = pathlib.Path(paths["md"]).read_text()
+  assert "cross-validation folds aggregated (rnnlm-sweep --cv): 0, 1, 2" in md
+  test_lstm = [accs["lstm", f] - 0.01 for f in range(3)]
+  mean, std = np.mean(test_lstm), np.std(test_lstm, ddof=1)
+  rows = [l for l in md.splitlines() if l.startswith("| lstm |")]
+  assert rows and rows[0].startswith(f"| lstm | {mean:.2f} ± {std:.4g} (3);"), (rows, md)

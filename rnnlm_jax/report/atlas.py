@@ -27,7 +27,7 @@ from typing import NamedTuple, Sequence
 
 from rnnlm_jax.report import plots as plots_lib
 from rnnlm_jax.report import records as records_lib
-from rnnlm_jax.report.layout import CELL_KEY, SEED_KEY, setting, varies_within
+from rnnlm_jax.report.layout import CELL_KEY, REPLICATE_KEYS, setting, varies_within
 from rnnlm_jax.report.records import ReportError, finite, fmt_value, num
 from rnnlm_jax.report import stats as stats_lib
 from rnnlm_jax.sweeps import halving
@@ -38,7 +38,7 @@ VALUE_KEY = "optim.clip_value"
 AXES = (CELL_KEY, MODE_KEY, VALUE_KEY, LR_KEY)
 # Keys that may differ within a (cell, clip, lr) group: the seed and the run length (points
 # promoted by a halving search were re-run longer).
-IGNORED = (SEED_KEY, "train.max_steps", "train.num_epochs")
+IGNORED = (*REPLICATE_KEYS, "train.max_steps", "train.num_epochs")
 FIGURES = ("heatmap", "clip_rate", "grad_norms", "best_curves")
 UNIT_NAMES = {"perplexity": "perplexity", "bpc": "bits/char", "loss": "loss"}
 

@@ -17,8 +17,10 @@ from typing import Any, Sequence
 
 from rnnlm_jax.report import stats as stats_lib
 from rnnlm_jax.report.records import ENDED_STATES, ReportError, finite, fmt_value, num
+from rnnlm_jax.sweeps.spec import REPLICATE_KEYS  # seeds and rnnlm-sweep --cv's folds
 
 SEED_KEY = "seed"
+CV_FOLD_KEY = "data.cv_fold"
 LENGTH_KEY = "synthetic.length"
 TASK_KEY = "synthetic.problem"
 CELL_KEY = "model.cell"
@@ -71,11 +73,12 @@ def needed_keys(records: list[dict], group_keys: Sequence[str],
 
 def _check_key(key: str, records: list[dict], option: str) -> None:
   """A --tables/--rows/--cols key must not be the seed and must be swept or in some config."""
-  if key == SEED_KEY:
-    raise ReportError(f"seeds are always aggregated; pick another key for {option}")
+  if key in REPLICATE_KEYS:
+    what = "seeds" if key == SEED_KEY else "cross-validation folds"
+    raise ReportError(f"{what} are always aggregated; pick another key for {option}")
   if key in records[0]["settings"] or any(key in r["flat"] for r in records):
     return
-  swept = ", ".join(k for k in records[0]["settings"] if k != SEED_KEY) or "none"
+  swept = ", ".join(k for k in records[0]["settings"] if k not in REPLICATE_KEYS) or "none"
   raise ReportError(f"{option} {key!r} is not a config key of these runs; varying keys: {swept}")
 
 
@@ -115,7 +118,7 @@ def choose_layout(records: list[dict], rows: str | Sequence[str] | None = None,
       if k in picked:
         raise ReportError(f"{k!r} is picked twice ({picked[k]} and {option}); use a key once")
       picked[k] = option
-  all_keys = [k for k in records[0]["settings"] if k != SEED_KEY]
+  all_keys = [k for k in records[0]["settings"] if k not in REPLICATE_KEYS]
   free = [k for k in all_keys if k not in picked]
   if tables_l is None:
     tables_l = [TASK_KEY] if TASK_KEY in free else []

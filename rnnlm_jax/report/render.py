@@ -28,7 +28,7 @@ from rnnlm_jax.report import layout as layout_lib
 from rnnlm_jax.report import plots as plots_lib
 from rnnlm_jax.report import records as records_lib
 from rnnlm_jax.report import stats as stats_lib
-from rnnlm_jax.report.layout import SEED_KEY, SUCCESS_METRIC, setting
+from rnnlm_jax.report.layout import CV_FOLD_KEY, SEED_KEY, SUCCESS_METRIC, setting
 from rnnlm_jax.report.records import ENDED_STATES, fmt_value, num
 
 KIND_NAMES = {"lm": "language model", "synthetic": "synthetic task",
@@ -328,7 +328,13 @@ def render_markdown(sweep_dir: pathlib.Path, records: list[dict], tables: dict,
     parts.append(f"- points without config.json (not started): {len(unstarted)}; their settings "
                  + (f"were {how}" if resolved == len(unstarted) else
                     f"show (unset) where sweep.json does not give them ({how})"))
-  parts += [f"- seeds aggregated: {', '.join(seeds) if seeds else 'no seed key varies'}", ""]
+  parts += [f"- seeds aggregated: {', '.join(seeds) if seeds else 'no seed key varies'}"]
+  folds = sorted({fmt_value(r["settings"][CV_FOLD_KEY]) for r in records}) \
+      if CV_FOLD_KEY in records[0]["settings"] else []
+  if folds:
+    parts += [f"- cross-validation folds aggregated (rnnlm-sweep --cv): {', '.join(folds)}; "
+              "each mean ± std (n) is over seeds x folds"]
+  parts += [""]
   if metrics[0] == SUCCESS_METRIC:
     parts.append("Cells: k/n = runs that reached the success criterion / runs that ended "
                  "(finished, diverged or failed), then the median step of success over the "

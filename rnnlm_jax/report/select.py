@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from rnnlm_jax.report import stats as stats_lib
-from rnnlm_jax.report.layout import SEED_KEY, parse_keys, setting
+from rnnlm_jax.report.layout import REPLICATE_KEYS, parse_keys, setting
 from rnnlm_jax.report.records import LOWER_IS_BETTER, ReportError, finite, fmt_value, num
 
 
@@ -72,7 +72,7 @@ def choose(records: list[dict], group_keys: Sequence[str], valid: str, test: str
     [{"group": {key: value}, "setting": {key: value}, "valid": Summary, "test": Summary,
       "candidates": how many settings had a validation value, "points": [records]}].
   """
-  free = [k for k in records[0]["settings"] if k != SEED_KEY and k not in group_keys]
+  free = [k for k in records[0]["settings"] if k not in REPLICATE_KEYS and k not in group_keys]
   by_group: dict[tuple, dict[tuple, list[dict]]] = {}
   for r in records:
     g = tuple(fmt_value(setting(r, k)) for k in group_keys)
@@ -136,8 +136,9 @@ def select_section(records: list[dict], kind: str, select: str,
   if keys is None:
     keys = ["model.cell"] if "model.cell" in records[0]["settings"] else []
   for k in keys:
-    if k == SEED_KEY:
-      raise ReportError("--group seed: seeds are aggregated; group by another key")
+    if k in REPLICATE_KEYS:
+      what = "seeds" if k == "seed" else "cross-validation folds"
+      raise ReportError(f"--group {k}: {what} are aggregated; group by another key")
     if k not in records[0]["settings"] and not any(k in r["flat"] for r in records):
       raise ReportError(f"--group {k!r} is not a config key of these runs")
   rows = choose(records, keys, valid, test, mode)

@@ -44,10 +44,9 @@ from typing import Callable, Sequence
 from rnnlm_jax import tasks
 from rnnlm_jax.sweeps import plan as plan_lib
 from rnnlm_jax.sweeps.run import SWEEP_FILE, SweepResult, run_sweep
-from rnnlm_jax.sweeps.spec import Point, SweepError, apply_overrides, point_name
+from rnnlm_jax.sweeps.spec import REPLICATE_KEYS, Point, SweepError, apply_overrides, point_name
 
 SEED_KEY = "seed"
-REPLICATE_KEYS = (SEED_KEY, "data.cv_fold")  # a group's replicates: seeds, cross-validation folds
 EXIT_WAITING = 75  # sysexits' EX_TEMPFAIL: a rung waits for other tasks; re-run to continue
 EPS = 1e-9
 

@@ -39,6 +39,10 @@ import pathlib
 import re
 from typing import Any, Iterable, Mapping, Sequence
 
+# The keys whose values are replicates of one setting, not settings: seeds and the folds of
+# ``rnnlm-sweep --cv`` (successive halving judges them together, reports aggregate them).
+REPLICATE_KEYS = ("seed", "data.cv_fold")
+
 import ml_collections
 
 MAX_NAME_LEN = 200  # longer names are cut and suffixed with a hash of the full name
