@@ -1,12 +1,12 @@
 """Options of the hand-written recurrences: bfloat16 recurrent matmuls, unrolled scans.
 
-``compute_dtype="bfloat16"``:
-The forward ``h W_hh``, the backward ``d W_hh^T`` and the ``dW_hh`` GEMM take bfloat16 operands
-and accumulate in float32; ``h``, the LSTM cell state and every gradient stay float32. Checked:
-float32 is unchanged bit for bit (the golden tests; tests/test_cells.py compares it with
-``lax.scan(step)``), bfloat16 values and gradients stay within bfloat16 error of float32, the hand-written backward
-matches finite differences of the bfloat16 forward, and the compiled CPU program runs the
-recurrent dots with bfloat16 operands.
+``compute_dtype="bfloat16"``: the forward ``h W_hh``, the backward ``d W_hh^T`` and the ``dW_hh``
+GEMM take bfloat16 operands and accumulate in float32; ``h``, the LSTM cell state and every
+gradient stay float32. Checked: float32 is unchanged bit for bit (the golden tests;
+tests/test_cells.py compares it with ``lax.scan(step)``), bfloat16 values and gradients stay
+within bfloat16 error of float32, the hand-written backward matches finite differences of the
+bfloat16 forward, and the compiled CPU program runs the recurrent dots with bfloat16 operands.
+``unroll > 1``: the same recurrence with both scans unrolled, same values.
 """
 
 from __future__ import annotations
