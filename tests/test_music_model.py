@@ -138,6 +138,10 @@ def test_padding_and_batching_do_not_change_the_sums(cell):
     m = task.summarize(total)
     assert m["steps"] == 31 and m["sequences"] == 4
     np.testing.assert_allclose(m["loss"], sum(alone) / 31, rtol=1e-5)
+    # the other convention: each sequence's NLL per step, averaged over the sequences
+    per_sequence = np.mean([a / len(r) for a, r in zip(alone, rolls)])
+    np.testing.assert_allclose(m["nll_per_sequence"], per_sequence, rtol=1e-5)
+    assert abs(m["nll_per_sequence"] - m["loss"]) > 1e-3  # lengths 1..17: the two differ
   # Gradient: a padded batch (bucket 24, two empty rows) vs exact length, no empty rows.
   tight = {"frames": np.stack([np.pad(r, ((0, 17 - len(r)), (0, 0))) for r in rolls[1:4]]),
            "lengths": np.array([9, 4, 17], np.int32)}

@@ -178,11 +178,16 @@ def bernoulli_nll_per_step(logits, targets, mask):
     ``(nll_sum, num_steps)``: float32 scalars, ``sum_{b,t} mask[b,t] * NLL(frame b,t)`` and
     ``sum mask``. Divide after summing over batches: ``sum(nll_sum) / sum(num_steps)``.
   """
+  m = jnp.asarray(mask, jnp.float32)
+  return jnp.sum(frame_nll(logits, targets) * m), jnp.sum(m)
+
+
+def frame_nll(logits, targets) -> jax.Array:
+  """Each frame's NLL in nats, summed over its 88 keys: ``[..., 88] -> [...]`` float32 (the
+  stable ``softplus(z) - y z`` of :func:`bernoulli_nll_per_step`)."""
   z = jnp.asarray(logits, jnp.float32)
   y = jnp.asarray(targets, jnp.float32)
-  m = jnp.asarray(mask, jnp.float32)
-  per_frame = jnp.sum(jax.nn.softplus(z) - y * z, axis=-1)
-  return jnp.sum(per_frame * m), jnp.sum(m)
+  return jnp.sum(jax.nn.softplus(z) - y * z, axis=-1)
 
 
 def length_mask(lengths_B: jax.Array, num_steps: int) -> jax.Array:
@@ -205,7 +210,9 @@ def batch_stats(params: dict, spec: MusicSpec, batch: dict,
     ``(objective, sums)``: ``objective`` = the batch's NLL per frame (its NLL sum over real
     frames / its number of real frames; 0 for an all-padding batch), and float32 scalars that
     add across batches: ``nll`` (summed NLL, nats), ``steps`` (real frames), ``sequences``
-    (real rows), and ``tp``, ``fp``, ``fn``: true / false positive and false negative notes
+    (real rows), ``nll_seq_means`` (the sum over real rows of each row's NLL per frame: the
+    per-sequence convention, averaged by :func:`rnnlm_jax.tasks.music.summarize`), and
+    ``tp``, ``fp``, ``fn``: true / false positive and false negative notes
     when each key is predicted on at probability > 1/2 (for Bay et al. 2009's frame accuracy).
   """
   frames_TBK = jnp.swapaxes(jnp.asarray(batch["frames"]), 0, 1)
@@ -214,10 +221,12 @@ def batch_stats(params: dict, spec: MusicSpec, batch: dict,
   mask = length_mask(lengths, frames_TBK.shape[0])
   nll, steps = bernoulli_nll_per_step(z, frames_TBK, mask)
   objective = nll / jnp.maximum(steps, 1.0)
+  per_sequence = jnp.sum(frame_nll(z, frames_TBK) * mask, axis=0)  # [batch] summed over time
+  seq_means = jnp.where(lengths > 0, per_sequence / jnp.maximum(lengths, 1), 0.0)
   y = frames_TBK.astype(jnp.float32)
   pred = (z > 0).astype(jnp.float32) * mask[..., None]
   tp = jnp.sum(pred * y)
-  sums = {"nll": nll, "steps": steps,
+  sums = {"nll": nll, "steps": steps, "nll_seq_means": jnp.sum(seq_means),
           "sequences": jnp.sum((lengths > 0).astype(jnp.float32)),
           "tp": tp, "fp": jnp.sum(pred) - tp, "fn": jnp.sum(y * mask[..., None]) - tp}
   return objective, jax.tree.map(lambda v: jax.lax.stop_gradient(v).astype(jnp.float32), sums)

@@ -9,7 +9,11 @@ model and loss (:mod:`rnnlm_jax.models.music`) -> the metrics (:func:`summarize`
 The metric is the negative log-likelihood per time step in nats: the total NLL of every frame
 of every sequence of a split divided by the total number of frames (not a mean of
 per-sequence means), as Boulanger-Lewandowski et al. 2012 and Chung et al. 2014 report it;
-beside it the frame accuracy TP / (TP + FP + FN) of Bay et al. 2009.
+beside it the frame accuracy TP / (TP + FP + FN) of Bay et al. 2009, and
+``nll_per_sequence``, the other convention: each sequence's NLL per time step, averaged over
+the sequences (long and short pieces weigh the same). Which one Pascanu et al. 2013's Table 1
+used is not settled (experiments/setups_confirmed.md, 1a), so both are logged; they differ by
+about 1 nat on MuseData.
 """
 
 from __future__ import annotations
@@ -36,13 +40,18 @@ def summarize(sums: dict[str, float]) -> dict[str, float]:
   """Split metrics from summed :func:`rnnlm_jax.models.music.batch_stats`: ``loss`` =
   ``nll_per_step`` (nats per time step), ``accuracy`` = TP / (TP + FP + FN) over all frames
   (Bay et al. 2009, as in Boulanger-Lewandowski et al. 2012; 0 when nothing is on),
-  ``steps``, ``sequences``."""
-  steps = float(sums["steps"])
+  ``nll_per_sequence`` (the mean over sequences of each one's NLL per time step; when the sums
+  have ``nll_seq_means``), ``steps``, ``sequences``."""
+  steps, sequences = float(sums["steps"]), float(sums["sequences"])
   nll = float(sums["nll"]) / steps if steps else float("nan")
   denom = float(sums["tp"]) + float(sums["fp"]) + float(sums["fn"])
-  return {"loss": nll, "nll_per_step": nll,
-          "accuracy": float(sums["tp"]) / denom if denom else 0.0,
-          "steps": steps, "sequences": float(sums["sequences"])}
+  out = {"loss": nll, "nll_per_step": nll,
+         "accuracy": float(sums["tp"]) / denom if denom else 0.0,
+         "steps": steps, "sequences": sequences}
+  if "nll_seq_means" in sums:
+    out["nll_per_sequence"] = (float(sums["nll_seq_means"]) / sequences if sequences
+                               else float("nan"))
+  return out
 
 
 def _batch(frames: np.ndarray, lengths: np.ndarray, weights: np.ndarray) -> dict:
