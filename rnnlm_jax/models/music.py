@@ -210,8 +210,9 @@ def batch_stats(params: dict, spec: MusicSpec, batch: dict,
     ``(objective, sums)``: ``objective`` = the batch's NLL per frame (its NLL sum over real
     frames / its number of real frames; 0 for an all-padding batch), and float32 scalars that
     add across batches: ``nll`` (summed NLL, nats), ``steps`` (real frames), ``sequences``
-    (real rows), ``nll_seq_means`` (the sum over real rows of each row's NLL per frame: the
-    per-sequence convention, averaged by :func:`rnnlm_jax.tasks.music.summarize`), and
+    (real rows), in evaluation (``rng`` None) ``nll_seq_means`` (the sum over real rows of each
+    row's NLL per frame: the per-sequence convention, averaged by
+    :func:`rnnlm_jax.tasks.music.summarize`), and
     ``tp``, ``fp``, ``fn``: true / false positive and false negative notes
     when each key is predicted on at probability > 1/2 (for Bay et al. 2009's frame accuracy).
   """
@@ -221,12 +222,15 @@ def batch_stats(params: dict, spec: MusicSpec, batch: dict,
   mask = length_mask(lengths, frames_TBK.shape[0])
   nll, steps = bernoulli_nll_per_step(z, frames_TBK, mask)
   objective = nll / jnp.maximum(steps, 1.0)
-  per_sequence = jnp.sum(frame_nll(z, frames_TBK) * mask, axis=0)  # [batch] summed over time
-  seq_means = jnp.where(lengths > 0, per_sequence / jnp.maximum(lengths, 1), 0.0)
+
   y = frames_TBK.astype(jnp.float32)
   pred = (z > 0).astype(jnp.float32) * mask[..., None]
   tp = jnp.sum(pred * y)
-  sums = {"nll": nll, "steps": steps, "nll_seq_means": jnp.sum(seq_means),
+  sums = {"nll": nll, "steps": steps,
           "sequences": jnp.sum((lengths > 0).astype(jnp.float32)),
           "tp": tp, "fp": jnp.sum(pred) - tp, "fn": jnp.sum(y * mask[..., None]) - tp}
+  if rng is None:  # evaluation only: an extra output would change the training step's fusion
+    per_sequence = jnp.sum(frame_nll(z, frames_TBK) * mask, axis=0)  # [batch], over time
+    sums["nll_seq_means"] = jnp.sum(
+        jnp.where(lengths > 0, per_sequence / jnp.maximum(lengths, 1), 0.0))
   return objective, jax.tree.map(lambda v: jax.lax.stop_gradient(v).astype(jnp.float32), sums)
