@@ -4,8 +4,10 @@ bit for bit.
 The goldens in ``tests/golden/<case>.json`` were recorded from commit 3a2ae4b (before the
 train.py / train_seq.py / train_synthetic.py merge) by ``tests/golden/record.py``; the language
 model cases (lm_word, lm_char, lm_remedies) again from 7c24c31, after the float32 head moved to
-2-D logits and the library's cross-entropy (e227c14: same math, different float rounding;
-each golden's ``recorded_from`` says which). Each case is
+2-D logits and the library's cross-entropy (e227c14: same math, different float rounding),
+and the music case from dfdac93 (its evaluation also computes ``nll_per_sequence``, which
+changes the evaluation program's fusion: valid/test losses move by < 1e-7 relative); each
+golden's ``recorded_from`` says which. Each case is
 a tiny config in ``tests/golden/configs/`` (the case table: ``tests/golden/cases.py``) run as
 a subprocess of the public CLI (``rnnlm-train`` / ``rnnlm-sweep``) on tiny data that the test
 writes into ``tmp_path`` from ``tests/golden/data/``. The test re-runs the case with whatever

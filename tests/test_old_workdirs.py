@@ -15,7 +15,8 @@ that it resumed from the stop (log line, the metrics before the checkpoint kept 
 a second run in provenance.json) and that every loss of the resulting metrics.jsonl equals the
 golden of tests/golden/<case>.json exactly: the fresh run's losses, or, where the numerics
 changed on purpose after the old code wrote the workdir (lm_word and lm_remedies since e227c14,
-the float32 head on 2-D logits: float rounding that lm_remedies' chaotic run amplifies), the
+the float32 head on 2-D logits: float rounding that lm_remedies' chaotic run amplifies; music
+since dfdac93, its evaluation's extra per-sequence NLL), the
 ``old_workdir_losses`` that tests/golden/record.py stored from resuming it at the recording
 commit.
 
