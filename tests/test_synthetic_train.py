@@ -160,8 +160,9 @@ def test_group_key():
 
 
 @pytest.mark.parametrize("kw", [dict(omega_weight=2.0, clip_mode="none"),
-                                dict(cell="lstm", clip_mode="agc", clip_value=0.5,
-                                     task="addition")])
+                                pytest.param(dict(cell="lstm", clip_mode="agc", clip_value=0.5,
+                                                  task="addition"),
+                                             marks=pytest.mark.slow)])  # 16 s; -m slow
 def test_vmapped_group_equals_sequential_runs(tmp_path, kw):
   configs = [small_config(seed=s, learning_rate=lr, **kw) for s, lr in ((0, 0.05), (1, 0.1), (2, 0.05))]
   ts.train_group(configs, [tmp_path / f"v{i}" for i in range(3)], vmap=True)
