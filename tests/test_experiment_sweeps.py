@@ -50,8 +50,7 @@ LM_SWEEPS = [p for p in SWEEPS if all(tasks.task_name(q.config) == "lm" for q in
 # karpathy2015/sweep (9 programs: 3 cells x 3 depths, 31 s) and clipping/ptb_word (8 programs,
 # one per clipping setting, 21 s) vary nothing that test_cells.py / test_train.py (cells,
 # depths) and test_optim.py (every clipping mode inside the optimizer chain) do not already
-# cover; their keys and values
-# are still validated by test_sweep_expands_and_validates above.
+# cover; their keys and values are still validated by test_sweep_expands_and_validates above.
 SLOW_TRAIN = {"remedies/sweep_cells", "karpathy2015/sweep", "clipping/ptb_word"}
 
 
