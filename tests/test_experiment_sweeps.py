@@ -51,7 +51,9 @@ LM_SWEEPS = [p for p in SWEEPS if all(tasks.task_name(q.config) == "lm" for q in
 # one per clipping setting, 21 s) vary nothing that test_cells.py / test_train.py (cells,
 # depths) and test_optim.py (every clipping mode inside the optimizer chain) do not already
 # cover; their keys and values are still validated by test_sweep_expands_and_validates above.
-SLOW_TRAIN = {"remedies/sweep_cells", "karpathy2015/sweep", "clipping/ptb_word"}
+# remedies/sweep (40 s): tests/golden's lm_remedies case trains every remedy at once through
+# the CLI and test_remedies.py each one. CI trains all of them after the default run (.ci/run).
+SLOW_TRAIN = {"remedies/sweep", "remedies/sweep_cells", "karpathy2015/sweep", "clipping/ptb_word"}
 
 
 @pytest.mark.parametrize(

@@ -315,6 +315,7 @@ def test_attention_head_is_causal_and_streams_across_windows():
   assert all(bool(jnp.all(jnp.isfinite(a))) for a in jax.tree.leaves(g))
 
 
+@pytest.mark.slow  # 14 s; the attention head streams across windows by default (above)
 def test_sampling_carries_the_attention_memory():
   spec = _spec(attention_window=3, residual=True, norm="layer")
   params = lm.init_params(jax.random.PRNGKey(0), spec)

@@ -256,6 +256,7 @@ def _corpus(path: pathlib.Path) -> pathlib.Path:
   return path
 
 
+@pytest.mark.slow  # 32 s; CI runs it after the default suite (.ci/run)
 def test_cli_end_to_end_tiny_lm(tmp_path):
   corpus = _corpus(tmp_path / "corpus.txt")
   wd = tmp_path / "sweep"
