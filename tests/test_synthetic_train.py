@@ -306,6 +306,7 @@ ts.train_group(configs, [sys.argv[1] + f"/m{i}" for i in range(3)], vmap=True)
 """
 
 
+@pytest.mark.slow  # 15 s; CI runs it after the default suite (.ci/run)
 def test_group_split_over_two_cpu_devices_equals_runs_alone(tmp_path):
   """--cpu_devices 2: the member axis (padded 3 -> 4) is split over two XLA CPU devices."""
   import os
