@@ -111,3 +111,15 @@ def check_finite_differences(loss, point: tuple, dirs: list, eps: float = 1e-6):
     assert abs(an) > 1e-3
     np.testing.assert_allclose(an, fd, rtol=1e-6, atol=1e-8)
   return grads
+
+
+def register_fake_synthetic(monkeypatch, mod, group_key, train_group) -> None:
+  """Make the module ``mod`` the ``synthetic`` task for one test: its ``TASK`` groups points by
+  ``group_key(config)`` and trains a group with ``train_group(configs, workdirs, vmap)``."""
+  import sys
+  from rnnlm_jax import tasks
+  mod.TASK = tasks.Task(name="synthetic", validate_config=lambda c: None, make_run=None,
+                        evaluate_workdir=None, group_key=group_key, train_group=train_group,
+                        train_and_evaluate=lambda c, w: train_group([c], [w])[0])
+  monkeypatch.setitem(sys.modules, mod.__name__, mod)
+  monkeypatch.setitem(tasks.REGISTRY, "synthetic", mod.__name__)

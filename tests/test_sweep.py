@@ -20,6 +20,8 @@ from rnnlm_jax.sweeps.run import (SweepInterrupted, check_workdir, run_sweep, sw
 from rnnlm_jax.sweeps.spec import SweepError, expand, product, sweep
 from rnnlm_jax.workdir import Workdir
 
+from helpers import register_fake_synthetic
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
@@ -32,7 +34,6 @@ def fake_synthetic(monkeypatch, tmp_path):
   groups by everything but the seed; train_group records its calls and writes each point's
   status (state from config.train.max_steps: 1 -> diverged, 2 -> raise for the whole group,
   else finished)."""
-  from rnnlm_jax import tasks
   mod = types.ModuleType("fake_synthetic_task")
   mod.calls = []
 
@@ -54,11 +55,7 @@ def fake_synthetic(monkeypatch, tmp_path):
       out.append(wd.read_status())
     return out
 
-  mod.TASK = tasks.Task(name="synthetic", validate_config=lambda c: None, make_run=None,
-                        evaluate_workdir=None, group_key=vmap_group_key, train_group=train_group,
-                        train_and_evaluate=lambda c, w: train_group([c], [w])[0])
-  monkeypatch.setitem(sys.modules, "fake_synthetic_task", mod)
-  monkeypatch.setitem(tasks.REGISTRY, "synthetic", "fake_synthetic_task")
+  register_fake_synthetic(monkeypatch, mod, vmap_group_key, train_group)
   return mod
 
 

@@ -21,7 +21,7 @@ import time
 import types
 
 import pytest
-from helpers import make_corpus
+from helpers import make_corpus, register_fake_synthetic
 
 from rnnlm_jax import config_base
 from rnnlm_jax.sweeps.plan import plan, shard
@@ -66,7 +66,6 @@ def fake_lm(monkeypatch):
 def fake_synthetic(monkeypatch):
   """A synthetic-like task whose points differ in seed only form one unit (vmapped group);
   ``train_group`` locks every member's workdir (as the real one does) and trains them."""
-  from rnnlm_jax import tasks
   mod = types.ModuleType("fake_claim_synthetic")
   mod.trained, mod.groups = [], []
 
@@ -88,11 +87,7 @@ def fake_synthetic(monkeypatch):
       for wd in held:
         wd.release()
 
-  mod.TASK = tasks.Task(name="synthetic", validate_config=lambda c: None, make_run=None,
-                        evaluate_workdir=None, group_key=group_key, train_group=train_group,
-                        train_and_evaluate=lambda c, w: train_group([c], [w])[0])
-  monkeypatch.setitem(sys.modules, "fake_claim_synthetic", mod)
-  monkeypatch.setitem(tasks.REGISTRY, "synthetic", "fake_claim_synthetic")
+  register_fake_synthetic(monkeypatch, mod, group_key, train_group)
   return mod
 
 
