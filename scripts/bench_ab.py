@@ -100,9 +100,8 @@ def interleaved_ms(runners: dict, repeats: int = 5, block_s: float = 0.5) -> dic
 
 def one_run(compare: str, rows) -> list[dict]:
   out = []
-  for wl in sorted({wl for wl, _ in rows}, key=list(bench.WORKLOADS).index):
-    if compare != "head":
-      break
+  head_workloads = sorted({wl for wl, _ in rows}, key=list(bench.WORKLOADS).index)
+  for wl in head_workloads if compare == "head" else []:  # the head alone: "head" only
     w = bench.WORKLOADS[wl]
     rng = np.random.default_rng(0)
     h = jnp.asarray(rng.standard_normal((w.bptt, w.batch, w.hidden)), jnp.float32)
