@@ -70,6 +70,28 @@ cell's (same layout and initialiser) plus gains ``g_ih, g_hh [G*H]`` (ones) and,
 ``g_c, b_c [H]`` (ones, zeros). These cells are named ``f"{name}_ln"`` and have no
 ``recurrence`` (autodiff of ``lax.scan``).
 
+Recurrent batch normalisation (``norm="batch"``, LSTM and GRU; Cooijmans et al. 2016,
+"Recurrent Batch Normalization", arXiv 1603.09025): the input and recurrent projections are
+normalised separately, each unit over the batch, **with separate statistics per time step**, and
+the LSTM's new cell state too, with a shift::
+
+    gates = BN_t(x W_ih; g_ih) + BN_t(h W_hh; g_hh) + b_ih + b_hh
+    lstm: c' = f * c + i * g ;  h' = o * tanh(BN_t(c'; g_c) + b_c)
+    gru:  r, z from the gates ; n = tanh(BN_t(x W_in) g + b_in + r * (BN_t(h W_hn) g + b_hn))
+    BN_t(a; g) = g * (a - mean_t) / sqrt(var_t + BN_EPS)
+
+Training uses each step's batch statistics (mean and biased variance over the batch axis);
+evaluation uses population statistics, ``params["population"]``, ``{"ih", "hh"(, "c")}`` each
+``{"mean", "var"} [T_max, F]``, step ``t`` reading row ``min(t, T_max - 1)``
+(:func:`population_steps`), so every example is scored on its own and a batch of one works.
+The caller estimates them from training data (the language model's
+:func:`rnnlm_jax.models.lm.population_statistics`; the paper: "over the whole dataset"). The
+scales start at ``BN_GAMMA_INIT = 0.1`` (the paper's Section 4: 1 saturates the gates and
+kills the gradient), the shift ``b_c`` at 0. Parameters: the base cell's plus ``g_ih, g_hh
+[G*H]`` and, for the LSTM, ``g_c, b_c [H]``. Because the step depends on ``t`` these cells
+run their whole layer, ``Cell.layer`` (autodiff of ``lax.scan``); their ``step`` is the
+training-mode step (batch statistics), named ``f"{name}_bn"``.
+
 Minimal parallel-in-time cells (Feng et al. 2024, "Were RNNs All We Needed?", arXiv 2410.01201):
 the gates read the input only, never ``h``, so ``h_t = a_t * h_{t-1} + b_t`` is a linear
 recurrence with ``a_t, b_t`` known for every ``t`` before it starts, and the whole sequence is
@@ -111,7 +133,10 @@ Params = dict[str, jax.Array]
 Carry = Any  # jax.Array [batch, H], or (h, c) for the LSTM
 
 INITS = ("uniform", "orthogonal", "identity")
-NORMS = ("none", "layer")  # model.norm
+NORMS = ("none", "layer", "batch")  # model.norm
+BATCH_NORM_CELLS = ("lstm", "gru")  # the cells with a batch-normalised version (norm="batch")
+BN_EPS = 1e-5  # added to the variance inside recurrent batch normalisation
+BN_GAMMA_INIT = 0.1  # initial BN scale (Cooijmans et al. 2016, Section 4: 0.1, not 1)
 BACKWARDS = ("lean", "autodiff")  # get_cell(backward=...)
 LN_EPS = 1e-5  # added to the variance inside layer normalisation
 
@@ -139,6 +164,12 @@ class Cell(NamedTuple):
   # params["b_hh"]) only, and accepts a member axis K after time (see
   # rnnlm_jax.rnn.recurrence). None: autodiff.
   recurrence: Callable[..., tuple[Carry, jax.Array]] | None = None
+  # A cell that runs its whole layer itself, because its step depends on the time step
+  # (recurrent batch normalisation): layer(params, carry, xs [time, batch, input],
+  # compute_dtype="float32") -> (final carry, hs [time, batch, H], stats), ``stats`` the
+  # per-time-step normalisation statistics it used (see _batch_norm_cell).
+  # rnnlm_jax.rnn.scan_layer_time_major runs it instead of project_inputs + step.
+  layer: Callable[..., tuple[Carry, jax.Array, dict]] | None = None
 
 
 # ----------------------------------------------------------------------------- initialisers
@@ -638,6 +669,115 @@ def _layer_norm_cell(base: Cell) -> Cell:
               base.carry_output, None, None)
 
 
+# ----------------------------------------------------------------------------- recurrent batch normalisation
+# Cooijmans et al. 2016 (module docstring): statistics per time step, so the cell runs its whole
+# layer (Cell.layer) rather than a step that does not know t.
+
+
+def batch_moments(x: jax.Array, axis: int) -> dict[str, jax.Array]:
+  """``{"mean", "var"}`` of ``x`` over ``axis`` (the batch axis), the variance biased."""
+  mean = jnp.mean(x, axis=axis)
+  var = jnp.mean(jnp.square(x - jnp.expand_dims(mean, axis)), axis=axis)
+  return {"mean": mean, "var": var}
+
+
+def batch_normalize(x: jax.Array, moments: dict[str, jax.Array], gamma: jax.Array) -> jax.Array:
+  """``gamma * (x - mean) / sqrt(var + BN_EPS)``; ``moments`` broadcast against ``x``."""
+  return (x - moments["mean"]) * jax.lax.rsqrt(moments["var"] + BN_EPS) * gamma
+
+
+def population_steps(population: dict, num_steps: int) -> dict:
+  """Statistics for time steps ``0 .. num_steps - 1`` from population statistics (each leaf
+  ``[T_max, F]``): step ``t`` reads row ``min(t, T_max - 1)``, so steps beyond the longest
+  training window use the last one's (Cooijmans et al. 2016, Section 3)."""
+  def rows(a):
+    return a[jnp.minimum(jnp.arange(num_steps), a.shape[0] - 1)]
+  return jax.tree.map(rows, population)
+
+
+def _batch_norm_cell(base: Cell) -> Cell:
+  """The batch-normalised version of the LSTM or GRU (module docstring): a ``layer`` cell."""
+  num_gates = base.num_gates
+  is_lstm = base is lstm
+
+  def init(key, input_size, hidden_size, **init_kw):
+    """Base parameters plus the BN scales (BN_GAMMA_INIT) and the LSTM cell-state shift (0)."""
+    p = dict(base.init(key, input_size, hidden_size, **init_kw))
+    width = num_gates * hidden_size
+    p["g_ih"] = jnp.full((width,), BN_GAMMA_INIT, jnp.float32)
+    p["g_hh"] = jnp.full((width,), BN_GAMMA_INIT, jnp.float32)
+    if is_lstm:
+      p["g_c"] = jnp.full((hidden_size,), BN_GAMMA_INIT, jnp.float32)
+      p["b_c"] = jnp.zeros((hidden_size,), jnp.float32)
+    return p
+
+  def input_part(params, xw, moments):
+    """``BN(x W_ih) g_ih + b_ih`` (+ ``b_hh``, not for the GRU, which adds it inside r * .)."""
+    out = batch_normalize(xw, moments, params["g_ih"]) + params["b_ih"]
+    return out + params["b_hh"] if is_lstm else out
+
+  def recurrent_part(params, carry, gx_t, fixed):
+    """One step after the input part: ``fixed`` the step's statistics (``{"hh", "c"}``), or None
+    for the batch's own. Returns ``(carry', h', the statistics used)``."""
+    h = base.carry_output(carry)
+    hw = h @ params["w_hh"]
+    used = {"hh": batch_moments(hw, 0) if fixed is None else fixed["hh"]}
+    hw = batch_normalize(hw, used["hh"], params["g_hh"])
+    if not is_lstm:
+      new_carry, h = base.step_hw(params, carry, gx_t, hw)
+      return new_carry, h, used
+
+    def c_norm(c):  # BN of the new cell state before its tanh
+      used["c"] = batch_moments(c, 0) if fixed is None else fixed["c"]
+      return batch_normalize(c, used["c"], params["g_c"]) + params["b_c"]
+
+    h, c, *_ = _lstm_gates(gx_t + hw, carry[1], c_norm)
+    return (h, c), h, used
+
+  def layer(params, carry, xs, compute_dtype="float32"):
+    """``xs [time, batch, input] -> (carry, hs [time, batch, H], stats)``.
+
+    Without ``params["population"]`` (training): every step is normalised with its own batch
+    statistics, and ``stats`` holds them, ``{"ih", "hh"(, "c")}`` each ``{"mean", "var"}``
+    ``[time, F]``. With it (evaluation; :func:`population_steps`): those statistics, returned as
+    ``stats``. The two matmuls: ``x W_ih`` for all steps at once, ``h W_hh`` per step.
+    """
+    population = params.get("population")
+    xw = matmul(xs, params["w_ih"], compute_dtype)  # [T, B, G*H]
+    if population is None:
+      ih, fixed = batch_moments(xw, 1), None
+    else:
+      steps = population_steps(population, xs.shape[0])
+      ih, fixed = steps["ih"], {k: v for k, v in steps.items() if k != "ih"}
+    gx = input_part(params, xw, jax.tree.map(lambda a: a[:, None], ih))
+
+    def body(c, inp):
+      gx_t, fixed_t = inp
+      c, h, used = recurrent_part(params, c, gx_t, fixed_t)
+      return c, (h, used)
+
+    carry, (hs, used) = jax.lax.scan(body, carry, (gx, fixed))
+    return carry, hs, {"ih": ih, **used}
+
+  def project_inputs(params, xs, compute_dtype="float32"):
+    """``xs [batch, input]`` (one time step) ``-> [batch, G*H]``, normalised with the batch's
+    statistics; a sequence goes through ``layer``."""
+    xw = matmul(xs, params["w_ih"], compute_dtype)
+    return input_part(params, xw, batch_moments(xw, 0))
+
+  def step(params, carry, gx_t):
+    """One step with the batch's statistics (training mode), ``gx_t`` from ``project_inputs``."""
+    carry, h, _ = recurrent_part(params, carry, gx_t, None)
+    return carry, h
+
+  def apply(params, carry, x_t):
+    """One step on the raw input ``x_t [B, input]``, batch statistics."""
+    return step(params, carry, project_inputs(params, x_t))
+
+  return Cell(f"{base.name}_bn", num_gates, init, base.init_carry, project_inputs, step, apply,
+              base.carry_output, None, None, layer)
+
+
 # ----------------------------------------------------------------------------- minimal cells
 # minGRU and minLSTM (Feng et al. 2024; module docstring): gates from the input only, so the
 # recurrence is linear in h and runs as one associative scan over time.
@@ -766,6 +906,8 @@ for _name, _base in CELLS.items():
   _norms = {"none": _base}
   if _name not in MIN_CELLS:
     _norms["layer"] = _layer_norm_cell(_base)
+  if _name in BATCH_NORM_CELLS:
+    _norms["batch"] = _batch_norm_cell(_base)
   for _norm, _cell in _norms.items():
     _REGISTRY[_name, _norm, "lean"] = _cell
     _REGISTRY[_name, _norm, "autodiff"] = _cell._replace(recurrence=None)
@@ -778,8 +920,8 @@ def get_cell(name: str, norm: str = "none", *, backward: str = "lean") -> Cell:
   Args:
     name: ``rnn_tanh`` | ``rnn_relu`` | ``lstm`` | ``gru`` | ``min_gru`` | ``min_lstm``
       (config key ``model.cell``).
-    norm: ``none`` | ``layer`` (config key ``model.norm``): layer-normalised gates (not for
-      the min cells).
+    norm: ``none`` | ``layer`` | ``batch`` (config key ``model.norm``): layer-normalised gates
+      (not for the min cells); recurrent batch normalisation (``lstm`` and ``gru`` only).
     backward: ``lean`` (default): the cell's ``recurrence`` where it has one (hand-differentiated;
       the min cells': the parallel scan); ``autodiff``: the same cell with ``recurrence=None``,
       so scans differentiate ``lax.scan(cell.step)`` (same values and gradients to float
@@ -788,14 +930,17 @@ def get_cell(name: str, norm: str = "none", *, backward: str = "lean") -> Cell:
   One object per ``(name, norm, backward)``: the same call always returns the same cell.
   """
   if norm not in NORMS:
-    raise ValueError(f"model.norm must be one of {' | '.join(NORMS)}, got {norm!r} (recurrent "
-                     f"batch norm is not implemented; see experiments/remedies/README.md)")
+    raise ValueError(f"model.norm must be one of {' | '.join(NORMS)}, got {norm!r}")
   if backward not in BACKWARDS:
     raise ValueError(f"backward must be one of {' | '.join(BACKWARDS)}, got {backward!r}")
   if name not in CELLS:
     raise ValueError(
         f"unknown cell {name!r}; choose one of {', '.join(CELLS)} (config key model.cell)")
   if (name, norm, backward) not in _REGISTRY:
+    if norm == "batch":
+      raise ValueError(f"model.norm='batch' (recurrent batch normalisation) is defined for "
+                       f"{' and '.join(BATCH_NORM_CELLS)} only, not {name!r}; use model.norm="
+                       f"'none' or 'layer', or model.cell='lstm'")
     raise ValueError(f"model.norm={norm!r} is not defined for the min cells ({name!r} has no "
                      f"layer-normalised version); use model.norm='none'")
   return _REGISTRY[name, norm, backward]

@@ -44,7 +44,9 @@ def base_config() -> ml_collections.ConfigDict:
   # accumulation, params, carry and cell state; see rnnlm_jax/fused.py)
   c.model.vocab_chunk = 0  # softmax loss over vocabulary chunks of this size (0 = whole; memory)
   # Remedies (issue 8; rnnlm_jax/remedies.py, experiments/remedies/README.md), all off here:
-  c.model.norm = "none"  # none | layer: layer-normalised cells (Ba et al. 2016)
+  c.model.norm = "none"  # none | layer (Ba et al. 2016) | batch (Cooijmans et al. 2016; lstm, gru)
+  c.model.bn_population_windows = 100  # norm=batch: training windows averaged into the
+  # population statistics that evaluation and sampling use (re-estimated at every evaluation)
   c.model.residual = False  # layer output x + layer(x) (x P when widths differ; He-style)
   c.model.locked_dropout = False  # model.dropout masks fixed over a window (Gal & Ghahramani)
   c.model.embed_dropout = 0.0  # drop whole words (embedding rows) at this rate (0 = off)

@@ -183,6 +183,12 @@ def scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.
     ``(final carry, hs [time, batch, H])``.
   """
   remat = as_remat(remat)
+  if cell.layer is not None:  # recurrent batch norm: the cell runs its layer (steps know t)
+    if remat or reverse:
+      raise ValueError(f"cell {cell.name!r} runs its whole layer (per-time-step statistics): "
+                       f"remat and reverse are not supported; use model.remat='none'")
+    carry, hs, _ = cell.layer(params, carry, xs_TBI, compute_dtype)
+    return carry, hs
   if remat.mode == "segment":
     return _segment_scan(cell, params, carry, xs_TBI, remat, unroll=unroll, reverse=reverse,
                          compute_dtype=compute_dtype)
@@ -334,7 +340,8 @@ def stack_time_major(cell: Cell, params: Sequence[Params], carries: Sequence[Car
                      locked: bool = False, residual: bool = False,
                      res_proj: jax.Array | None = None, weight_drop_rate: float = 0.0,
                      unroll: int = 1, remat: "bool | str | Remat" = False,
-                     compute_dtype: str = "float32") -> tuple[list, jax.Array]:
+                     compute_dtype: str = "float32",
+                     statistics: list | None = None) -> tuple[list, jax.Array]:
   """Run a stack of layers over ``[time, batch, input]`` (the remedy options: module docstring).
 
   Args:
@@ -348,6 +355,8 @@ def stack_time_major(cell: Cell, params: Sequence[Params], carries: Sequence[Car
     residual: each layer outputs ``x + layer(x)``; ``res_proj [input, H]`` maps layer 0's
       input when its width differs from ``H`` (required then).
     weight_drop_rate: DropConnect on every layer's ``w_hh`` (:func:`weight_drop`).
+    statistics: a list to receive, per layer, the normalisation statistics of a cell that
+      runs its own layer (``cell.layer``: recurrent batch norm), in layer order.
 
   Returns:
     ``(carries, hs [time, batch, H])``, the last layer's output.
@@ -362,8 +371,12 @@ def stack_time_major(cell: Cell, params: Sequence[Params], carries: Sequence[Car
       h = drop(h, dropout_rate, rngs[layer])
     if weight_drop_rate and rng is not None:
       p = weight_drop(p, weight_drop_rate, jax.random.fold_in(rng, 1000 + layer))
-    c, out = scan_layer_time_major(cell, p, c, h, unroll=unroll, remat=remat,
-                                   compute_dtype=compute_dtype)
+    if statistics is not None and cell.layer is not None:
+      c, out, layer_stats = cell.layer(p, c, h, compute_dtype)
+      statistics.append(layer_stats)
+    else:
+      c, out = scan_layer_time_major(cell, p, c, h, unroll=unroll, remat=remat,
+                                     compute_dtype=compute_dtype)
     if residual:
       if h.shape[-1] == out.shape[-1]:
         skip = h

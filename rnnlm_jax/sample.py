@@ -296,6 +296,9 @@ def read_workdir(workdir: str):
 def restore_params(workdir: str, config, spec, checkpoint: str = "best") -> dict:
   """The parameters of a workdir's ``best`` or ``latest`` checkpoint, on the default device.
 
+  With ``model.norm="batch"`` the training split is loaded to estimate the population
+  statistics (:func:`rnnlm_jax.tasks.lm.population_params`).
+
   The train state is restored into an abstract target built from the config and the
   vocabulary size (``jax.eval_shape`` of ``tasks.lm.create_train_state``; the schedule's
   ``steps_per_epoch`` does not change the state's structure, so 1 is used).
@@ -327,7 +330,14 @@ def restore_params(workdir: str, config, spec, checkpoint: str = "best") -> dict
   if restored is None:
     raise ValueError(f"no {checkpoint} checkpoint in {wd.checkpoint_dir}; train first")
   from rnnlm_jax import optim  # NT-ASGD runs sample with their averaged parameters
-  return optim.eval_params(restored[0].opt_state, restored[0].params)
+  params = optim.eval_params(restored[0].opt_state, restored[0].params)
+  if spec.norm == "batch":  # recurrent batch norm: population statistics from the training data
+    from rnnlm_jax import data as data_lib
+    corpus = data_lib.load_lm_corpus(config.data, str(wd.path))
+    params = lm_task.population_params(
+        params, spec, data_lib.batchify(corpus.train, int(config.train.batch_size)),
+        int(config.data.bptt))
+  return params
 
 
 def load_workdir(workdir: str, checkpoint: str = "best"):

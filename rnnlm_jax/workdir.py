@@ -67,6 +67,8 @@ ADDED_KEY_DEFAULTS = {
     "train.not_learning_steps": 1000,
     # issue 22: k-fold cross-validation of the classifiers (off)
     "data.cv_folds": 0, "data.cv_fold": 0,
+    # issue 22: recurrent batch normalisation (read only with model.norm="batch")
+    "model.bn_population_windows": 100,
 }
 
 

@@ -101,7 +101,7 @@ def test_defaults_leave_the_lm_bit_for_bit_unchanged():
 
 
 def test_bad_remedy_values_are_one_line_errors():
-  for model, match in [({"norm": "batch"}, "model.norm"), ({"weight_drop": 1.0}, "weight_drop"),
+  for model, match in [({"norm": "bogus"}, "model.norm"), ({"weight_drop": 1.0}, "weight_drop"),
                        ({"embed_dropout": -0.1}, "embed_dropout"),
                        ({"attention_window": -1}, "attention_window"),
                        ({"aux_weight": -1.0}, "aux_weight")]:

@@ -50,7 +50,8 @@ class LMSpec:
   compute_dtype: str = "float32"  # matmul inputs: float32 | bfloat16 (f32 accumulation, params)
   vocab_chunk: int = 0  # softmax loss over vocabulary chunks of this size (0 = all at once)
   # Remedies (issue 8), all off by default; see rnnlm_jax/remedies.py.
-  norm: str = "none"  # none | layer: layer-normalised cells
+  norm: str = "none"  # none | layer | batch: layer- or batch-normalised cells
+  bn_population_windows: int = 100  # norm=batch: training windows in the population statistics
   residual: bool = False  # each layer outputs x + layer(x) (a projection where widths differ)
   locked_dropout: bool = False  # `dropout` uses one mask per window (variational)
   embed_dropout: float = 0.0  # drop whole words (embedding rows) at this rate
@@ -75,6 +76,7 @@ class LMSpec:
                compute_dtype=str(model_cfg.get("compute_dtype", "float32")),
                vocab_chunk=int(model_cfg.get("vocab_chunk", 0)),
                norm=str(model_cfg.get("norm", "none")),
+               bn_population_windows=int(model_cfg.get("bn_population_windows", 100)),
                residual=bool(model_cfg.get("residual", False)),
                locked_dropout=bool(model_cfg.get("locked_dropout", False)),
                embed_dropout=float(model_cfg.get("embed_dropout", 0.0)),
@@ -82,6 +84,12 @@ class LMSpec:
                attention_window=int(model_cfg.get("attention_window", 0)),
                aux_weight=float(model_cfg.get("aux_weight", 0.0)))
     cells.get_cell(spec.cell, spec.norm)  # clear error for an unknown model.norm
+    if spec.norm == "batch" and spec.remat != "none":
+      raise ValueError(f"model.norm='batch' runs each layer with per-time-step statistics and "
+                       f"supports no remat, got model.remat={spec.remat!r}; set model.remat='none'")
+    if spec.norm == "batch" and spec.bn_population_windows < 1:
+      raise ValueError(f"model.bn_population_windows must be >= 1 (training windows averaged "
+                       f"into the population statistics), got {spec.bn_population_windows}")
     for key in ("embed_dropout", "weight_drop"):
       if not 0.0 <= getattr(spec, key) < 1.0:
         raise ValueError(f"model.{key} must be in [0, 1) (0 = off), got {getattr(spec, key)}")
@@ -188,12 +196,13 @@ def init_carry(spec: LMSpec, batch_size: int) -> list:
 
 
 def forward(params: dict, spec: LMSpec, carry: list, tokens_BT: jax.Array,
-            rng: jax.Array | None = None) -> tuple[list, dict]:
+            rng: jax.Array | None = None, statistics: list | None = None) -> tuple[list, dict]:
   """Embed ``tokens [batch, time]``, run the stack (and the attention head, if any).
 
   Returns ``(carry, out)`` with ``out["features"] [time, batch, H]``, the vectors fed to the
   softmax (after output dropout when ``rng`` is given), and ``out["rnn"] [time, batch, H]``,
-  the last layer's undropped output (for TAR).
+  the last layer's undropped output (for TAR). ``statistics``: as
+  :func:`rnnlm_jax.rnn.stack_time_major`'s (recurrent batch norm).
   """
   rngs = jax.random.split(rng, 3) if rng is not None else (None, None, None)
   if spec.embed_dropout and rng is not None:
@@ -207,7 +216,8 @@ def forward(params: dict, spec: LMSpec, carry: list, tokens_BT: jax.Array,
       spec.cell_fns, params["rnn"], carry[:spec.num_layers], x_TBE, dropout_rate=spec.dropout,
       rng=rngs[1], locked=spec.locked_dropout, residual=spec.residual,
       res_proj=params.get("res_proj"), weight_drop_rate=spec.weight_drop,
-      unroll=spec.scan_unroll, remat=spec.remat_spec, compute_dtype=spec.compute_dtype)
+      unroll=spec.scan_unroll, remat=spec.remat_spec, compute_dtype=spec.compute_dtype,
+      statistics=statistics)
   features = h_TBH
   if spec.attention_window:
     memory, features = attention.attend(params["attn"], carry[spec.num_layers], h_TBH)
@@ -278,3 +288,40 @@ def window_losses(params: dict, spec: LMSpec, carry: list, tokens_BT: jax.Array,
   if penalties:
     terms["ar"], terms["tar"] = remedies.activation_penalties(feats, out["rnn"])
   return carry, terms
+
+
+# ----------------------------------------------------------------------------- recurrent batch norm
+
+
+def batch_statistics(params: dict, spec: LMSpec, carry: list, tokens_BT: jax.Array
+                     ) -> tuple[list, list]:
+  """One training window's per-time-step batch statistics, layer by layer (``norm="batch"``).
+
+  Runs the stack in training mode (batch statistics) without dropout on ``tokens [batch,
+  time]``; returns ``(carry, stats)``, ``stats[layer]`` as :data:`rnnlm_jax.cells`'s
+  ``Cell.layer`` gives them (``{"ih", "hh"(, "c")}``, each ``{"mean", "var"} [time, F]``).
+  """
+  statistics = []
+  carry, _ = forward(params, spec, carry, tokens_BT, None, statistics=statistics)
+  return carry, statistics
+
+
+def population_statistics(window_stats: list[list], batch_size: int) -> list:
+  """Average per-window statistics (each :func:`batch_statistics`' ``stats``) into population
+  statistics: the mean of the means and ``B / (B - 1)`` times the mean of the (biased) batch
+  variances (Ioffe & Szegedy 2015, Section 3.1), per layer and time step."""
+  correction = batch_size / max(batch_size - 1, 1)
+
+  def average(*leaves):
+    return jnp.mean(jnp.stack(leaves), axis=0)
+
+  mean = jax.tree.map(average, *window_stats)
+  return jax.tree.map(lambda d: {"mean": d["mean"], "var": d["var"] * correction}, mean,
+                      is_leaf=lambda d: isinstance(d, dict) and "mean" in d)
+
+
+def with_population(params: dict, population: list) -> dict:
+  """``params`` with each layer's population statistics (``params["rnn"][l]["population"]``),
+  which switch the batch-normalised cells to evaluation mode."""
+  layers = [dict(p, population=pop) for p, pop in zip(params["rnn"], population)]
+  return dict(params, rnn=layers)

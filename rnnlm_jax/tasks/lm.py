@@ -141,10 +141,40 @@ def make_eval_step(spec: lm.LMSpec):
   return eval_step
 
 
-def eval_window(bptt: int, batch_size: int) -> int:
+def eval_window(bptt: int, batch_size: int, norm: str = "none") -> int:
   """Window length for evaluation. The carry crosses windows and there is no dropout, so the
-  result does not depend on it; long windows just cut per-call overhead at small batch."""
+  result does not depend on it; long windows just cut per-call overhead at small batch.
+  Recurrent batch norm (``norm="batch"``) keeps ``bptt``: its statistics are per position in
+  the window, and evaluation then reads them at the positions training saw."""
+  if norm == "batch":
+    return bptt
   return max(bptt, 2048 // max(batch_size, 1))
+
+
+def make_statistics_step(spec: lm.LMSpec):
+  """A jitted ``(params, carry, x [B, T]) -> (carry, stats)``: :func:`lm.batch_statistics`."""
+  return jax.jit(lambda params, carry, x: lm.batch_statistics(params, spec, carry, x))
+
+
+def population_params(params, spec: lm.LMSpec, train_batched: np.ndarray, bptt: int,
+                      statistics_step=None):
+  """``params`` ready for evaluation: unchanged, or with ``model.norm="batch"`` with population
+  statistics (:func:`lm.with_population`) from the first ``spec.bn_population_windows``
+  training windows of an epoch (``train_batched [columns, steps]``), run in training mode from
+  a zero carry as an epoch starts, without dropout. A pure function of the parameters and the
+  data, so a resumed run evaluates exactly as an uninterrupted one."""
+  if spec.norm != "batch":
+    return params
+  statistics_step = statistics_step or make_statistics_step(spec)
+  batch_size = train_batched.shape[0]
+  carry = lm.init_carry(spec, batch_size)
+  windows = min(spec.bn_population_windows, data_lib.num_train_windows(train_batched, bptt))
+  collected = []
+  for i in range(windows):
+    x, _ = data_lib.get_window(train_batched, i, bptt)
+    carry, stats = statistics_step(params, carry, jnp.asarray(x))
+    collected.append(stats)
+  return lm.with_population(params, lm.population_statistics(collected, batch_size))
 
 
 def evaluate(eval_step, params, spec: lm.LMSpec, ids: np.ndarray, batch_size: int,
@@ -166,7 +196,7 @@ def evaluate(eval_step, params, spec: lm.LMSpec, ids: np.ndarray, batch_size: in
     put = lambda a: parallel.place_batch(a, mesh, sharding)
   count = 0
   sums = []
-  for x, y in data_lib.eval_windows(batched, eval_window(bptt, batch_size)):
+  for x, y in data_lib.eval_windows(batched, eval_window(bptt, batch_size, spec.norm)):
     carry, s = eval_step(params, carry, put(x), put(y))
     sums.append(s)
     count += y.size
@@ -298,10 +328,11 @@ class LMRun:
                        f"{self.bptt}] windows", train_step_fn(spec, config.optim), state,
                        window, window)
     e_bs = self.eval_batch_size
-    e_window = jax.ShapeDtypeStruct((e_bs, eval_window(self.bptt, e_bs)), tokens)
+    e_window = jax.ShapeDtypeStruct((e_bs, eval_window(self.bptt, e_bs, spec.norm)), tokens)
     carry = checked_eval_shape("the evaluation carry", lambda: lm.init_carry(spec, e_bs))
     checked_eval_shape(f"one evaluation window of train.eval_batch_size={e_bs} columns",
-                       make_eval_step(spec), state.params, carry, e_window, e_window)
+                       make_eval_step(spec), jax.eval_shape(self.eval_params, state.params),
+                       carry, e_window, e_window)
 
   def data_fingerprint(self) -> dict:
     """What identifies the prepared data (see :mod:`rnnlm_jax.data.fingerprint`): the
@@ -322,7 +353,13 @@ class LMRun:
     self._step_fn = make_train_step(self.spec, self.config.optim, self.mesh,
                                     parallel.state_shardings(state, self.mesh))
     self._eval_step = make_eval_step(self.spec)
+    self._statistics_step = make_statistics_step(self.spec)
     return state
+
+  def eval_params(self, params):
+    """``params`` as evaluation and sampling read them (:func:`population_params`)."""
+    return population_params(params, self.spec, self.train_batched, self.bptt,
+                             getattr(self, "_statistics_step", None))
 
   def place_state(self, state: TrainState) -> TrainState:
     return parallel.place_state(state, self.mesh)
@@ -352,7 +389,7 @@ class LMRun:
     return {"loss": loss, **metric_names(self.corpus.level, loss), **extras}, nll
 
   def evaluate(self, params, split: str) -> dict:
-    params = parallel.place_tree(params, parallel.replicated(self.mesh))
+    params = parallel.place_tree(self.eval_params(params), parallel.replicated(self.mesh))
     loss, n = evaluate(self._eval_step, params, self.spec, getattr(self.corpus, split),
                        self.eval_batch_size, self.bptt, self.mesh)
     return {"loss": loss, **metric_names(self.corpus.level, loss), "tokens": n}
@@ -380,7 +417,7 @@ class LMRun:
           state.replace(opt_state=optim.set_learning_rate(state.opt_state, lr)))
       log.info("validation did not improve: learning rate -> %g", lr)
     if self.sample_length:
-      params = optim.eval_params(state.opt_state, state.params)
+      params = self.eval_params(optim.eval_params(state.opt_state, state.params))
       if jax.process_count() > 1:  # process 0 samples alone, on its own copy of the params
         params = jax.device_get(params)
       if wd.primary:
@@ -454,8 +491,9 @@ def evaluate_workdir(workdir: str, split: str = "test", text_file: str | None = 
   eval_bs = int(config.train.eval_batch_size)
   if ids.size < eval_bs + 1:
     eval_bs = 1
-  loss, n = evaluate(make_eval_step(spec), optim.eval_params(state.opt_state, state.params),
-                     spec, ids, eval_bs, bptt)
+  params = population_params(optim.eval_params(state.opt_state, state.params), spec,
+                             data_lib.batchify(corpus.train, batch), bptt)
+  loss, n = evaluate(make_eval_step(spec), params, spec, ids, eval_bs, bptt)
   ckpt.close()
   return {"source": source, "checkpoint": checkpoint, "checkpoint_step": int(state.step),
           "loss": loss, **metric_names(corpus.level, loss), "tokens": n}
