@@ -13,13 +13,7 @@ COMMON="--config.model.num_layers=1 --config.optim.name=adam --config.optim.sche
   --config.optim.clip_value=5.0 --config.model.dropout=0.0 --config.train.progress_bar=False
   --config.train.max_steps=$STEPS --config.train.num_epochs=1"
 
-run() {  # name config extra-flags...
-  local name=$1 config=$2; shift 2
-  if grep -qs '"finished"' "$OUT/$name/status.json"; then echo "skip $name"; return; fi
-  echo "== $name"
-  rnnlm-train --config "$config" --workdir "$OUT/$name" $COMMON "$@" > "$OUT/$name.log" 2>&1
-  tail -n 2 "$OUT/$name.log"
-}
+source "$(dirname "$0")/../../scripts/run_once.sh"  # run NAME CONFIG FLAGS...
 
 mkdir -p "$OUT"
 for seed in $SEEDS; do
