@@ -299,6 +299,10 @@ class LMRun:
   def __init__(self, config, corpus: data_lib.LMCorpus):
     self.config, self.corpus = config, corpus
     self.spec = lm.LMSpec.from_config(config.model, len(corpus.vocab))
+    if self.spec.norm == "batch" and jax.process_count() > 1:
+      raise ValueError(f"model.norm='batch' runs in one process only (its population "
+                       f"statistics are estimated per process), but this is "
+                       f"{parallel.process_line()}; train it without jax.distributed")
     t_cfg = config.train
     self.batch_size, self.bptt = int(t_cfg.batch_size), int(config.data.bptt)
     self.eval_batch_size = int(t_cfg.eval_batch_size)
