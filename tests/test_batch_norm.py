@@ -198,3 +198,39 @@ def test_lm_resumes_exactly(tmp_path, monkeypatch):
   monkeypatch.setattr(lm_task, "make_train_step", real_step)
   loop.train_and_evaluate(config, str(resumed))
   assert helpers.events(resumed) == helpers.events(ref)
+
+
+_TWO_DEVICES = r"""
+import json, pathlib, runpy, sys
+from rnnlm_jax import loop
+from rnnlm_jax.workdir import Workdir
+helpers = runpy.run_path(sys.argv[2])  # tests/helpers.py
+tmp = pathlib.Path(sys.argv[1])
+corpus = helpers["make_corpus"](tmp / "corpus.txt", num_lines=200)
+losses = {}
+for n in (1, 2):
+  config = helpers["tiny_config"](corpus, tmp / "tfds", **{
+      "model.norm": "batch", "model.hidden_size": 16, "model.embed_size": 8,
+      "model.bn_population_windows": 5, "train.batch_size": 8, "train.num_epochs": 1,
+      "train.max_steps": 0, "train.log_every": 4, "train.eval_batch_size": 4,
+      "optim.learning_rate": 0.5, "train.num_devices": n})
+  loop.train_and_evaluate(config, str(tmp / f"devices{n}"))
+  losses[n] = [e["loss"] for e in Workdir(tmp / f"devices{n}").read_metrics()]
+print(json.dumps(losses))
+"""
+
+
+@pytest.mark.slow  # a subprocess with 2 CPU devices; .ci/run runs it after the default suite
+def test_batch_moments_span_the_devices(tmp_path):
+  """Data parallel over 2 devices trains like 1 device: each step's batch statistics are
+  those of the whole batch, not of each device's columns."""
+  import json
+  import os
+  import subprocess
+  import sys
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  out = subprocess.run([sys.executable, "-c", _TWO_DEVICES, str(tmp_path), helpers.__file__],
+                       env=env, capture_output=True, text=True, timeout=600, check=True)
+  losses = json.loads(out.stdout.strip().splitlines()[-1])
+  assert len(losses["1"]) == len(losses["2"]) >= 5
+  np.testing.assert_allclose(losses["2"], losses["1"], rtol=1e-5)
