@@ -21,7 +21,8 @@ paper.json::
                  "kind": "runs" (default) | "bench",
                  # kind "runs":
                  "metrics": [{"name": "test", "field": "test_perplexity", "format": ".2f"}],
-                 "tolerance": {"relative": 0.02 | "absolute": 0.3, "side": "at_most" | "both"},
+                 "tolerance": {"relative": 0.02 | "absolute": 0.3,
+                               "side": "at_most" | "at_least" | "both"},
                  "rows": [{"label": str, "runs": [dir, ...], "paper": {name: value} | null,
                            "reference": label of another row (optional),
                            "lost": "the number the README had" (optional)}],
@@ -88,17 +89,22 @@ def fmt_summary(s: stats.Summary, spec: str) -> str:
 
 def within(ours: float, paper: float, tol: dict) -> bool:
   """Whether ``ours`` meets ``paper`` under ``tol``: ``side`` "at_most" (lower is better: ours
-  <= paper + tolerance) or "both" (|ours - paper| <= tolerance); the tolerance is
-  ``relative`` (a fraction of paper) or ``absolute``."""
+  <= paper + tolerance), "at_least" (higher is better, e.g. an accuracy target: ours >= paper -
+  tolerance) or "both" (|ours - paper| <= tolerance); the tolerance is ``relative`` (a
+  fraction of paper) or ``absolute``."""
   margin = tol["relative"] * abs(paper) if "relative" in tol else tol["absolute"]
-  if tol.get("side", "both") == "at_most":
+  side = tol.get("side", "both")
+  if side == "at_most":
     return ours <= paper + margin
+  if side == "at_least":
+    return ours >= paper - margin
   return abs(ours - paper) <= margin
 
 
 def fmt_tolerance(tol: dict) -> str:
   amount = f"{100 * tol['relative']:g} %" if "relative" in tol else f"{tol['absolute']:g}"
-  return f"≤ paper + {amount}" if tol.get("side", "both") == "at_most" else f"paper ± {amount}"
+  return {"at_most": f"≤ paper + {amount}", "at_least": f"≥ paper - {amount}"}.get(
+      tol.get("side", "both"), f"paper ± {amount}")
 
 
 def progress(runs: list[dict]) -> str | None:

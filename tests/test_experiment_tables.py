@@ -58,3 +58,6 @@ def test_verdicts_follow_the_tolerance():
   assert not tables.within(116.9, 114.5, {"relative": 0.02, "side": "at_most"})
   assert tables.within(8.25, 8.5, {"absolute": 0.3})
   assert not tables.within(8.1, 8.5, {"absolute": 0.3})
+  assert tables.within(98.2, 98.0, {"absolute": 0.0, "side": "at_least"})
+  assert not tables.within(97.9, 98.0, {"absolute": 0.0, "side": "at_least"})
+  assert tables.fmt_tolerance({"absolute": 0.0, "side": "at_least"}) == "≥ paper - 0"
