@@ -43,6 +43,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.compute_dtype = "float32"  # float32 | bfloat16 matmul inputs, recurrent ones too (f32
   # accumulation, params, carry and cell state; see rnnlm_jax/fused.py)
   c.model.vocab_chunk = 0  # softmax loss over vocabulary chunks of this size (0 = whole; memory)
+  c.model.lstm_backend = "scan"  # scan | onednn (LSTM layers by oneDNN; pip install -e ".[onednn]")
   # Remedies (issue 8; rnnlm_jax/remedies.py, experiments/remedies/README.md), all off here:
   c.model.norm = "none"  # none | layer (Ba et al. 2016) | batch (Cooijmans et al. 2016; lstm, gru)
   c.model.bn_population_windows = 100  # norm=batch: training windows averaged into the

@@ -12,6 +12,9 @@ Same values and gradients either way; the lean one does less work backward (scri
 scripts/bench_lean_backward.py). ``cells.get_cell(name, backward="autodiff")`` gives a cell
 without it. The min cells' ``recurrence`` is their parallel associative scan over time
 (:func:`rnnlm_jax.cells.min_recurrence`); remat or reverse run their sequential step.
+``lstm_backend="onednn"`` (config key ``model.lstm_backend``, opt-in) runs the plain float32
+LSTM's whole layer through oneDNN's RNN primitive instead (:mod:`rnnlm_jax.onednn`, an XLA FFI
+custom call; same values and gradients to float32 rounding).
 
 The stack (:func:`stack_time_major`) is the one stack of every model, with the remedy options
 of issue 8 (each off by default, and then without effect):
@@ -159,7 +162,8 @@ def _segment_scan(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.Array, r
 def scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.Array, *,
                           unroll: int = 1, remat: "bool | str | Remat" = False,
                           reverse: bool = False,
-                          compute_dtype: str = "float32") -> tuple[Carry, jax.Array]:
+                          compute_dtype: str = "float32",
+                          lstm_backend: str = "scan") -> tuple[Carry, jax.Array]:
   """Run one cell over time.
 
   Args:
@@ -178,6 +182,11 @@ def scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.
       recurrences (``cell.recurrence``: the default path, no remat or reverse) the
       recurrent matmuls' operands too (float32 accumulation, carry and cell state). The
       autodiff path's recurrence stays float32.
+    lstm_backend: ``"scan"`` (default): the paths above. ``"onednn"``: the plain LSTM's whole
+      layer (input projection and recurrence, forward and backward) by oneDNN's RNN primitive,
+      :func:`rnnlm_jax.onednn.lstm_layer` (optional, ``pip install -e ".[onednn]"``; same
+      values and gradients to float32 rounding); float32 only, no remat, reverse, unroll or
+      member axis (anything else is a ``ValueError``).
 
   Returns:
     ``(final carry, hs [time, batch, H])``.
@@ -189,6 +198,9 @@ def scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.
                        f"remat and reverse are not supported; use model.remat='none'")
     carry, hs, _ = cell.layer(params, carry, xs_TBI, compute_dtype)
     return carry, hs
+  if lstm_backend != "scan":
+    return _onednn_layer(cell, params, carry, xs_TBI, unroll=unroll, remat=remat,
+                         reverse=reverse, compute_dtype=compute_dtype, lstm_backend=lstm_backend)
   if remat.mode == "segment":
     return _segment_scan(cell, params, carry, xs_TBI, remat, unroll=unroll, reverse=reverse,
                          compute_dtype=compute_dtype)
@@ -204,6 +216,26 @@ def scan_layer_time_major(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.
   if remat.mode == "step":  # prevent_cse=False: lax.scan already keeps the recomputation apart
     body = jax.checkpoint(body, prevent_cse=False, policy=remat.jax_policy)
   return jax.lax.scan(body, carry, gx_TBG, unroll=unroll, reverse=reverse)
+
+
+def _onednn_layer(cell: Cell, params: Params, carry: Carry, xs_TBI: jax.Array, *, unroll: int,
+                  remat: Remat, reverse: bool, compute_dtype: str,
+                  lstm_backend: str) -> tuple[Carry, jax.Array]:
+  """``lstm_backend="onednn"``: the plain float32 LSTM layer by oneDNN (else a ValueError)."""
+  if lstm_backend != "onednn":
+    raise ValueError(f"lstm_backend must be 'scan' or 'onednn', got {lstm_backend!r}")
+  why = ("the cell is not the plain LSTM" if cell.name != "lstm" or set(params) != {
+      "w_ih", "w_hh", "b_ih", "b_hh"} else "remat" if remat else "reverse" if reverse
+         else "unroll != 1" if unroll != 1
+         else "compute_dtype is not float32" if jnp.dtype(compute_dtype) != jnp.float32
+         else "a member axis" if xs_TBI.ndim != 3 or params["w_ih"].ndim != 2 else None)
+  if why:
+    raise ValueError(f"lstm_backend='onednn' runs the plain float32 LSTM layer only: {why} "
+                     f"(cell {cell.name!r}); use lstm_backend='scan'")
+  from rnnlm_jax import onednn  # pylint: disable=import-outside-toplevel  (optional extra)
+
+  return onednn.lstm_layer(xs_TBI, params["w_ih"], params["w_hh"],
+                           params["b_ih"] + params["b_hh"], carry)
 
 
 def recurrence(cell: Cell, params: Params, carry: Carry,
@@ -341,11 +373,13 @@ def stack_time_major(cell: Cell, params: Sequence[Params], carries: Sequence[Car
                      res_proj: jax.Array | None = None, weight_drop_rate: float = 0.0,
                      unroll: int = 1, remat: "bool | str | Remat" = False,
                      compute_dtype: str = "float32",
-                     statistics: list | None = None) -> tuple[list, jax.Array]:
+                     statistics: list | None = None,
+                     lstm_backend: str = "scan") -> tuple[list, jax.Array]:
   """Run a stack of layers over ``[time, batch, input]`` (the remedy options: module docstring).
 
   Args:
-    cell, unroll, remat, compute_dtype: as :func:`scan_layer_time_major`, for every layer.
+    cell, unroll, remat, compute_dtype, lstm_backend: as :func:`scan_layer_time_major`, for
+      every layer.
     params, carries: one entry per layer.
     xs_TBI: inputs ``[time, batch, input]``.
     dropout_rate: dropout on the input of every layer but the first (``rng`` given).
@@ -376,7 +410,7 @@ def stack_time_major(cell: Cell, params: Sequence[Params], carries: Sequence[Car
       statistics.append(layer_stats)
     else:
       c, out = scan_layer_time_major(cell, p, c, h, unroll=unroll, remat=remat,
-                                     compute_dtype=compute_dtype)
+                                     compute_dtype=compute_dtype, lstm_backend=lstm_backend)
     if residual:
       if h.shape[-1] == out.shape[-1]:
         skip = h

@@ -52,6 +52,7 @@ RUN_LENGTH_KEYS = ("train.num_epochs", "train.max_steps")
 ROUNDING_KEYS = (
     "train.eval_batch_size", "train.num_devices",
     "model.remat", "model.remat_segment", "model.remat_policy", "model.vocab_chunk",
+    "model.lstm_backend",
 )
 # Config keys that may differ between invocations on one workdir (they do not change the
 # parameters computed so far).
@@ -69,6 +70,8 @@ ADDED_KEY_DEFAULTS = {
     "data.cv_folds": 0, "data.cv_fold": 0,
     # issue 22: recurrent batch normalisation (read only with model.norm="batch")
     "model.bn_population_windows": 100,
+    # issue 23: each LSTM layer by oneDNN's RNN primitive (opt-in; float rounding only)
+    "model.lstm_backend": "scan",
 }
 
 

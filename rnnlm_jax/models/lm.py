@@ -14,6 +14,9 @@ stack, ``rnn.stack_time_major``), ``embed_dropout``, ``attention_window`` (an
 attention head over past states, :mod:`rnnlm_jax.models.attention`: ``params["attn"]``, and
 its memory as one more entry after the layer carries) and ``aux_weight`` (a second softmax
 head ``params["aux_head"] = {"w": [H, V], "b": [V]}`` predicting the token two steps ahead).
+
+``lstm_backend="onednn"`` (opt-in, ``pip install -e ".[onednn]"``) runs each LSTM layer through
+oneDNN's RNN primitive (:mod:`rnnlm_jax.onednn`); float32, no norm, remat or unroll.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from rnnlm_jax import cells, fused, remedies, rnn
 from rnnlm_jax.models import attention
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
+LSTM_BACKENDS = ("scan", "onednn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +53,7 @@ class LMSpec:
   remat_policy: str = "none"  # "step" only: none | dots (also keep the h W_hh matmul outputs)
   compute_dtype: str = "float32"  # matmul inputs: float32 | bfloat16 (f32 accumulation, params)
   vocab_chunk: int = 0  # softmax loss over vocabulary chunks of this size (0 = all at once)
+  lstm_backend: str = "scan"  # scan | onednn: each LSTM layer by oneDNN (rnnlm_jax.onednn)
   # Remedies (issue 8), all off by default; see rnnlm_jax/remedies.py.
   norm: str = "none"  # none | layer | batch: layer- or batch-normalised cells
   bn_population_windows: int = 100  # norm=batch: training windows in the population statistics
@@ -75,6 +80,7 @@ class LMSpec:
                scan_unroll=int(model_cfg.scan_unroll), **_remat_fields(model_cfg),
                compute_dtype=str(model_cfg.get("compute_dtype", "float32")),
                vocab_chunk=int(model_cfg.get("vocab_chunk", 0)),
+               lstm_backend=str(model_cfg.get("lstm_backend", "scan")),
                norm=str(model_cfg.get("norm", "none")),
                bn_population_windows=int(model_cfg.get("bn_population_windows", 100)),
                residual=bool(model_cfg.get("residual", False)),
@@ -115,6 +121,7 @@ class LMSpec:
       raise ValueError(f"unknown model.init {spec.init!r}; choose one of {', '.join(cells.INITS)}")
     if spec.scan_unroll < 1:
       raise ValueError(f"model.scan_unroll must be >= 1, got {spec.scan_unroll}")
+    _check_lstm_backend(spec)
     return spec
 
   @property
@@ -131,6 +138,30 @@ class LMSpec:
   def remat_spec(self) -> rnn.Remat:
     """The ``remat=`` argument of the stack (falsy when ``remat`` is ``"none"``)."""
     return rnn.Remat(rnn.as_remat(self.remat).mode, int(self.remat_segment), self.remat_policy)
+
+
+def _check_lstm_backend(spec: LMSpec) -> None:
+  """``model.lstm_backend``: one-line ``ValueError``s for what oneDNN's layer cannot run."""
+  if spec.lstm_backend not in LSTM_BACKENDS:
+    raise ValueError(f"model.lstm_backend must be one of {' | '.join(LSTM_BACKENDS)}, got "
+                     f"{spec.lstm_backend!r}")
+  if spec.lstm_backend == "scan":
+    return
+  for bad, fix in [(spec.cell != "lstm", f"model.cell='lstm' (got {spec.cell!r})"),
+                   (spec.norm != "none", f"model.norm='none' (got {spec.norm!r})"),
+                   (spec.compute_dtype != "float32",
+                    f"model.compute_dtype='float32' (got {spec.compute_dtype!r})"),
+                   (spec.remat != "none", f"model.remat='none' (got {spec.remat!r})"),
+                   (spec.scan_unroll != 1, f"model.scan_unroll=1 (got {spec.scan_unroll})")]:
+    if bad:
+      raise ValueError(f"model.lstm_backend='onednn' runs the plain float32 LSTM layer only: "
+                       f"set {fix} or model.lstm_backend='scan'")
+  from rnnlm_jax import onednn  # pylint: disable=import-outside-toplevel  (optional extra)
+
+  if not onednn.available():
+    raise ValueError("model.lstm_backend='onednn' needs oneDNN and a C++ compiler (g++): "
+                     "pip install -e \".[onednn]\" (or set model.lstm_backend='scan'); "
+                     "rnnlm_jax.onednn.unavailable_reason() says what is missing")
 
 
 def _remat_fields(model_cfg) -> dict:
@@ -217,7 +248,7 @@ def forward(params: dict, spec: LMSpec, carry: list, tokens_BT: jax.Array,
       rng=rngs[1], locked=spec.locked_dropout, residual=spec.residual,
       res_proj=params.get("res_proj"), weight_drop_rate=spec.weight_drop,
       unroll=spec.scan_unroll, remat=spec.remat_spec, compute_dtype=spec.compute_dtype,
-      statistics=statistics)
+      statistics=statistics, lstm_backend=spec.lstm_backend)
   features = h_TBH
   if spec.attention_window:
     memory, features = attention.attend(params["attn"], carry[spec.num_layers], h_TBH)

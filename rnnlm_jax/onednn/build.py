@@ -41,7 +41,8 @@ class BuildUnavailable(RuntimeError):
   """oneDNN's headers or library, jaxlib's FFI headers, or a C++ compiler are missing."""
 
 
-INSTALL_HINT = "pip install onednn-devel-cpu-gomp"  # oneDNN 3.2, CPU engine on OpenMP
+# oneDNN 3.2, CPU engine on OpenMP (the project's `onednn` extra: pip install -e ".[onednn]")
+INSTALL_HINT = "pip install onednn-devel-cpu-gomp==2023.2.0"
 
 
 def find_onednn() -> tuple[Path, Path]:
