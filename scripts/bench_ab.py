@@ -3,6 +3,7 @@
     python scripts/bench_ab.py head                 # float32 LM head: 3-D custom VJP vs 2-D autodiff
     python scripts/bench_ab.py bf16                 # train step: float32 vs compute_dtype=bfloat16
     python scripts/bench_ab.py unroll               # train step: model.scan_unroll 1 vs 4
+    python scripts/bench_ab.py onednn               # train step: model.lstm_backend scan vs onednn
     python scripts/bench_ab.py head --runs 1 --rows ptb_small:lstm
 
 Comparisons (A = the baseline, B = the candidate; speed-up = A's time / B's):
@@ -18,6 +19,11 @@ Comparisons (A = the baseline, B = the candidate; speed-up = A's time / B's):
   worth it only where the CPU has bfloat16 arithmetic: AVX512_BF16 or AMX).
 * ``unroll``: the full training step with ``model.scan_unroll`` 1 against 4 (the hand-written
   recurrences' forward and backward scans unrolled 4 steps per loop iteration).
+* ``onednn``: the full training step with ``model.lstm_backend`` scan against onednn (each LSTM
+  layer, forward and backward, by oneDNN's RNN primitive through an XLA FFI custom call,
+  :mod:`rnnlm_jax.onednn`; needs ``pip install -e ".[onednn]"`` and g++). Default rows: the
+  LSTM at ptb_small's shapes and at configs/shakespeare_char.py's (``shakespeare_char``: 2x256,
+  embedding 64, vocabulary 65, bptt 100, batch 32; no dropout, as every workload here).
 
 The training step is scripts/bench.py's (``OursTrainer``: embedding, RNN stack, head, clip,
 SGD). Each run interleaves A and B (A, B, A, B, ...) in 5 blocks of ~0.5 s and takes medians;
@@ -40,13 +46,38 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (scripts/bench.py)
 
-from rnnlm_jax import fused  # noqa: E402
+from rnnlm_jax import config_base, fused  # noqa: E402
+from rnnlm_jax.models import lm  # noqa: E402
+from rnnlm_jax.tasks import lm as lm_task  # noqa: E402
 
 FORMS = {"3-D custom VJP": lambda h, w, b, t: fused._xent(h, w, b, t, jnp.float32),
          "2-D autodiff": fused._xent_2d}
 SIDES = {"head": ("3-D custom VJP", "2-D autodiff"), "bf16": ("float32", "bfloat16"),
-         "unroll": ("unroll 1", "unroll 4")}
+         "unroll": ("unroll 1", "unroll 4"), "onednn": ("scan", "onednn")}
 DEFAULT_ROWS = "ptb_small:lstm,ptb_small:rnn_tanh,ptb_medium:lstm,char:lstm,char:rnn_tanh"
+ONEDNN_ROWS = "ptb_small:lstm,shakespeare_char:lstm"
+# bench.WORKLOADS plus configs/shakespeare_char.py's shapes (bench's "char" is a 1x512 LSTM)
+WORKLOADS = {**bench.WORKLOADS, "shakespeare_char": bench.Workload(
+    "shakespeare_char", 65, 64, 256, 2, 32, 100, "configs/shakespeare_char.py shapes")}
+
+
+class BackendTrainer(bench.OursTrainer):
+  """bench.OursTrainer (float32) with ``model.lstm_backend`` set: the same config, spec and
+  train step but for that key."""
+
+  def __init__(self, w, cell: str, batches, lstm_backend: str):  # pylint: disable=W0231
+    c = config_base.base_config()
+    c.model.cell, c.model.num_layers = cell, w.layers
+    c.model.hidden_size, c.model.embed_size = w.hidden, w.embed
+    c.model.lstm_backend = lstm_backend
+    c.optim.name, c.optim.learning_rate = "sgd", bench.LR
+    c.optim.clip_mode, c.optim.clip_value = "global_norm", bench.CLIP
+    c.train.batch_size = w.batch
+    self.spec = lm.LMSpec.from_config(c.model, w.vocab)
+    self.state = lm_task.create_train_state(c, self.spec, steps_per_epoch=1000)
+    self.fn = lm_task.make_train_step(self.spec, c.optim)
+    self.batches = [(jnp.asarray(x), jnp.asarray(y)) for x, y in batches]
+    self.i, self.out = 0, None
 
 
 def head_grad_fn(form):
@@ -71,6 +102,10 @@ def full_step_trainer(w, cell: str, side: str, batches):
   """bench.OursTrainer for one side: a compute dtype, or ``fused.softmax_xent``'s float32 head
   swapped for that form while the step is traced (the first call; later calls run the compiled
   step)."""
+  if side in ("scan", "onednn"):
+    tr = BackendTrainer(w, cell, batches, side)
+    bench._block(tr, 2)
+    return tr
   if side in ("float32", "bfloat16") or side.startswith("unroll"):
     dtype = side if side in ("float32", "bfloat16") else "float32"
     unroll = int(side.split()[1]) if side.startswith("unroll") else 1
@@ -100,9 +135,9 @@ def interleaved_ms(runners: dict, repeats: int = 5, block_s: float = 0.5) -> dic
 
 def one_run(compare: str, rows) -> list[dict]:
   out = []
-  head_workloads = sorted({wl for wl, _ in rows}, key=list(bench.WORKLOADS).index)
+  head_workloads = sorted({wl for wl, _ in rows}, key=list(WORKLOADS).index)
   for wl in head_workloads if compare == "head" else []:  # the head alone: "head" only
-    w = bench.WORKLOADS[wl]
+    w = WORKLOADS[wl]
     rng = np.random.default_rng(0)
     h = jnp.asarray(rng.standard_normal((w.bptt, w.batch, w.hidden)), jnp.float32)
     wt = jnp.asarray(0.1 * rng.standard_normal((w.hidden, w.vocab)), jnp.float32)
@@ -113,7 +148,7 @@ def one_run(compare: str, rows) -> list[dict]:
       bench._block(r, 2)
     out.append({"part": "head fwd+bwd", "workload": wl, "cell": "-", **interleaved_ms(runners)})
   for wl, cell in rows:
-    w = bench.WORKLOADS[wl]
+    w = WORKLOADS[wl]
     batches = bench.random_batches(w)
     runners = {side: full_step_trainer(w, cell, side, batches) for side in SIDES[compare]}
     out.append({"part": "train step", "workload": wl, "cell": cell, **interleaved_ms(runners)})
@@ -130,16 +165,25 @@ def main(argv=None):
                                formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("compare", choices=sorted(SIDES), help="which change to measure")
   ap.add_argument("--runs", type=int, default=3, help="repeat the whole comparison N times")
-  ap.add_argument("--rows", default=DEFAULT_ROWS, help="workload:cell,... for the train steps")
+  ap.add_argument("--rows", default=None, help="workload:cell,... for the train steps "
+                  f"(default {DEFAULT_ROWS}; onednn: {ONEDNN_ROWS})")
   args = ap.parse_args(argv)
+  if args.rows is None:
+    args.rows = ONEDNN_ROWS if args.compare == "onednn" else DEFAULT_ROWS
   rows = [tuple(r.split(":")) for r in args.rows.split(",") if r]
   for wl, cell in rows:
-    if wl not in bench.WORKLOADS or cell not in bench.CELLS:
-      ap.error(f"unknown row {wl}:{cell} (workloads {', '.join(bench.WORKLOADS)}; "
+    if wl not in WORKLOADS or cell not in bench.CELLS:
+      ap.error(f"unknown row {wl}:{cell} (workloads {', '.join(WORKLOADS)}; "
                f"cells {', '.join(bench.CELLS)})")
   print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {cpu_line()}; jax "
         f"{jax.__version__}; command: python scripts/bench_ab.py {' '.join(argv or sys.argv[1:])}",
         flush=True)
+  if args.compare == "onednn":
+    from rnnlm_jax import onednn  # pylint: disable=import-outside-toplevel
+    if not onednn.available():
+      sys.exit(f"oneDNN layer unavailable: {onednn.unavailable_reason()}")
+    print(f"# oneDNN {onednn.version()} (rnnlm_jax.onednn custom call), OMP_NUM_THREADS="
+          f"{os.environ.get('OMP_NUM_THREADS', 'unset')}", flush=True)
   BASELINE, CANDIDATE = SIDES[args.compare]
   runs = []
   for k in range(args.runs):
