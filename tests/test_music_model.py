@@ -153,6 +153,7 @@ def test_padding_and_batching_do_not_change_the_sums(cell):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow  # 10 s; .ci/run runs test_music_model.py's slow tests after the default suite
 def test_training_noise_only_with_rng_and_gradients():
   spec = music.MusicSpec(cell="lstm", hidden_size=8, num_layers=2, dropout=0.3,
                          weight_noise=0.075)

@@ -288,6 +288,7 @@ def test_activation_penalties_formulas():
 _hidden_states = jax.jit(lm.hidden_states, static_argnums=1)  # cached per shape
 
 
+@pytest.mark.slow  # 11 s; .ci/run runs test_remedies.py's slow tests after the default suite
 def test_attention_head_is_causal_and_streams_across_windows():
   spec = _spec(attention_window=4, norm="layer")
   params = lm.init_params(jax.random.PRNGKey(0), spec)
