@@ -3,6 +3,8 @@
     python scripts/bench.py                                   # every row, float32, this machine
     python scripts/bench.py --workloads ptb_small,char --cells lstm --repeats 7
     python scripts/bench.py --dtype bfloat16                  # ours (compute_dtype) vs torch autocast
+    python scripts/bench.py --workloads ptb_small,char --cells lstm --impls rnnlm_jax,rnnlm_jax_onednn,torch
+                                                              # with the opt-in oneDNN LSTM layer
     python scripts/bench.py --md out.md --json out.json
     python scripts/bench.py --runs 1 --repeats 3              # quicker, no spread over runs
 
@@ -32,6 +34,7 @@ different days.
 from __future__ import annotations
 
 import argparse
+import functools
 import dataclasses
 import json
 import os
@@ -80,7 +83,7 @@ WORKLOADS = {w.name: w for w in [
              "Pascanu 2013 size: 50 units, length 200, batch 20 (8-symbol vocabulary)"),
 ]}
 CELLS = ("lstm", "gru", "rnn_tanh")
-IMPLS = ("rnnlm_jax", "flax", "torch")
+IMPLS = ("rnnlm_jax", "flax", "torch")  # the default; rnnlm_jax_onednn on request (LSTM)
 CLIP, LR = 5.0, 1.0
 SETTLE_S = 0.3  # idle time before each timed block (see _block)
 
@@ -129,12 +132,14 @@ class OursTrainer(_JaxTrainer):
 
   ``backward="autodiff"``: the cells without their hand-written recurrences (autodiff of
   ``lax.scan``; ``lm.LMSpec.backward``), for scripts/bench_lean_backward.py; ``unroll``:
-  ``model.scan_unroll``, for scripts/bench_ab.py."""
+  ``model.scan_unroll``, for scripts/bench_ab.py; ``lstm_backend``: ``model.lstm_backend``
+  (``"onednn"``: the optional oneDNN LSTM layer, the impl ``rnnlm_jax_onednn``)."""
 
   def __init__(self, w: Workload, cell: str, dtype: str, batches, backward: str = "lean",
-               unroll: int = 1):
+               unroll: int = 1, lstm_backend: str = "scan"):
     c = config_base.base_config()
     c.model.scan_unroll = unroll
+    c.model.lstm_backend = lstm_backend
     c.model.cell, c.model.num_layers = cell, w.layers
     c.model.hidden_size, c.model.embed_size = w.hidden, w.embed
     if dtype != "float32":
@@ -242,8 +247,12 @@ class TorchTrainer:
       torch.cuda.synchronize()
 
 
-MAKERS: dict[str, Callable[..., Any]] = {"rnnlm_jax": OursTrainer, "flax": FlaxTrainer,
-                                         "torch": TorchTrainer}
+MAKERS: dict[str, Callable[..., Any]] = {
+    "rnnlm_jax": OursTrainer,
+    "rnnlm_jax_onednn": functools.partial(OursTrainer, lstm_backend="onednn"),  # opt-in, LSTM
+    "flax": FlaxTrainer,
+    "torch": TorchTrainer,
+}
 
 
 # ----------------------------------------------------------------------------- measurement
@@ -311,11 +320,13 @@ def combine_runs(runs: list[dict]) -> dict:
                 key=lambda v: v["tokens_per_s"])
     results[impl] = ok[(len(ok) - 1) // 2] if ok else runs[0][impl]
   ratios = {}
-  for peer in ("torch", "flax"):
-    per = [r["rnnlm_jax"]["tokens_per_s"] / r[peer]["tokens_per_s"] for r in runs
-           if "tokens_per_s" in r.get("rnnlm_jax", {}) and "tokens_per_s" in r.get(peer, {})]
-    if per:
-      ratios[peer] = {"median": statistics.median(per), "min": min(per), "max": max(per)}
+  for ours, suffix in (("rnnlm_jax", ""), ("rnnlm_jax_onednn", ", onednn")):
+    for peer in ("torch", "flax"):
+      per = [r[ours]["tokens_per_s"] / r[peer]["tokens_per_s"] for r in runs
+             if "tokens_per_s" in r.get(ours, {}) and "tokens_per_s" in r.get(peer, {})]
+      if per:
+        ratios[peer + suffix] = {"median": statistics.median(per), "min": min(per),
+                                 "max": max(per)}
   return {"results": results, "ratios": ratios, "runs": runs}
 
 
@@ -445,6 +456,7 @@ def _fmt(x, spec=",.0f"):
 
 
 def render(meta: dict, rows: list[dict], gen: list[dict], peak: float, impls) -> str:
+  onednn = int("rnnlm_jax_onednn" in impls)  # one more ratio column
   lines = [f"# rnnlm_jax training benchmark ({meta['dtype']}, matmul precision "
            f"{meta['precision']})", "",
            f"- command: `{meta['command']}`",
@@ -458,8 +470,8 @@ def render(meta: dict, rows: list[dict], gen: list[dict], peak: float, impls) ->
            "ratios: median over runs (range); compile (first call) excluded", "",
            "| workload | cell | " + " | ".join(f"{i} tok/s" for i in impls)
            + " | ours / torch | ours / flax | ours GFLOP/s (% peak) | ours compile s "
-             "| ours / flax temp MiB |",
-           "|---|---|" + "---:|" * (len(impls) + 5)]
+             "| ours / flax temp MiB |" + (" ours (onednn) / torch |" if onednn else ""),
+           "|---|---|" + "---:|" * (len(impls) + 5 + onednn)]
   for r in rows:
     res = r["results"]
     tok = {i: res.get(i, {}).get("tokens_per_s") for i in impls}
@@ -475,7 +487,8 @@ def render(meta: dict, rows: list[dict], gen: list[dict], peak: float, impls) ->
         + (f"{gf:,.1f} ({100 * gf / peak:.0f}%)" if gf else "n/a")
         + f" | {_fmt(ours.get('compile_s'), '.1f')} | "
         + f"{_fmt(ours.get('temp_mib'), '.1f')} / "
-        + f"{_fmt(res.get('flax', {}).get('temp_mib'), '.1f')} |")
+        + f"{_fmt(res.get('flax', {}).get('temp_mib'), '.1f')} |"
+        + (f" {ratio('torch, onednn')} |" if onednn else ""))
   skipped = {(r["workload"], r["cell"], i): v["skipped"] for r in rows
              for i, v in r["results"].items() if "skipped" in v}
   if skipped:

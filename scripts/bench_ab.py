@@ -46,9 +46,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (scripts/bench.py)
 
-from rnnlm_jax import config_base, fused  # noqa: E402
-from rnnlm_jax.models import lm  # noqa: E402
-from rnnlm_jax.tasks import lm as lm_task  # noqa: E402
+from rnnlm_jax import fused  # noqa: E402
 
 FORMS = {"3-D custom VJP": lambda h, w, b, t: fused._xent(h, w, b, t, jnp.float32),
          "2-D autodiff": fused._xent_2d}
@@ -59,25 +57,6 @@ ONEDNN_ROWS = "ptb_small:lstm,shakespeare_char:lstm"
 # bench.WORKLOADS plus configs/shakespeare_char.py's shapes (bench's "char" is a 1x512 LSTM)
 WORKLOADS = {**bench.WORKLOADS, "shakespeare_char": bench.Workload(
     "shakespeare_char", 65, 64, 256, 2, 32, 100, "configs/shakespeare_char.py shapes")}
-
-
-class BackendTrainer(bench.OursTrainer):
-  """bench.OursTrainer (float32) with ``model.lstm_backend`` set: the same config, spec and
-  train step but for that key."""
-
-  def __init__(self, w, cell: str, batches, lstm_backend: str):  # pylint: disable=W0231
-    c = config_base.base_config()
-    c.model.cell, c.model.num_layers = cell, w.layers
-    c.model.hidden_size, c.model.embed_size = w.hidden, w.embed
-    c.model.lstm_backend = lstm_backend
-    c.optim.name, c.optim.learning_rate = "sgd", bench.LR
-    c.optim.clip_mode, c.optim.clip_value = "global_norm", bench.CLIP
-    c.train.batch_size = w.batch
-    self.spec = lm.LMSpec.from_config(c.model, w.vocab)
-    self.state = lm_task.create_train_state(c, self.spec, steps_per_epoch=1000)
-    self.fn = lm_task.make_train_step(self.spec, c.optim)
-    self.batches = [(jnp.asarray(x), jnp.asarray(y)) for x, y in batches]
-    self.i, self.out = 0, None
 
 
 def head_grad_fn(form):
@@ -103,7 +82,7 @@ def full_step_trainer(w, cell: str, side: str, batches):
   swapped for that form while the step is traced (the first call; later calls run the compiled
   step)."""
   if side in ("scan", "onednn"):
-    tr = BackendTrainer(w, cell, batches, side)
+    tr = bench.OursTrainer(w, cell, "float32", batches, lstm_backend=side)
     bench._block(tr, 2)
     return tr
   if side in ("float32", "bfloat16") or side.startswith("unroll"):
