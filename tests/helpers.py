@@ -123,3 +123,29 @@ def register_fake_synthetic(monkeypatch, mod, group_key, train_group) -> None:
                         train_and_evaluate=lambda c, w: train_group([c], [w])[0])
   monkeypatch.setitem(sys.modules, mod.__name__, mod)
   monkeypatch.setitem(tasks.REGISTRY, "synthetic", mod.__name__)
+
+
+def crash_then_resume(monkeypatch, config, workdir, at_step: int) -> None:
+  """Train ``config`` (a language model) in ``workdir``, crash it with a RuntimeError when the
+  train step is called at step ``at_step`` (``tasks.lm.make_train_step`` swapped for one that
+  raises there), then run the same command again, which resumes from the last checkpoint."""
+  import pytest
+  from rnnlm_jax import loop
+  from rnnlm_jax.tasks import lm as lm_task
+  real_step = lm_task.make_train_step
+
+  def crashing(*args, **kw):
+    step_fn = real_step(*args, **kw)
+
+    def wrapped(state, x, y):
+      if int(state.step) == at_step:
+        raise RuntimeError("simulated crash")
+      return step_fn(state, x, y)
+
+    return wrapped
+
+  monkeypatch.setattr(lm_task, "make_train_step", crashing)
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    loop.train_and_evaluate(config, str(workdir))
+  monkeypatch.setattr(lm_task, "make_train_step", real_step)
+  loop.train_and_evaluate(config, str(workdir))

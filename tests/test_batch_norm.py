@@ -184,24 +184,8 @@ def test_lm_resumes_exactly(tmp_path, monkeypatch):
   config = _tiny_bn_config(tmp_path)
   ref = tmp_path / "ref"
   loop.train_and_evaluate(config, str(ref))
-  real_step = lm_task.make_train_step
-
-  def crashing(*args, **kw):
-    step_fn = real_step(*args, **kw)
-
-    def wrapped(state, x, y):
-      if int(state.step) == 12:  # between checkpoints 10 and 15
-        raise RuntimeError("simulated crash")
-      return step_fn(state, x, y)
-
-    return wrapped
-
-  resumed = tmp_path / "resumed"
-  monkeypatch.setattr(lm_task, "make_train_step", crashing)
-  with pytest.raises(RuntimeError, match="simulated crash"):
-    loop.train_and_evaluate(config, str(resumed))
-  monkeypatch.setattr(lm_task, "make_train_step", real_step)
-  loop.train_and_evaluate(config, str(resumed))
+  resumed = tmp_path / "resumed"  # crash between checkpoints 10 and 15
+  helpers.crash_then_resume(monkeypatch, config, resumed, at_step=12)
   assert helpers.events(resumed) == helpers.events(ref)
 
 

@@ -451,24 +451,8 @@ def test_tiny_run_with_every_remedy_resumes_exactly(tmp_path, monkeypatch):
   assert len(meta["valid_history"]) == 3 and optim.averaging_active(state.opt_state)
   assert isinstance(state.carry[-1], dict)  # the attention memory is checkpointed
 
-  real_step = lm_task.make_train_step
-
-  def crashing(*args, **kw):
-    step_fn = real_step(*args, **kw)
-
-    def wrapped(state, x, y):
-      if int(state.step) == 38:  # after the switch (step 32), between checkpoints 35 and 42
-        raise RuntimeError("simulated crash")
-      return step_fn(state, x, y)
-
-    return wrapped
-
-  run = tmp_path / "run"
-  monkeypatch.setattr(lm_task, "make_train_step", crashing)
-  with pytest.raises(RuntimeError, match="simulated crash"):
-    loop.train_and_evaluate(config, str(run))
-  monkeypatch.setattr(lm_task, "make_train_step", real_step)
-  loop.train_and_evaluate(config, str(run))
+  run = tmp_path / "run"  # crash after the switch (step 32), between checkpoints 35 and 42
+  helpers.crash_then_resume(monkeypatch, config, run, at_step=38)
   assert helpers.events(run) == helpers.events(ref)
   s_run, _ = helpers.final_state(run, config)
   for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(s_run)):
