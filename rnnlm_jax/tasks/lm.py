@@ -314,6 +314,7 @@ class LMRun:
     self.tokens_per_step = self.batch_size * self.bptt
     self.mesh = parallel.make_mesh(int(t_cfg.get("num_devices", 0)))
     self._step_fn = None
+    self._statistics_step = make_statistics_step(self.spec)  # jitted on first use (norm=batch)
     self.sample_length = int(t_cfg.get("sample_length", 0))
 
   def write_files(self, wd: Workdir) -> None:
@@ -357,13 +358,12 @@ class LMRun:
     self._step_fn = make_train_step(self.spec, self.config.optim, self.mesh,
                                     parallel.state_shardings(state, self.mesh))
     self._eval_step = make_eval_step(self.spec)
-    self._statistics_step = make_statistics_step(self.spec)
     return state
 
   def eval_params(self, params):
     """``params`` as evaluation and sampling read them (:func:`population_params`)."""
     return population_params(params, self.spec, self.train_batched, self.bptt,
-                             getattr(self, "_statistics_step", None))
+                             self._statistics_step)
 
   def place_state(self, state: TrainState) -> TrainState:
     return parallel.place_state(state, self.mesh)
