@@ -125,27 +125,34 @@ def register_fake_synthetic(monkeypatch, mod, group_key, train_group) -> None:
   monkeypatch.setitem(tasks.REGISTRY, "synthetic", mod.__name__)
 
 
-def crash_then_resume(monkeypatch, config, workdir, at_step: int) -> None:
-  """Train ``config`` (a language model) in ``workdir``, crash it with a RuntimeError when the
-  train step is called at step ``at_step`` (``tasks.lm.make_train_step`` swapped for one that
-  raises there), then run the same command again, which resumes from the last checkpoint."""
-  import pytest
-  from rnnlm_jax import loop
+def crash_at(monkeypatch, crash_step: int) -> None:
+  """Make the LM's train step raise ``RuntimeError("simulated crash")`` when called at step
+  ``crash_step`` (``tasks.lm.make_train_step`` swapped through ``monkeypatch``; like a kill:
+  no clean-up of ours)."""
   from rnnlm_jax.tasks import lm as lm_task
-  real_step = lm_task.make_train_step
+  real = lm_task.make_train_step
 
   def crashing(*args, **kw):
-    step_fn = real_step(*args, **kw)
+    step_fn = real(*args, **kw)
 
     def wrapped(state, x, y):
-      if int(state.step) == at_step:
+      if int(state.step) == crash_step:
         raise RuntimeError("simulated crash")
       return step_fn(state, x, y)
 
     return wrapped
 
   monkeypatch.setattr(lm_task, "make_train_step", crashing)
-  with pytest.raises(RuntimeError, match="simulated crash"):
-    loop.train_and_evaluate(config, str(workdir))
-  monkeypatch.setattr(lm_task, "make_train_step", real_step)
+
+
+def crash_then_resume(monkeypatch, config, workdir, at_step: int) -> None:
+  """Train ``config`` (a language model) in ``workdir``, crash it at step ``at_step``
+  (:func:`crash_at`), then run the same command again, which resumes from the last
+  checkpoint."""
+  import pytest
+  from rnnlm_jax import loop
+  with monkeypatch.context() as m:
+    crash_at(m, at_step)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+      loop.train_and_evaluate(config, str(workdir))
   loop.train_and_evaluate(config, str(workdir))

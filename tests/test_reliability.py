@@ -37,27 +37,10 @@ def reference(tmp_path_factory):
   return config, ref
 
 
-def _crash_at(monkeypatch, crash_step: int) -> None:
-  """Make the LM's train step raise at ``crash_step`` (like a kill: no clean-up of ours)."""
-  real = lm_task.make_train_step
-
-  def crashing(*args, **kw):
-    step_fn = real(*args, **kw)
-
-    def wrapped(state, x, y):
-      if int(state.step) == crash_step:
-        raise RuntimeError("simulated crash")
-      return step_fn(state, x, y)
-
-    return wrapped
-
-  monkeypatch.setattr(lm_task, "make_train_step", crashing)
-
-
 def _crashed_run(tmp_path, config, monkeypatch, crash_step: int = 26) -> pathlib.Path:
   run = tmp_path / "run"
   with monkeypatch.context() as m:
-    _crash_at(m, crash_step)
+    helpers.crash_at(m, crash_step)
     with pytest.raises(RuntimeError, match="simulated crash"):
       loop.train_and_evaluate(config, str(run))
   return run
