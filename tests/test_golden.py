@@ -29,7 +29,13 @@ import pytest
 from golden.cases import CASES, GOLDEN, command, first_difference, run_case
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# The two slowest cases (about 20 s each on 2 cores) run with -m slow (.ci/run's slow step), to
+# keep the default run under 8 minutes.
+SLOW_CASES = ("lm_remedies", "classify")
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.slow) if case in SLOW_CASES
+                                  else case for case in CASES])
 def test_golden(case, tmp_path):
   golden = json.loads((GOLDEN / f"{case}.json").read_text())
   assert golden["command"] == command(case), "the case's command changed: re-record on purpose"

@@ -59,7 +59,12 @@ def resumed(request, tmp_path_factory):
     yield lambda case: (start(case)[0].result(), start(case)[1])
 
 
-@pytest.mark.parametrize("case", list(OLD_WORKDIR_STOPS))
+# The slowest case (about 20 s on 2 cores) runs with -m slow (.ci/run's slow step).
+SLOW_CASES = ("classify",)
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.slow)
+                                  if case in SLOW_CASES else case for case in OLD_WORKDIR_STOPS])
 def test_old_workdir_resumes(case, resumed):
   golden = json.loads((GOLDEN / f"{case}.json").read_text())
   assert golden["command"] == command(case), "the case's command changed: re-record on purpose"
