@@ -21,7 +21,7 @@ Comparisons (A = the baseline, B = the candidate; speed-up = A's time / B's):
   recurrences' forward and backward scans unrolled 4 steps per loop iteration).
 * ``onednn``: the full training step with ``model.lstm_backend`` scan against onednn (each LSTM
   layer, forward and backward, by oneDNN's RNN primitive through an XLA FFI custom call,
-  :mod:`rnnlm_jax.onednn`; needs ``pip install -e ".[onednn]"`` and g++). Default rows: the
+  :mod:`rnnlm_jax.onednn`; needs ``pip install -e ".[onednn]"``). Default rows: the
   LSTM at ptb_small's shapes and at configs/shakespeare_char.py's (``shakespeare_char``: 2x256,
   embedding 64, vocabulary 65, bptt 100, batch 32; no dropout, as every workload here).
 

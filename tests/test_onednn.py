@@ -209,3 +209,60 @@ def test_tiny_lm_trains_like_scan(tmp_path):
   assert {k[0] for k in runs["scan"]} == {"train", "valid", "test"}, runs["scan"]
   np.testing.assert_allclose([k[2] for k in runs["onednn"]], [k[2] for k in runs["scan"]],
                              rtol=1e-5)
+
+
+def test_compiler_is_cxx_then_gxx_then_zig(monkeypatch):
+  """``$CXX`` wins, then g++/c++ on the PATH, then Zig's from PyPI; none of them: one line."""
+  from rnnlm_jax.onednn import build  # pylint: disable=import-outside-toplevel
+  gxx = "/usr/bin/g++"
+  monkeypatch.setattr(build.shutil, "which", lambda name: gxx if name in ("g++", gxx) else None)
+  monkeypatch.delenv("CXX", raising=False)
+  assert build.find_compiler() == [gxx]
+  monkeypatch.setenv("CXX", "/opt/none/clang++")
+  with pytest.raises(build.BuildUnavailable, match="CXX=/opt/none/clang"):
+    build.find_compiler()
+  monkeypatch.delenv("CXX")
+  monkeypatch.setattr(build.shutil, "which", lambda name: None)
+  monkeypatch.setattr(build.importlib.util, "find_spec",
+                      lambda name: object() if name == "ziglang" else None)
+  assert build.find_compiler()[1:] == ["-m", "ziglang", "c++"]
+  monkeypatch.setattr(build.importlib.util, "find_spec", lambda name: None)
+  with pytest.raises(build.BuildUnavailable, match=r"no C\+\+ compiler"):
+    build.find_compiler()
+
+
+@pytest.mark.slow
+@needs_onednn
+def test_zig_builds_a_working_layer(tmp_path):
+  """Without g++ (a machine with Python and pip only), the ``onednn`` extra's Zig compiler builds
+  the custom call, and that library computes the layer (a fresh process, a fresh cache)."""
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  import os  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  if importlib.util.find_spec("ziglang") is None:
+    pytest.skip("ziglang not installed (pip install -e '.[onednn]')")
+  script = """
+import shutil
+from rnnlm_jax.onednn import build
+shutil.which = lambda name: None  # no g++ / c++ on this "machine"
+cmd = build.command(build.cache_dir() / "probe.so")
+assert cmd[1:4] == ["-m", "ziglang", "c++"], cmd
+import jax, jax.numpy as jnp, numpy as np
+from rnnlm_jax import onednn
+assert onednn.unavailable_reason() is None, onednn.unavailable_reason()
+k = jax.random.split(jax.random.PRNGKey(0), 4)
+x, w_ih = jax.random.normal(k[0], (5, 3, 4)), 0.4 * jax.random.normal(k[1], (4, 24))
+w_hh, b = 0.4 * jax.random.normal(k[2], (6, 24)), 0.4 * jax.random.normal(k[3], (24,))
+state = (jnp.zeros((3, 6)), jnp.zeros((3, 6)))
+_, hs = onednn.lstm_layer(x, w_ih, w_hh, b, state)
+_, want = onednn.lstm_layer_reference(x, w_ih, w_hh, b, state)
+np.testing.assert_allclose(hs, want, atol=1e-5)
+print("built", sorted(p.name for p in build.cache_dir().glob("*.so")))
+"""
+  env = {k: v for k, v in os.environ.items() if k != "CXX"}
+  env["RNNLM_JAX_CACHE"] = str(tmp_path)
+  proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                        timeout=600, check=False)
+  assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+  assert "built ['rnnlm_onednn_lstm_" in proc.stdout

@@ -159,7 +159,7 @@ def _check_lstm_backend(spec: LMSpec) -> None:
   from rnnlm_jax import onednn  # pylint: disable=import-outside-toplevel  (optional extra)
 
   if not onednn.available():
-    raise ValueError("model.lstm_backend='onednn' needs oneDNN and a C++ compiler (g++): "
+    raise ValueError("model.lstm_backend='onednn' needs oneDNN and a C++ compiler: "
                      "pip install -e \".[onednn]\" (or set model.lstm_backend='scan'); "
                      "rnnlm_jax.onednn.unavailable_reason() says what is missing")
 

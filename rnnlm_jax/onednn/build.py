@@ -1,9 +1,11 @@
 """Build the oneDNN LSTM custom call (``lstm_ffi.cc``) into a shared library, once.
 
-The library is compiled with the C++ compiler (``$CXX`` or ``g++``) against
+The library is compiled with a C++ compiler (``$CXX``, else ``g++`` or ``c++`` on the PATH, else
+Zig's ``zig c++`` from the ``ziglang`` PyPI package, which the ``onednn`` extra installs, so a
+machine with Python and pip only can build it) against
 
-* oneDNN's headers and ``libdnnl.so`` from the ``onednn-devel-cpu-gomp`` PyPI package (oneDNN
-  3.2 with an OpenMP CPU runtime, installed into the environment's prefix:
+* oneDNN's headers and ``libdnnl.so`` from the ``onednn-devel-cpu-iomp`` PyPI package (oneDNN
+  3.2 with Intel's OpenMP CPU runtime, installed into the environment's prefix:
   ``<prefix>/include/oneapi/dnnl``, ``<prefix>/lib/libdnnl.so``; the newer ``onednn-devel`` is a
   SYCL build that cannot run on a plain CPU, see :func:`find_onednn`), or from ``$DNNLROOT`` /
   ``$ONEDNN_ROOT`` when set;
@@ -13,8 +15,8 @@ into a cache directory (``$RNNLM_JAX_CACHE`` or ``~/.cache/rnnlm_jax``)``/onednn
 hash of the source, the flags, the compiler, jaxlib's version and oneDNN's paths, version
 and configuration headers, so a changed
 source or environment builds a new file and an unchanged one is reused. The library's RPATH
-(old style, inherited by ``libdnnl``'s own dependencies: TBB, SYCL and Intel runtime
-libraries from the same packages) points at oneDNN's lib directory, so nothing needs
+(old style, inherited by ``libdnnl``'s own dependencies: ``libiomp5`` and Intel's compiler
+runtime libraries from the ``intel-openmp`` and ``intel-cmplr-lib-rt`` packages) points at oneDNN's lib directory, so nothing needs
 ``LD_LIBRARY_PATH``.
 
 ``python -m rnnlm_jax.onednn.build`` builds (or finds) the library and prints its path;
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -42,7 +45,7 @@ class BuildUnavailable(RuntimeError):
 
 
 # oneDNN 3.2, CPU engine on OpenMP (the project's `onednn` extra: pip install -e ".[onednn]")
-INSTALL_HINT = "pip install onednn-devel-cpu-gomp==2023.2.0"
+INSTALL_HINT = 'pip install -e ".[onednn]"'
 
 
 def find_onednn() -> tuple[Path, Path]:
@@ -68,11 +71,18 @@ def find_onednn() -> tuple[Path, Path]:
                          f"{sys.prefix}/include and /lib) or set DNNLROOT")
 
 
-def find_compiler() -> str:
+def find_compiler() -> list[str]:
+  """The C++ compiler's command: ``$CXX``, else ``g++`` / ``c++`` on the PATH, else
+  ``python -m ziglang c++`` (Zig's clang with its own libc++, from PyPI); raises
+  :class:`BuildUnavailable`."""
   cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-  if not cxx or not shutil.which(cxx):
-    raise BuildUnavailable("no C++ compiler (set CXX or install g++)")
-  return cxx
+  if cxx:
+    if not shutil.which(cxx):
+      raise BuildUnavailable(f"the C++ compiler CXX={cxx} is not found")
+    return [cxx]
+  if importlib.util.find_spec("ziglang") is not None:
+    return [sys.executable, "-m", "ziglang", "c++"]
+  raise BuildUnavailable(f"no C++ compiler: `{INSTALL_HINT}` (installs Zig's) or set CXX")
 
 
 def cache_dir() -> Path:
@@ -86,7 +96,7 @@ def command(output: Path) -> list[str]:
   import jax.ffi  # pylint: disable=import-outside-toplevel
 
   inc, lib = find_onednn()
-  return [find_compiler(), *CXXFLAGS, "-isystem", str(jax.ffi.include_dir()), "-isystem", str(inc),
+  return [*find_compiler(), *CXXFLAGS, "-isystem", str(jax.ffi.include_dir()), "-isystem", str(inc),
           str(SOURCE), "-o", str(output), f"-L{lib}", "-ldnnl", "-Wl,--disable-new-dtags",
           f"-Wl,-rpath,{lib}"]
 
