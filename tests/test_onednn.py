@@ -266,3 +266,21 @@ print("built", sorted(p.name for p in build.cache_dir().glob("*.so")))
                         timeout=600, check=False)
   assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
   assert "built ['rnnlm_onednn_lstm_" in proc.stdout
+
+
+@needs_onednn
+def test_openmp_threads_do_not_spin_unless_asked():
+  """Loading the layer sets KMP_BLOCKTIME=0 (Intel OpenMP's idle spinning slowed the whole step
+  ~4x) and keeps a value the user set."""
+  import os  # pylint: disable=import-outside-toplevel
+  import subprocess  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  script = ("import os; from rnnlm_jax import onednn; assert onednn.available(); "
+            "print(os.environ['KMP_BLOCKTIME'])")
+  for preset, want in ((None, "0"), ("30", "30")):
+    env = {k: v for k, v in os.environ.items() if k != "KMP_BLOCKTIME"}
+    if preset is not None:
+      env["KMP_BLOCKTIME"] = preset
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[-1] == want, out

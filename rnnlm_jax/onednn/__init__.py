@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import threading
 
 import jax
@@ -47,6 +48,13 @@ _TARGETS = {"fwd_infer": "rnnlm_onednn_lstm_fwd_infer",
 _lock = threading.Lock()
 _state: dict = {}
 
+# Intel OpenMP's worker threads spin for KMP_BLOCKTIME ms (default 200) after each parallel
+# region; between two oneDNN calls XLA's own threads run the rest of the step on the same cores,
+# and the spinning took the char LSTM step from ~6.8k to ~1.8k tokens/s on 2 cores
+# (experiments/benchmarks/README.md). Sleep at once unless the user set it; read by libiomp5
+# when it initialises, i.e. at the first oneDNN call, after this.
+OMP_ENV_DEFAULTS = {"KMP_BLOCKTIME": "0"}
+
 
 def _load():
   """Build (once), load and register the library; its ctypes handle. Raises on failure."""
@@ -58,6 +66,8 @@ def _load():
     try:
       from rnnlm_jax.onednn import build  # pylint: disable=import-outside-toplevel
 
+      for key, value in OMP_ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
       lib = ctypes.CDLL(str(build.library_path()))
       for target in _TARGETS.values():
         jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, target)),
