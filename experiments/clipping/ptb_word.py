@@ -58,10 +58,17 @@ def get_config():
   return c
 
 
-def get_sweep():
+def atlas_sweep(learning_rates, clip_settings, seeds=(0, 1)):
+  """The atlas's grid (shared with shakespeare_char.py): learning rate x clipping setting
+  ``(optim.clip_mode, optim.clip_value)`` x seed, the seed varying fastest (a group's seeds
+  side by side)."""
   return product(
-      sweep("optim.learning_rate", [0.03, 0.1, 0.3, 1.0, 3.0]),  # ~3x apart; 1 = Zaremba's
-      zip_(sweep("optim.clip_mode", [m for m, _ in CLIP_SETTINGS]),
-           sweep("optim.clip_value", [v for _, v in CLIP_SETTINGS])),
-      sweep("seed", [0, 1]),  # 2 seeds per (lr, clip) group
+      sweep("optim.learning_rate", learning_rates),
+      zip_(sweep("optim.clip_mode", [m for m, _ in clip_settings]),
+           sweep("optim.clip_value", [v for _, v in clip_settings])),
+      sweep("seed", list(seeds)),  # 2 seeds per (lr, clip) group
   )
+
+
+def get_sweep():
+  return atlas_sweep([0.03, 0.1, 0.3, 1.0, 3.0], CLIP_SETTINGS)  # ~3x apart; 1 = Zaremba's

@@ -30,7 +30,7 @@ elements ~3e-4); per_layer_norm at 0.3; agc at ratio 0.05, as on PTB.
 
 import pathlib
 
-from rnnlm_jax.sweeps.spec import import_file, product, sweep, zip_
+from rnnlm_jax.sweeps.spec import import_file
 
 UPDATES_PER_EPOCH = 312  # 3 x 104: one update short of tiny-shakespeare's 313 batches of 32 x 100
 CLIP_SETTINGS = [  # (optim.clip_mode, optim.clip_value)
@@ -57,9 +57,5 @@ def get_config():
 
 
 def get_sweep():
-  return product(
-      sweep("optim.learning_rate", [1e-3, 3e-3, 1e-2, 3e-2]),  # ~3x apart; 2e-3 = char-rnn's
-      zip_(sweep("optim.clip_mode", [m for m, _ in CLIP_SETTINGS]),
-           sweep("optim.clip_value", [v for _, v in CLIP_SETTINGS])),
-      sweep("seed", [0, 1]),  # 2 seeds per (lr, clip) group
-  )
+  atlas = import_file(pathlib.Path(__file__).with_name("ptb_word.py"))
+  return atlas.atlas_sweep([1e-3, 3e-3, 1e-2, 3e-2], CLIP_SETTINGS)  # ~3x apart; 2e-3 = char-rnn's
