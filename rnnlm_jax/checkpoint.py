@@ -219,6 +219,31 @@ class Checkpointer:
     self.best.close()
 
 
+def restore_for_evaluation(checkpoint_dir: pathlib.Path, abstract_state, which: str = "best"):
+  """The train state of the ``best`` (best-validation) or ``latest`` checkpoint under
+  ``checkpoint_dir`` (verified, as :meth:`Checkpointer.restore_best` / ``restore_latest``), for
+  read-only use: ``rnnlm-eval``, ``rnnlm-sample``. ``abstract_state``: the train state's
+  structure (arrays or ``jax.ShapeDtypeStruct``s).
+
+  Raises ``FileNotFoundError`` when there is no such checkpoint yet (checked before anything
+  is opened, so nothing is written), :class:`CheckpointError` when none verifies, and orbax's
+  own error when the checkpoint does not fit ``abstract_state``."""
+  if which not in ("best", "latest"):
+    raise ValueError(f"checkpoint must be 'best' or 'latest', got {which!r}")
+  kind_dir = pathlib.Path(checkpoint_dir) / which
+  if not kind_dir.is_dir() or not any(p.name.isdigit() for p in kind_dir.iterdir()):
+    raise FileNotFoundError(f"no {which} checkpoint in {checkpoint_dir}; train first"
+                            + (" (or use --checkpoint latest)" if which == "best" else ""))
+  ckpt = Checkpointer(checkpoint_dir, async_save=False)
+  try:
+    restored = (ckpt.restore_best if which == "best" else ckpt.restore_latest)(abstract_state)
+  finally:
+    ckpt.close()
+  if restored is None:
+    raise FileNotFoundError(f"no {which} checkpoint in {checkpoint_dir}; train first")
+  return restored[0]
+
+
 # Checkpoints saved before gradient clipping became the first link of the optimizer's chain
 # (rnnlm_jax.optim.clip_by) hold the optimizer's state alone; they are restored into that
 # layout and given a zero ClipState (it holds the last update's statistics only).

@@ -311,26 +311,19 @@ def restore_params(workdir: str, config, spec, checkpoint: str = "best") -> dict
   from rnnlm_jax.workdir import Workdir
 
   wd = Workdir(workdir)
-  ckpt_dir = wd.checkpoint_dir / checkpoint
-  if not ckpt_dir.is_dir() or not any(p.name.isdigit() for p in ckpt_dir.iterdir()):
-    raise ValueError(f"no {checkpoint} checkpoint in {wd.checkpoint_dir}; train first"
-                     + (" (or use --checkpoint latest)" if checkpoint == "best" else ""))
   device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device),
                         jax.eval_shape(lambda: lm_task.create_train_state(config, spec, 1)))
-  ckpt = ckpt_lib.Checkpointer(wd.checkpoint_dir, async_save=False)
   try:
-    restored = ckpt.restore_best(target) if checkpoint == "best" else ckpt.restore_latest(target)
+    state = ckpt_lib.restore_for_evaluation(wd.checkpoint_dir, target, checkpoint)
+  except FileNotFoundError as e:
+    raise ValueError(str(e)) from None
   except Exception as e:  # a checkpoint that does not fit the config/vocabulary
     first = str(e).splitlines()[0] if str(e) else ""
     raise ValueError(f"could not restore the {checkpoint} checkpoint of {workdir}: "
                      f"{type(e).__name__}: {first}") from None
-  finally:
-    ckpt.close()
-  if restored is None:
-    raise ValueError(f"no {checkpoint} checkpoint in {wd.checkpoint_dir}; train first")
   from rnnlm_jax import optim  # NT-ASGD runs sample with their averaged parameters
-  params = optim.eval_params(restored[0].opt_state, restored[0].params)
+  params = optim.eval_params(state.opt_state, state.params)
   if spec.norm == "batch":  # recurrent batch norm: population statistics from the training data
     from rnnlm_jax import data as data_lib
     corpus = data_lib.load_lm_corpus(config.data, str(wd.path))

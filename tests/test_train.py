@@ -147,6 +147,17 @@ def test_evaluate_workdir_on_text(tmp_path, corpus):
   text.write_text("the n1 v2 the n3 .\nthe n4 zzz the n5 .\n")
   out = lm_task.evaluate_workdir(str(wd), text_file=str(text))
   assert out["tokens"] > 0 and np.isfinite(out["loss"])
+  # latest works too; a workdir without checkpoints: one clear error, nothing written
+  assert lm_task.evaluate_workdir(str(wd), "test", checkpoint="latest")["checkpoint_step"] == 10
+  bare = tmp_path / "bare"
+  bare.mkdir()
+  for name in ("config.json", "data.json", "vocab.txt"):
+    if (wd / name).exists():
+      (bare / name).write_bytes((wd / name).read_bytes())
+  before = sorted(p.name for p in bare.rglob("*"))
+  with pytest.raises(FileNotFoundError, match="no best checkpoint .*train first"):
+    lm_task.evaluate_workdir(str(bare), "test")
+  assert sorted(p.name for p in bare.rglob("*")) == before
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -479,12 +479,8 @@ def evaluate_workdir(workdir: str, split: str = "test", text_file: str | None = 
   spec = lm.LMSpec.from_config(config.model, len(corpus.vocab))
   batch, bptt = int(config.train.batch_size), int(config.data.bptt)
   spe = data_lib.num_train_windows(data_lib.batchify(corpus.train, batch), bptt)
-  ckpt = ckpt_lib.Checkpointer(wd.checkpoint_dir)
-  target = create_train_state(config, spec, spe)
-  restored = ckpt.restore_best(target) if checkpoint == "best" else ckpt.restore_latest(target)
-  if restored is None:
-    raise FileNotFoundError(f"no {checkpoint} checkpoint in {wd.checkpoint_dir}; train first")
-  state, _ = restored
+  state = ckpt_lib.restore_for_evaluation(wd.checkpoint_dir, create_train_state(config, spec, spe),
+                                          checkpoint)
   if text_file:
     ids = data_lib.encode_text_file(text_file, corpus.vocab, corpus.level)
     source = text_file
@@ -498,7 +494,6 @@ def evaluate_workdir(workdir: str, split: str = "test", text_file: str | None = 
   params = population_params(optim.eval_params(state.opt_state, state.params), spec,
                              data_lib.batchify(corpus.train, batch), bptt)
   loss, n = evaluate(make_eval_step(spec), params, spec, ids, eval_bs, bptt)
-  ckpt.close()
   return {"source": source, "checkpoint": checkpoint, "checkpoint_step": int(state.step),
           "loss": loss, **metric_names(corpus.level, loss), "tokens": n}
 

@@ -321,14 +321,9 @@ def evaluate_workdir(workdir: str, split: str, checkpoint: str, make_task) -> di
   task = make_task(config, str(wd.path))
   if split not in ("train", "valid", "test"):
     raise ValueError(f"unknown split {split!r}; choose train, valid or test")
-  ckpt = ckpt_lib.Checkpointer(wd.checkpoint_dir)
-  target = create_train_state(config, task)
-  restored = ckpt.restore_best(target) if checkpoint == "best" else ckpt.restore_latest(target)
-  if restored is None:
-    raise FileNotFoundError(f"no {checkpoint} checkpoint in {wd.checkpoint_dir}; train first")
-  state, _ = restored
+  state = ckpt_lib.restore_for_evaluation(wd.checkpoint_dir, create_train_state(config, task),
+                                          checkpoint)
   metrics = evaluate(make_eval_step(task), state.params, task, split,
                      int(config.train.eval_batch_size))
-  ckpt.close()
   return {"source": split, "checkpoint": checkpoint, "checkpoint_step": int(state.step),
           **metrics}
