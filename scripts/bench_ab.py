@@ -4,6 +4,7 @@
     python scripts/bench_ab.py bf16                 # train step: float32 vs compute_dtype=bfloat16
     python scripts/bench_ab.py unroll               # train step: model.scan_unroll 1 vs 4
     python scripts/bench_ab.py onednn               # train step: model.lstm_backend scan vs onednn
+    python scripts/bench_ab.py dw                   # train step: dW_hh as a 3-D einsum vs a 2-D GEMM
     python scripts/bench_ab.py head --runs 1 --rows ptb_small:lstm
 
 Comparisons (A = the baseline, B = the candidate; speed-up = A's time / B's):
@@ -24,6 +25,11 @@ Comparisons (A = the baseline, B = the candidate; speed-up = A's time / B's):
   :mod:`rnnlm_jax.onednn`; needs ``pip install -e ".[onednn]"``). Default rows: the
   LSTM at ptb_small's shapes and at configs/shakespeare_char.py's (``shakespeare_char``: 2x256,
   embedding 64, vocabulary 65, bptt 100, batch 32; no dropout, as every workload here).
+* ``dw``: the full training step with the recurrent weight's gradient (``dW_hh = sum_t
+  h_{t-1}^T dgates_t``, :func:`rnnlm_jax.fused.recurrent_weight_grad`, every hand-written
+  recurrence) as the **3-D einsum** ``t...bh,t...bg->...hg`` (until 2026-12-07: XLA:CPU copies
+  both ``[T, B, *]`` operands transposed first) against the **2-D GEMM** contracting the ``T*B``
+  rows of both as they lie (float32 now).
 
 The training step is scripts/bench.py's (``OursTrainer``: embedding, RNN stack, head, clip,
 SGD). Each run interleaves A and B (A, B, A, B, ...) in 5 blocks of ~0.5 s and takes medians;
@@ -50,8 +56,11 @@ from rnnlm_jax import fused  # noqa: E402
 
 FORMS = {"3-D custom VJP": lambda h, w, b, t: fused._xent(h, w, b, t, jnp.float32),
          "2-D autodiff": fused._xent_2d}
+DW_FORMS = {"3-D einsum": lambda h, d, dtype: jnp.einsum("t...bh,t...bg->...hg", h, d),
+            "2-D GEMM": fused.recurrent_weight_grad}  # float32 forms of fused.recurrent_weight_grad
 SIDES = {"head": ("3-D custom VJP", "2-D autodiff"), "bf16": ("float32", "bfloat16"),
-         "unroll": ("unroll 1", "unroll 4"), "onednn": ("scan", "onednn")}
+         "unroll": ("unroll 1", "unroll 4"), "onednn": ("scan", "onednn"),
+         "dw": tuple(DW_FORMS)}
 DEFAULT_ROWS = "ptb_small:lstm,ptb_small:rnn_tanh,ptb_medium:lstm,char:lstm,char:rnn_tanh"
 ONEDNN_ROWS = "ptb_small:lstm,shakespeare_char:lstm"
 # bench.WORKLOADS plus configs/shakespeare_char.py's shapes (bench's "char" is a 1x512 LSTM)
@@ -78,9 +87,9 @@ class _Call:
 
 
 def full_step_trainer(w, cell: str, side: str, batches):
-  """bench.OursTrainer for one side: a compute dtype, or ``fused.softmax_xent``'s float32 head
-  swapped for that form while the step is traced (the first call; later calls run the compiled
-  step)."""
+  """bench.OursTrainer for one side: a compute dtype, an unroll, an LSTM backend, or a form of
+  ``fused``'s float32 head or recurrent weight gradient swapped in while the step is traced (the
+  first call; later calls run the compiled step)."""
   if side in ("scan", "onednn"):
     tr = bench.OursTrainer(w, cell, "float32", batches, lstm_backend=side)
     bench._block(tr, 2)
@@ -91,13 +100,15 @@ def full_step_trainer(w, cell: str, side: str, batches):
     tr = bench.OursTrainer(w, cell, dtype, batches, unroll=unroll)
     bench._block(tr, 2)
     return tr
-  saved = fused._xent_2d
-  fused._xent_2d = FORMS[side]
+  name, form = ("recurrent_weight_grad", DW_FORMS[side]) if side in DW_FORMS else (
+      "_xent_2d", FORMS[side])
+  saved = getattr(fused, name)
+  setattr(fused, name, form)
   try:
     tr = bench.OursTrainer(w, cell, "float32", batches)
     bench._block(tr, 2)
   finally:
-    fused._xent_2d = saved
+    setattr(fused, name, saved)
   return tr
 
 
