@@ -5,6 +5,8 @@ The goldens in ``tests/golden/<case>.json`` were recorded from commit 3a2ae4b (b
 train.py / train_seq.py / train_synthetic.py merge) by ``tests/golden/record.py``; the language
 model cases (lm_word, lm_char, lm_remedies) again from 7c24c31, after the float32 head moved to
 2-D logits and the library's cross-entropy (e227c14: same math, different float rounding),
+lm_word and lm_char again from 003b82b, after the float32 dW_hh became one 2-D GEMM (same
+math, different rounding),
 and the music case from dfdac93 (its evaluation also computes ``nll_per_sequence``, which
 changes the evaluation program's fusion: valid/test losses move by < 1e-7 relative); each
 golden's ``recorded_from`` says which. Each case is
