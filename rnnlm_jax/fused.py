@@ -72,17 +72,16 @@ def recurrent_weight_grad(h_prev: jax.Array, d_out: jax.Array, compute_dtype=F32
   """``sum_t h_prev[t]^T d_out[t]``: ``[T, (K,) B, H] x [T, (K,) B, G] -> [(K,) H, G]`` float32, the
   recurrent weight's gradient as one GEMM (bfloat16 operands with ``compute_dtype=bfloat16``)."""
   compute_dtype = jnp.dtype(compute_dtype)
-  low = compute_dtype != F32  # float32 as given (float64 too, under jax.enable_x64)
-  if low:
-    h_prev, d_out = _cast(h_prev, compute_dtype), _cast(d_out, compute_dtype)
-  kw = {"preferred_element_type": F32} if low else {}
-  if h_prev.ndim == 3 and not low:  # [T*B, H]^T [T*B, G], contracting the rows of both as
-    # they lie: the einsum over (t, b) made XLA:CPU copy both operands transposed first (2
-    # copies of [T, B, *] per layer; the char LSTM layer's fwd+bwd ~4 % faster without them).
-    # Not for bfloat16: XLA:CPU runs that form as a float32 dot, the einsum on bf16 operands.
+  if compute_dtype != F32:  # the einsum on bfloat16 operands (XLA:CPU would run the 2-D form
+    # below as a float32 dot)
+    return jnp.einsum("t...bh,t...bg->...hg", _cast(h_prev, compute_dtype),
+                      _cast(d_out, compute_dtype), preferred_element_type=F32)
+  if h_prev.ndim == 3:  # [T*B, H]^T [T*B, G], contracting the rows of both as they lie: the
+    # einsum over (t, b) made XLA:CPU copy both operands transposed first (2 copies of
+    # [T, B, *] per layer; the char LSTM layer's fwd+bwd ~4 % faster without them)
     return jax.lax.dot_general(h_prev.reshape(-1, h_prev.shape[-1]),
-                               d_out.reshape(-1, d_out.shape[-1]), (((0,), (0,)), ((), ())), **kw)
-  return jnp.einsum("t...bh,t...bg->...hg", h_prev, d_out, **kw)  # member axis K
+                               d_out.reshape(-1, d_out.shape[-1]), (((0,), (0,)), ((), ())))
+  return jnp.einsum("t...bh,t...bg->...hg", h_prev, d_out)  # member axis K; float64 as given
 
 
 # ----------------------------------------------------------------------------- dense

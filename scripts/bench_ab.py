@@ -4,7 +4,7 @@
     python scripts/bench_ab.py bf16                 # train step: float32 vs compute_dtype=bfloat16
     python scripts/bench_ab.py unroll               # train step: model.scan_unroll 1 vs 4
     python scripts/bench_ab.py onednn               # train step: model.lstm_backend scan vs onednn
-    python scripts/bench_ab.py dw                   # train step: dW_hh as a 3-D einsum vs a 2-D GEMM
+    python scripts/bench_ab.py dw                   # train step: dW_hh as 3-D einsum vs 2-D GEMM
     python scripts/bench_ab.py head --runs 1 --rows ptb_small:lstm
 
 Comparisons (A = the baseline, B = the candidate; speed-up = A's time / B's):
@@ -56,8 +56,9 @@ from rnnlm_jax import fused  # noqa: E402
 
 FORMS = {"3-D custom VJP": lambda h, w, b, t: fused._xent(h, w, b, t, jnp.float32),
          "2-D autodiff": fused._xent_2d}
+# the float32 forms of fused.recurrent_weight_grad
 DW_FORMS = {"3-D einsum": lambda h, d, dtype: jnp.einsum("t...bh,t...bg->...hg", h, d),
-            "2-D GEMM": fused.recurrent_weight_grad}  # float32 forms of fused.recurrent_weight_grad
+            "2-D GEMM": fused.recurrent_weight_grad}
 SIDES = {"head": ("3-D custom VJP", "2-D autodiff"), "bf16": ("float32", "bfloat16"),
          "unroll": ("unroll 1", "unroll 4"), "onednn": ("scan", "onednn"),
          "dw": tuple(DW_FORMS)}

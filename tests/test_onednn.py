@@ -5,7 +5,11 @@ tolerance; a tiny LM trained with ``model.lstm_backend="onednn"`` gives the loss
 ".[onednn]"``) or a C++ compiler is missing or the custom call does not build; the config
 checks (one-line refusals, old workdirs without the key) run everywhere."""
 
+import importlib.util
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -236,10 +240,6 @@ def test_compiler_is_cxx_then_gxx_then_zig(monkeypatch):
 def test_zig_builds_a_working_layer(tmp_path):
   """Without g++ (a machine with Python and pip only), the ``onednn`` extra's Zig compiler builds
   the custom call, and that library computes the layer (a fresh process, a fresh cache)."""
-  import importlib.util  # pylint: disable=import-outside-toplevel
-  import os  # pylint: disable=import-outside-toplevel
-  import subprocess  # pylint: disable=import-outside-toplevel
-  import sys  # pylint: disable=import-outside-toplevel
   if importlib.util.find_spec("ziglang") is None:
     pytest.skip("ziglang not installed (pip install -e '.[onednn]')")
   script = """
@@ -272,9 +272,6 @@ print("built", sorted(p.name for p in build.cache_dir().glob("*.so")))
 def test_openmp_threads_do_not_spin_unless_asked():
   """Loading the layer sets KMP_BLOCKTIME=0 (Intel OpenMP's idle spinning slowed the whole step
   ~4x) and keeps a value the user set."""
-  import os  # pylint: disable=import-outside-toplevel
-  import subprocess  # pylint: disable=import-outside-toplevel
-  import sys  # pylint: disable=import-outside-toplevel
   script = ("import os; from rnnlm_jax import onednn; assert onednn.available(); "
             "print(os.environ['KMP_BLOCKTIME'])")
   for preset, want in ((None, "0"), ("30", "30")):

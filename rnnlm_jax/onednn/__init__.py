@@ -1,9 +1,9 @@
 """A whole LSTM layer through oneDNN's RNN primitive (the library PyTorch's CPU LSTM uses),
 called from JAX as an XLA FFI custom call; the language model uses it with
 ``model.lstm_backend="onednn"`` (:func:`rnnlm_jax.rnn.scan_layer_time_major`). Optional: needs
-``pip install -e ".[onednn]"`` (= ``onednn-devel-cpu-iomp``: oneDNN 3.2, CPU-only; the newer
-``onednn-devel`` wheels are SYCL builds that cannot create a CPU engine without a SYCL CPU
-device, see :func:`rnnlm_jax.onednn.build.find_onednn`, and Zig's C++ compiler); :func:`available`
+``pip install -e ".[onednn]"`` (``onednn-devel-cpu-iomp``: oneDNN 3.2, CPU-only, and Zig's C++
+compiler; the newer ``onednn-devel`` wheels are SYCL builds that cannot create a CPU engine
+without a SYCL CPU device, see :func:`rnnlm_jax.onednn.build.find_onednn`); :func:`available`
 says whether it can be used (and :func:`unavailable_reason` why not), and the scan
 (:func:`rnnlm_jax.cells.lstm_recurrence`) is the fallback.
 

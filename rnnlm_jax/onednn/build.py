@@ -16,8 +16,8 @@ hash of the source, the flags, the compiler, jaxlib's version and oneDNN's paths
 and configuration headers, so a changed
 source or environment builds a new file and an unchanged one is reused. The library's RPATH
 (old style, inherited by ``libdnnl``'s own dependencies: ``libiomp5`` and Intel's compiler
-runtime libraries from the ``intel-openmp`` and ``intel-cmplr-lib-rt`` packages) points at oneDNN's lib directory, so nothing needs
-``LD_LIBRARY_PATH``.
+runtime libraries from the ``intel-openmp`` and ``intel-cmplr-lib-rt`` packages) points at
+oneDNN's lib directory, so nothing needs ``LD_LIBRARY_PATH``.
 
 ``python -m rnnlm_jax.onednn.build`` builds (or finds) the library and prints its path;
 ``--force`` rebuilds.
@@ -96,9 +96,9 @@ def command(output: Path) -> list[str]:
   import jax.ffi  # pylint: disable=import-outside-toplevel
 
   inc, lib = find_onednn()
-  return [*find_compiler(), *CXXFLAGS, "-isystem", str(jax.ffi.include_dir()), "-isystem", str(inc),
-          str(SOURCE), "-o", str(output), f"-L{lib}", "-ldnnl", "-Wl,--disable-new-dtags",
-          f"-Wl,-rpath,{lib}"]
+  return [*find_compiler(), *CXXFLAGS, "-isystem", str(jax.ffi.include_dir()),
+          "-isystem", str(inc), str(SOURCE), "-o", str(output), f"-L{lib}", "-ldnnl",
+          "-Wl,--disable-new-dtags", f"-Wl,-rpath,{lib}"]
 
 
 def library_path(force: bool = False, verbose: bool = False) -> Path:

@@ -478,7 +478,8 @@ def evaluate_workdir(workdir: str, split: str = "test", text_file: str | None = 
   corpus = data_lib.load_lm_corpus(config.data, str(wd.path))
   spec = lm.LMSpec.from_config(config.model, len(corpus.vocab))
   batch, bptt = int(config.train.batch_size), int(config.data.bptt)
-  spe = data_lib.num_train_windows(data_lib.batchify(corpus.train, batch), bptt)
+  train_batched = data_lib.batchify(corpus.train, batch)
+  spe = data_lib.num_train_windows(train_batched, bptt)
   state = ckpt_lib.restore_for_evaluation(wd.checkpoint_dir, create_train_state(config, spec, spe),
                                           checkpoint)
   if text_file:
@@ -492,7 +493,7 @@ def evaluate_workdir(workdir: str, split: str = "test", text_file: str | None = 
   if ids.size < eval_bs + 1:
     eval_bs = 1
   params = population_params(optim.eval_params(state.opt_state, state.params), spec,
-                             data_lib.batchify(corpus.train, batch), bptt)
+                             train_batched, bptt)
   loss, n = evaluate(make_eval_step(spec), params, spec, ids, eval_bs, bptt)
   return {"source": source, "checkpoint": checkpoint, "checkpoint_step": int(state.step),
           "loss": loss, **metric_names(corpus.level, loss), "tokens": n}
