@@ -17,6 +17,14 @@ def test_summary_is_mean_sample_std_and_n_of_finite_values():
   assert stats.summary([]) == (None, None, 0)
 
 
+def test_summary_of_blown_up_values_does_not_overflow():
+  # Perplexities of diverged runs: their squares (and sum) are beyond a float's range.
+  s = stats.summary([1e160, 3e160])
+  assert s.mean == pytest.approx(2e160) and s.std == pytest.approx(math.sqrt(2) * 1e160)
+  s = stats.summary([1.7e308, 1.7e308])
+  assert s.mean == pytest.approx(1.7e308) and s.std == 0.0
+
+
 @pytest.mark.parametrize("t", [0.0, 0.3, 1.0, 2.5, -4.0, 12.0])
 def test_t_tail_matches_the_closed_forms_for_one_and_two_degrees_of_freedom(t):
   # df = 1 is the Cauchy distribution; df = 2 has F(t) = 1/2 + t / (2 sqrt(2 + t^2)).

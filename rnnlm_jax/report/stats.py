@@ -49,9 +49,14 @@ def summary(values: Iterable) -> Summary:
   n = len(vals)
   if n == 0:
     return Summary(None, None, 0)
-  mean = math.fsum(vals) / n
-  std = math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (n - 1)) if n > 1 else None
-  return Summary(mean, std, n)
+  # Scaled by the largest magnitude, so a blown-up run's perplexity (1e160: its square
+  # overflows a float) still has a mean and std.
+  scale = max(abs(v) for v in vals) or 1.0
+  scaled = [v / scale for v in vals]
+  mean = math.fsum(scaled) / n
+  std = (scale * math.sqrt(math.fsum((v - mean) ** 2 for v in scaled) / (n - 1))
+         if n > 1 else None)
+  return Summary(scale * mean, std, n)
 
 
 def t_sf_two_sided(t: float, df: float) -> float:
