@@ -18,7 +18,7 @@ paper.json::
 
     {"title": str,
      "tables": [{"id": str, "title": str, "note": str (optional),
-                 "kind": "runs" (default) | "bench",
+                 "kind": "runs" (default) | "bench" | "atlas",
                  # kind "runs":
                  "metrics": [{"name": "test", "field": "test_perplexity", "format": ".2f"}],
                  "tolerance": {"relative": 0.02 | "absolute": 0.3,
@@ -29,7 +29,12 @@ paper.json::
                  # kind "bench": a scripts/bench.py JSON file and its targets
                  "file": "cpu_f32.json",
                  "targets": [{"over": "torch" | "flax", "at_least": 1.2,
-                              "workloads": [names] (optional: all)}]}]}
+                              "workloads": [names] (optional: all)}],
+                 # kind "atlas": a question of the clipping atlas answered from its records
+                 # (rnnlm_jax/report/atlas_tables.py)
+                 "records": "records/ptb_word", "question": "gain" | "threshold" | "bands" |
+                 "modes" | "best", "below": 10000 (the uniform prediction's value),
+                 "reference": {"clip": "global_norm 5", "lr": 1.0, "label": str} (optional)}]}
 
 In the README each table sits between ``<!-- tables:begin ID -->`` and ``<!-- tables:end
 -->``; ``tests/test_experiment_tables.py`` checks that those blocks are what this prints.
@@ -47,6 +52,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 EXPERIMENTS = REPO / "experiments"
 sys.path.insert(0, str(REPO))
 
+from rnnlm_jax.report import atlas_tables  # pylint: disable=wrong-import-position
 from rnnlm_jax.report import records as records_lib  # pylint: disable=wrong-import-position
 from rnnlm_jax.report import stats  # pylint: disable=wrong-import-position
 
@@ -226,7 +232,12 @@ def bench_table(name: str, table: dict) -> str:
 
 def render_table(name: str, table: dict) -> str:
   """One table with its title and note (no markers)."""
-  body = bench_table(name, table) if table.get("kind") == "bench" else runs_table(name, table)
+  kind = table.get("kind", "runs")
+  if kind == "atlas":
+    body = atlas_tables.render(table["question"], [EXPERIMENTS / name / table["records"]],
+                               table["below"], table.get("reference"))
+  else:
+    body = bench_table(name, table) if kind == "bench" else runs_table(name, table)
   out = [f"**{table['title']}**", ""]
   if table.get("tolerance"):
     out[0] += f" (tolerance: {fmt_tolerance(table['tolerance'])})"

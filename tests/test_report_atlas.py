@@ -16,7 +16,7 @@ import sys
 
 import pytest
 
-from rnnlm_jax.report import atlas, records
+from rnnlm_jax.report import atlas, atlas_tables, records, stats
 
 BUDGET = 30  # the first rung (train.max_steps)
 LRS = (0.1, 1.0)
@@ -217,3 +217,76 @@ def test_refuses_a_key_that_varies_within_a_group(atlas_dir):
   (cfg_path / "config.json").write_text(json.dumps(cfg))
   with pytest.raises(records.ReportError, match="model.hidden_size varies within"):
     atlas.collect(atlas.sweep_dirs([atlas_dir]))
+
+
+# ----------------------------------------------------------------------------- results tables
+
+
+def _groups(atlas_dir):
+  recs, b = _grid(atlas_dir)
+  return atlas_tables.groups(recs, b)
+
+
+def test_groups_trains_and_compare(atlas_dir):
+  gs = _groups(atlas_dir)
+  below = 1000.0  # the "uniform prediction" of the fake vocabulary
+  bare, gn1 = gs[("lstm", "none", 1.0)], gs[("lstm", "global_norm 1", 1.0)]
+  assert bare.values == (400.0, 420.0) and bare.clip_rate == 0.0
+  assert gn1.values == (122.0 - 2, 122.0 + 2) and gn1.clip_rate == 1.0  # lr / threshold
+  assert gn1.norm_p50 == pytest.approx(statistics.median([2.0 * (1 + s / 10) for s in (10, 20, 30)]))
+  assert atlas_tables.trains(gn1, below) and atlas_tables.trains(bare, below)
+  assert not atlas_tables.trains(bare, 410.0) and atlas_tables.blew_up(bare, 410.0)
+  what, change, p = atlas_tables.compare(gn1, bare, below)
+  assert what == "better" and change == pytest.approx(100 * (122 / 410 - 1))
+  assert p == pytest.approx(stats.welch([120, 124], [400, 420]).p) and p < 0.05
+  div = gs[("gru", "none", 1.0)]  # one seed diverged: blew up, never "trains"
+  assert (div.values, div.diverged) == ((90.0,), 1) and atlas_tables.blew_up(div, below)
+  assert atlas_tables.compare(gs[("gru", "global_norm 1", 1.0)], div, below)[0] == (
+      "trains, the other blew up")
+  wide = gs[("gru", "global_norm 5", 1.0)]  # (70, 230): within the seed spread of (130, 136)
+  assert atlas_tables.compare(wide, gs[("gru", "global_norm 1", 1.0)], below)[0] == (
+      "within the seed spread")
+  assert atlas_tables.compare(gs[("lstm", "none", 0.1)], bare, below)[0] == "to do"  # running
+
+
+def test_gain_band_and_modes_tables(atlas_dir):
+  gs = _groups(atlas_dir)
+  gain = atlas_tables.gain_table(gs, 1000.0).splitlines()
+  # lstm: unclipped trains only at lr 1 (lr 0.1 still running); the best clipped group is
+  # global norm 1 at lr 1 (122 < 130 of global norm 5), 70 % below the unclipped one.
+  lstm = next(l for l in gain if l.startswith("| lstm"))
+  assert "| none, lr 1 | 410 ± 14 | 1 |" in lstm
+  assert "| global_norm 1, lr 1 | 122 ± 2.8 | 0.1, 1 | better, -70.2 %" in lstm
+  gru = next(l for l in gain if l.startswith("| gru"))
+  assert "| none, lr 0.1 | 212 ± 2.8 | 0.1 |" in gru and "global_norm 1, lr 1 | 133" in gru
+  bands = atlas_tables.band_table(gs, 1000.0)
+  # lstm global norm: clip rates 1 (t 1, lr 1: better), 0.2, 0.1 (lr 0.1, t 1: the unclipped
+  # still running -> not counted) and 0.02.
+  row = next(l for l in bands.splitlines() if l.startswith("| lstm | fires on ≥ 90"))
+  # 1 group; threshold 1 over its median pre-clip norm up to the budget (p50s 4, 6, 8); better
+  assert row.split(" | ")[2:5] == ["1", "0.17–0.17", "1"]
+  modes = atlas_tables.modes_table(gs, 1000.0)
+  assert "| lstm | 1 | 1: 122 ± 2.8 |" in modes  # no other mode in the fixture: no columns
+
+
+def test_best_table_takes_the_last_rung(atlas_dir):
+  recs, b = _grid(atlas_dir)
+  dirs = atlas.sweep_dirs([atlas_dir])
+  text = atlas_tables.best_table(recs, dirs, b, 1000.0,
+                                 {"clip": "global_norm 5", "lr": 1.0, "label": "reference"})
+  lstm = [l for l in text.splitlines() if l.startswith("| lstm")]
+  # Both promoted lstm groups reached the second rung (90 updates): global norm 1 at lr 1 with
+  # its seeds' best validation there (61), global norm 5 at lr 1 with one seed diverged at
+  # step 60 (ranked after the one that trains); then the reference, the latter, again, with
+  # its rank at the first rung (130: behind global norm 1 at lr 1's 122, of 6 groups).
+  assert lstm[0].startswith("| lstm | global_norm 1, lr 1 | 90 | 61 ± 1.4 |")
+  assert lstm[1].startswith("| lstm | global_norm 5, lr 1 | 90 | 55 (n=1); 1 of 2 div |")
+  assert lstm[2].startswith("| lstm | reference | 90 | 55 (n=1); 1 of 2 div |")
+  assert lstm[2].endswith("| 2 of 6 |") and len(lstm) == 3
+  gru = [l for l in text.splitlines() if l.startswith("| gru")]
+  assert all("| 30 |" in l for l in gru)  # no gru point went further than the first rung
+
+
+def test_render_refuses_an_unknown_question(atlas_dir):
+  with pytest.raises(records.ReportError, match="unknown atlas question 'speed'"):
+    atlas_tables.render("speed", [atlas_dir], 1000.0)

@@ -103,7 +103,8 @@ def budget_of(dirs: Sequence[pathlib.Path]) -> Budget:
 
 def collect(dirs: Sequence[pathlib.Path]) -> list[dict]:
   """The records of every sweep in ``dirs`` (:func:`rnnlm_jax.report.records.collect`), each
-  with ``"cell"``, ``"clip"`` (label, :func:`clip_label`), ``"mode"`` and ``"lr"``.
+  with ``"cell"``, ``"clip"`` (label, :func:`clip_label`), ``"mode"``, ``"lr"`` and
+  ``"sweep"`` (its directory).
 
   A point that has not started (no config.json) takes its cell from its overrides, else from
   the started points of its sweep (one cell per directory); without either it is left out.
@@ -124,7 +125,7 @@ def collect(dirs: Sequence[pathlib.Path]) -> list[dict]:
         continue
       mode = setting(r, MODE_KEY) or "none"
       r.update(cell=cell, mode=mode, clip=clip_label(mode, setting(r, VALUE_KEY)),
-               lr=num(setting(r, LR_KEY)))
+               lr=num(setting(r, LR_KEY)), sweep=d)
       out.append(r)
   if not any(r["config"] for r in out):
     raise ReportError("--atlas: no point has started (no config.json) in "
@@ -147,7 +148,7 @@ def _progress(rec: dict, key: str):
   return rec["epoch"] if key == "train.num_epochs" else rec["step"]
 
 
-def _until(rec: dict, split: str, key: str, budget: float | None) -> list[dict]:
+def events_until(rec: dict, split: str, key: str, budget: float | None) -> list[dict]:
   """The events of ``split`` logged up to the budget (all of them for None)."""
   field = "epoch" if key == "train.num_epochs" else "step"
   return [e for e in rec["events"] if e.get("split") == split
@@ -178,7 +179,7 @@ def at_budget(rec: dict, key: str, budget: float | None, metric: str | None = No
   v = halving.value_at(rec["events"], unit, mode, key, math.inf if budget is None else budget)
   if math.isfinite(v):
     return "value", v
-  if rec["state"] in ("running", "stale") and not _until(rec, "valid", key, budget):
+  if rec["state"] in ("running", "stale") and not events_until(rec, "valid", key, budget):
     return "pending", None  # at the budget, its validation not written yet
   return "diverged", None
 
@@ -187,7 +188,7 @@ def _order(values) -> list:
   return list(dict.fromkeys(values))
 
 
-def _unit(recs: list[dict]) -> str:
+def unit_of(recs: list[dict]) -> str:
   units = _order(r["metric_unit"] for r in recs if r.get("metric_unit"))
   units = [u for u in units if u != "loss"] or units  # "loss": no validation yet
   if len(units) > 1:
@@ -217,7 +218,7 @@ def heatmap_grid(recs: list[dict], key: str, budget: float | None) -> dict:
       g[what] += 1
   for k, g in grid.items():
     g.update(stats_lib.summary(vals[k])._asdict())
-  return {"unit": _unit(recs), "cells": _order(r["cell"] for r in recs),
+  return {"unit": unit_of(recs), "cells": _order(r["cell"] for r in recs),
           "clips": _order(r["clip"] for r in recs),
           "lrs": sorted({r["lr"] for r in recs if finite(r["lr"])}), "grid": grid}
 
@@ -232,7 +233,7 @@ def clip_rate_lines(recs: list[dict], key: str, budget: float | None) -> dict:
     if (r["mode"] != "global_norm" or not finite(num(setting(r, VALUE_KEY)))
         or at_budget(r, key, budget)[0] == "pending"):
       continue
-    rate = records_lib.train_stats(_until(r, "train", key, budget)).get("clip_rate")
+    rate = records_lib.train_stats(events_until(r, "train", key, budget)).get("clip_rate")
     if finite(rate):
       acc.setdefault(r["cell"], {}).setdefault(r["lr"], {}).setdefault(
           num(setting(r, VALUE_KEY)), []).append(rate)
@@ -312,7 +313,7 @@ def _budget_text(b: Budget) -> str:
   return f"after {fmt_value(b.budget)} {'updates' if b.key == 'train.max_steps' else 'epochs'}"
 
 
-def _fmt(v: float, digits: int = 4) -> str:
+def fmt_number(v: float, digits: int = 4) -> str:
   """``1.234``, ``12.34``, ``382``, ``12345``, ``5.1e+17``."""
   if abs(v) >= 1e5:
     return f"{v:.1e}"
@@ -376,8 +377,8 @@ def plot_heatmap(data: dict, title: str, path: pathlib.Path) -> pathlib.Path:
         lines, colour, hatch = [], "white", None
         if g["n"]:
           colour = cmap(norm(g["mean"]))
-          lines.append(_fmt(g["mean"]))
-          lines.append(f"±{_fmt(g['std'], 2)}" if g["std"] is not None else f"n={g['n']}")
+          lines.append(fmt_number(g["mean"]))
+          lines.append(f"±{fmt_number(g['std'], 2)}" if g["std"] is not None else f"n={g['n']}")
         elif g["diverged"]:
           colour, hatch = "0.85", "xx"
         if g["diverged"]:
@@ -484,7 +485,7 @@ def plot_best_curves(best: list[dict], unit: str, b: Budget, title: str,
     i = cells.index(g["cell"])
     ax.plot(steps, vals, color=f"C{modes.index(g['mode']) % 10}", marker="os^Dv"[i % 5],
             ms=4, ls=("-", "--", ":", "-.")[i % 4],
-            label=f"{g['cell']}, {g['clip']}, lr {fmt_value(g['lr'])}: {_fmt(g['value'])}"
+            label=f"{g['cell']}, {g['clip']}, lr {fmt_value(g['lr'])}: {fmt_number(g['value'])}"
             + (f" ({g['n']} of {len(g['points'])} seeds)" if g["n"] < len(g["points"]) else ""))
   if b.budget is not None and b.key == "train.max_steps":
     ax.axvline(b.budget, color="k", lw=0.8, ls=":",
