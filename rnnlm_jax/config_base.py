@@ -102,6 +102,8 @@ def synthetic_config() -> ml_collections.ConfigDict:
   c.synthetic.problem = "temporal_order"  # see rnnlm_jax/synthetic/tasks.py: TASKS
   c.synthetic.length = 50  # the problem's length parameter L (Pascanu: minimum sequence length)
   c.synthetic.test_size = 10000  # fixed test sequences (seeded by problem and length, not `seed`)
+  c.synthetic.valid_size = 0  # >0: also score this many validation sequences (another fixed set,
+  # not the test's) at every test evaluation, to choose hyper-parameters without the test set
   c.synthetic.success_error_rate = 0.01  # success: fewer than 1 % of test sequences wrong
 
   c.model = ml_collections.ConfigDict()

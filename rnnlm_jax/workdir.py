@@ -72,6 +72,8 @@ ADDED_KEY_DEFAULTS = {
     "model.bn_population_windows": 100,
     # issue 23: each LSTM layer by oneDNN's RNN primitive (opt-in; float rounding only)
     "model.lstm_backend": "scan",
+    # issue 20: a validation set for the synthetic tasks (off)
+    "synthetic.valid_size": 0,
 }
 
 

@@ -11,7 +11,7 @@ from rnnlm_jax import cells, config_base, rnn
 from rnnlm_jax.tasks import synthetic as ts
 from rnnlm_jax.models import synthetic as model
 from rnnlm_jax.synthetic import tasks as tasks_lib
-from rnnlm_jax.workdir import MetricWriter
+from rnnlm_jax.workdir import MetricWriter, config_conflicts
 
 
 def small_config(seed=0, **kw):
@@ -208,6 +208,37 @@ def test_success_stops_training(tmp_path):
   assert out["epoch"] is None  # fresh data every update: no epochs
 
 
+def test_validation_set_is_scored_beside_the_test_set_and_never_decides_success(tmp_path):
+  """synthetic.valid_size: valid events at every test evaluation, on a fixed set of their own
+  (the same for every seed, not the test set), with the same numbers for the test set and the
+  run as without it; success is judged on the test set only."""
+  base = small_config(seed=0, max_steps=60, eval_every=30)
+  ts.train_group([base], [tmp_path / "plain"])
+  configs = [small_config(seed=s, max_steps=60, eval_every=30) for s in (0, 1)]
+  for c in configs:
+    c.synthetic.valid_size = 1000
+  ts.train_group(configs, [tmp_path / f"v{s}" for s in (0, 1)], vmap=True)
+  valid, test = events(tmp_path / "v0", "valid"), events(tmp_path / "v0", "test")
+  assert [e["step"] for e in valid] == [e["step"] for e in test] == [30, 60]
+  assert all(v["loss"] != t["loss"] for v, t in zip(valid, test))  # another set of sequences
+  np.testing.assert_allclose([e["loss"] for e in test],
+                             [e["loss"] for e in events(tmp_path / "plain", "test")], rtol=1e-6)
+  # The set itself does not depend on the seed: its chunks are valid_key's, not test_key's.
+  task = tasks_lib.get_task("temporal_order", 20)
+  chunk = lambda key: task.generate(jax.random.fold_in(key, 0), tasks_lib.TEST_CHUNK, 20).x
+  assert not np.array_equal(chunk(tasks_lib.valid_key("temporal_order", 20)),
+                            chunk(tasks_lib.test_key("temporal_order", 20)))
+  assert json.loads((tmp_path / "v0" / "data.json").read_text())["valid_size"] == 1000
+  # Success by the test set only: a validation error under the threshold does not stop a run.
+  c = small_config(max_steps=60, eval_every=30)
+  c.synthetic.valid_size, c.synthetic.success_error_rate = 500, 0.0
+  (out,) = ts.train_group([c], [tmp_path / "never"])
+  assert out["state"] == "finished" and not out["success"]
+  with pytest.raises(ValueError, match="synthetic.valid_size must be 0"):
+    c.synthetic.valid_size = 700
+    ts.validate_config(c)
+
+
 def test_former_task_subconfig_spelling_trains_the_same(tmp_path, caplog):
   """A config file written for the former ``task`` sub-config (task.name, task.length, ...)
   still trains, with a one-line deprecation note, to the same numbers as ``synthetic.*``."""
@@ -227,8 +258,9 @@ def test_former_task_subconfig_spelling_trains_the_same(tmp_path, caplog):
   losses = lambda d: [(e["step"], e["split"], e["loss"]) for e in map(
       json.loads, (tmp_path / d / "metrics.jsonl").read_text().splitlines())]
   assert losses("old") == losses("new") and len(losses("new")) == 3
-  assert json.loads((tmp_path / "old" / "config.json").read_text()) == \
-      json.loads((tmp_path / "new" / "config.json").read_text())
+  # The same config (keys added since, e.g. synthetic.valid_size, at their defaults).
+  assert config_conflicts(json.loads((tmp_path / "old" / "config.json").read_text()),
+                                  json.loads((tmp_path / "new" / "config.json").read_text())) == []
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatch):

@@ -247,6 +247,13 @@ def test_key(name: str, length: int) -> jax.Array:
   return jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(20130101), code), int(length))
 
 
+def valid_key(name: str, length: int) -> jax.Array:
+  """The key of the fixed validation set of ``(task, length)`` (``synthetic.valid_size``): the
+  same for every seed and run, a stream apart from the test set's (whose chunks are keyed
+  ``fold_in(test_key, i)`` for small ``i``)."""
+  return jax.random.fold_in(test_key(name, length), 2**31 - 1)
+
+
 def test_chunk(name: str, length: int, index: int) -> Batch:
   """Chunk ``index`` (``TEST_CHUNK`` sequences) of the fixed test set."""
   task = get_task(name, length)

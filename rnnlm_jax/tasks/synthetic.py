@@ -24,7 +24,10 @@ Per member, per update ``s`` (counted from 0):
 Parameters start from ``init_params(fold_in(PRNGKey(seed) -> 0))``. Every ``train.eval_every``
 updates the fixed test set (``synthetic.test_size`` sequences, the same for all seeds) is scored;
 a member whose error rate is below ``synthetic.success_error_rate`` has succeeded and stops (its
-status: finished, ``success: true``). A member whose loss or gradient becomes NaN/inf stops
+status: finished, ``success: true``). With ``synthetic.valid_size`` > 0 a second fixed set of
+that many sequences (:func:`rnnlm_jax.synthetic.tasks.valid_key`) is scored just before, as a
+``valid`` event: the split to choose hyper-parameters on (``rnnlm-report --select valid``, the
+halving search); success is still judged on the test set only. A member whose loss or gradient becomes NaN/inf stops
 with status ``diverged`` (the update is not applied, so the others are unaffected); at the
 update cap the rest finish with ``success: false``.
 
@@ -92,6 +95,10 @@ def validate_config(config) -> None:
   if size <= 0 or size % tasks_lib.TEST_CHUNK:
     raise ValueError(f"synthetic.test_size must be a positive multiple of {tasks_lib.TEST_CHUNK}, "
                      f"got {size}")
+  valid = int(config.synthetic.get("valid_size", 0))
+  if valid < 0 or valid % tasks_lib.TEST_CHUNK:
+    raise ValueError(f"synthetic.valid_size must be 0 (no validation set) or a positive multiple "
+                     f"of {tasks_lib.TEST_CHUNK}, got {valid}")
   rate = float(config.synthetic.success_error_rate)
   if not rate >= 0.0:  # 0: never succeeds (train to the cap); > 1: succeeds at the first test
     raise ValueError(f"synthetic.success_error_rate must be >= 0 (a test error rate below it is "
@@ -105,9 +112,12 @@ def data_fingerprint(config) -> dict:
   size (training batches are drawn fresh from the seed at every update and the test set is a
   function of problem and length, :mod:`rnnlm_jax.synthetic.tasks`; there is no prepared data
   to hash and no generator version)."""
-  return {"task": "synthetic", "problem": str(config.synthetic.problem),
-          "length": int(config.synthetic.length),
-          "test_size": int(config.synthetic.test_size)}
+  out = {"task": "synthetic", "problem": str(config.synthetic.problem),
+         "length": int(config.synthetic.length),
+         "test_size": int(config.synthetic.test_size)}
+  if int(config.synthetic.get("valid_size", 0)):  # absent when off: older fingerprints hold
+    out["valid_size"] = int(config.synthetic.valid_size)
+  return out
 
 
 def vmap_group_key(config) -> str:
@@ -256,13 +266,15 @@ def make_train_chunk(config, vmapped: bool):
   return chunk
 
 
-def make_evaluate(config, vmapped: bool):
-  """``evaluate(params [K, ...]) -> {"loss", "error_rate", "mse"} [K]`` on the fixed test set."""
+def make_evaluate(config, vmapped: bool, split: str = "test"):
+  """``evaluate(params [K, ...]) -> {"loss", "error_rate", "mse"} [K]`` on the fixed test set
+  (``split`` "test") or validation set ("valid", ``synthetic.valid_size`` sequences)."""
   task = tasks_lib.get_task(config.synthetic.problem)
   cell = cells.get_cell(config.model.cell)
   length = int(config.synthetic.length)
-  n_chunks = int(config.synthetic.test_size) // tasks_lib.TEST_CHUNK
-  key = tasks_lib.test_key(task.name, length)
+  size = int(config.synthetic.test_size if split == "test" else config.synthetic.valid_size)
+  n_chunks = size // tasks_lib.TEST_CHUNK
+  key = (tasks_lib.test_key if split == "test" else tasks_lib.valid_key)(task.name, length)
 
   def member_eval(params, batch):
     hs = model.hidden_states(cell, params, batch.x)
@@ -434,7 +446,8 @@ _PROGRAMS: dict = {}
 
 
 def _programs(group_key: str, vmapped: bool, config):
-  """The jitted train chunk and evaluation of a group, built once per (group key, layout).
+  """The jitted train chunk, test evaluation and validation (None without a validation set)
+  of a group, built once per (group key, layout).
 
   Everything a group's members may differ in is an input of these programs (see
   :data:`VMAP_KEYS`), so one compiled program serves every point of a sweep that shares the
@@ -442,7 +455,9 @@ def _programs(group_key: str, vmapped: bool, config):
   """
   key = (group_key, vmapped)
   if key not in _PROGRAMS:
-    _PROGRAMS[key] = (make_train_chunk(config, vmapped), make_evaluate(config, vmapped))
+    valid = (make_evaluate(config, vmapped, "valid")
+             if int(config.synthetic.get("valid_size", 0)) else None)
+    _PROGRAMS[key] = (make_train_chunk(config, vmapped), make_evaluate(config, vmapped), valid)
   return _PROGRAMS[key]
 
 
@@ -475,7 +490,7 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool) -> lis
   use_omega = float(config.optim.omega_weight) > 0
   max_steps, log_every = int(t.max_steps), int(t.log_every)
   eval_every, ckpt_every = int(t.eval_every), int(t.checkpoint_every_steps)
-  chunk, evaluate = _programs(vmap_group_key(config), vmapped, config)
+  chunk, evaluate, evaluate_valid = _programs(vmap_group_key(config), vmapped, config)
   stacked, hypers, active, place = _place_members(
       states, [_hyper(m.config) for m in members], vmapped)
   step = int(states[0]["step"])
@@ -485,16 +500,22 @@ def _run_group(members: list[_Member], states: list[dict], vmapped: bool) -> lis
 
   real_valued = tasks_lib.get_task(config.synthetic.problem).kind == "real"
 
+  def split_event(res, k, split, step_now):
+    event = {"step": step_now, "split": split, "loss": float(res["loss"][k]),
+             "error_rate": float(res["error_rate"][k])}
+    if real_valued:
+      event["mse"] = float(res["mse"][k])
+    return event
+
   def do_eval(step_now):
+    valid = jax.device_get(evaluate_valid(stacked["params"])) if evaluate_valid else None
     res = jax.device_get(evaluate(stacked["params"]))
     for k, m in enumerate(members):
       if not active[k]:
         continue
-      event = {"step": step_now, "split": "test", "loss": float(res["loss"][k]),
-               "error_rate": float(res["error_rate"][k])}
-      if real_valued:
-        event["mse"] = float(res["mse"][k])
-      if m.record_test(event, step_now):
+      if valid is not None:
+        m.book.write(split_event(valid, k, "valid", step_now))
+      if m.record_test(split_event(res, k, "test", step_now), step_now):
         m.book.save(_unstack(stacked, k))
         m.finish("finished", step_now, f"solved: test error {m.last_error:.4f} at step {step_now}")
         active[k] = False
