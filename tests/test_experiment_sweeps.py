@@ -47,13 +47,12 @@ LM_SWEEPS = [p for p in SWEEPS if all(tasks.task_name(q.config) == "lm" for q in
 # and residual points with model.cell swapped (those train here by default, and
 # test_remedies.py covers the cells' own paths: layer norm and weight drop for each cell, the
 # residual stack with the GRU), while its 4 distinct programs cost ~15 s of compilation.
-# karpathy2015/sweep (9 programs: 3 cells x 3 depths, 31 s; sweep_30ep the same with 2 seeds),
-# clipping/ptb_word (and its
-# ptb_word_low_lr, the same programs) and clipping/shakespeare_char (8 programs each, one per
-# clipping setting, ~20 s each) vary nothing
-# that test_cells.py / test_train.py (cells, depths) and test_optim.py (every clipping mode
-# inside the optimizer chain) do not already cover; their keys and values are still validated
-# by test_sweep_expands_and_validates above.
+# karpathy2015/sweep (9 programs: 3 cells x 3 depths, 31 s; sweep_30ep: the same programs),
+# clipping/ptb_word (ptb_word_low_lr: the same programs) and clipping/shakespeare_char (8
+# programs each, one per clipping setting, ~20 s each) vary nothing that test_cells.py /
+# test_train.py (cells, depths) and test_optim.py (every clipping mode inside the optimizer
+# chain) do not already cover; their keys and values are still validated by
+# test_sweep_expands_and_validates above.
 # remedies/sweep (40 s): tests/golden's lm_remedies case trains every remedy at once through
 # the CLI and test_remedies.py each one. CI trains all of them after the default run (.ci/run).
 SLOW_TRAIN = {"remedies/sweep", "remedies/sweep_cells", "karpathy2015/sweep",
