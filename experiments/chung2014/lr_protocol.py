@@ -27,7 +27,7 @@ import pathlib
 
 import numpy as np
 
-from rnnlm_jax.sweeps.spec import import_file, product, sweep, zip_
+from rnnlm_jax.sweeps.spec import import_file
 
 SAMPLE_SEED = 14123555  # arXiv 1412.3555
 LOG_RANGE = (-12.0, -6.0)  # natural log of the learning rate (lead, unverified)
@@ -36,23 +36,14 @@ CANDIDATES = sorted(float(f"{math.exp(x):.3g}") for x in
 WEIGHT_NOISE = 0.075  # std of the Gaussian noise on every weight matrix per update (lead)
 
 
-def _chung_sweep():
-  return import_file(pathlib.Path(__file__).resolve().parent / "sweep.py")
+_LR_SEARCH = import_file(pathlib.Path(__file__).with_name("lr_search.py"))
 
 
 def get_config():
-  mod = _chung_sweep()
-  c = mod.get_config()
-  c.data.name = "jsb_chorales"  # the data set the rates are chosen on
-  c.train.num_epochs, c.train.batch_size = mod.DATASETS["jsb_chorales"]  # as in sweep.py
+  c = _LR_SEARCH.get_config()  # sweep.py's JSB points (batch 8, 200 epochs, patience 15)
   c.model.weight_noise = WEIGHT_NOISE  # training only; evaluation uses the clean weights
   return c
 
 
 def get_sweep():
-  cells = _chung_sweep().CELLS
-  return product(
-      zip_(sweep("model.cell", [c for c, _ in cells]),
-           sweep("model.hidden_size", [h for _, h in cells])),
-      sweep("optim.learning_rate", CANDIDATES),
-  )
+  return _LR_SEARCH.cells_x_rates(CANDIDATES)

@@ -30,10 +30,15 @@ def get_config():
   return c
 
 
-def get_sweep():
+def cells_x_rates(rates):
+  """Every (cell, units) of sweep.py at each RMSProp rate of ``rates``."""
   cells = _chung_sweep().CELLS
   return product(
       zip_(sweep("model.cell", [c for c, _ in cells]),
            sweep("model.hidden_size", [h for _, h in cells])),
-      sweep("optim.learning_rate", [3e-3, 1e-2]),
+      sweep("optim.learning_rate", list(rates)),
   )
+
+
+def get_sweep():
+  return cells_x_rates([3e-3, 1e-2])
