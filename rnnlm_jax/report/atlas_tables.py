@@ -33,6 +33,7 @@ from typing import Callable, NamedTuple, Sequence
 from rnnlm_jax.report import atlas
 from rnnlm_jax.report import records as records_lib
 from rnnlm_jax.report import stats
+from rnnlm_jax.report.layout import setting
 from rnnlm_jax.report.records import ReportError, finite, fmt_value, num
 
 SIGNIFICANT = 0.05  # Welch p below which a difference is called better / worse
@@ -63,7 +64,7 @@ def groups(recs: list[dict], b: atlas.Budget) -> dict[tuple, Group]:
     k = (r["cell"], r["clip"], r["lr"])
     g = acc.setdefault(k, {"values": [], "diverged": 0, "pending": 0, "rates": [], "norms": [],
                            "mode": r["mode"], "threshold": None if r["mode"] == "none"
-                           else num(atlas.setting(r, atlas.VALUE_KEY))})
+                           else num(setting(r, atlas.VALUE_KEY))})
     what, v = atlas.at_budget(r, b.key, b.budget)
     if what == "value":
       g["values"].append(v)
@@ -122,11 +123,18 @@ def fmt_group(g: Group | None) -> str:
   if g.pending:
     return "to do"
   s = stats.summary(g.values)
-  text = ("" if not s.n else atlas.fmt_number(s.mean)
-          + (f" ± {atlas.fmt_number(s.std, 2)}" if s.std is not None else " (n=1)"))
+  text = fmt_summary(s) if s.n else ""
   if g.diverged:
     text += ("; " if text else "") + f"{g.diverged} of {g.diverged + s.n} div"
   return text
+
+
+def fmt_summary(s: stats.Summary) -> str:
+  """``"812 ± 3.1"``, ``"812 (n=1)"``, ``"—"`` (no value)."""
+  if not s.n:
+    return "—"
+  return atlas.fmt_number(s.mean) + (f" ± {atlas.fmt_number(s.std, 2)}" if s.std is not None
+                                     else " (n=1)")
 
 
 def fmt_verdict(verdict: tuple[str, float | None, float | None]) -> str:
@@ -272,8 +280,9 @@ def modes_table(gs: dict[tuple, Group], below: float) -> str:
   return _table(["cell", "lr", "best global norm"] + modes, rows)
 
 
-def furthest_rungs(dirs: Sequence[pathlib.Path]) -> dict[str, list[float]]:
-  """{sweep directory: the halving search's rung budgets, ascending} (from sweep.json)."""
+def rung_budgets(dirs: Sequence[pathlib.Path]) -> dict[str, list[float]]:
+  """{sweep directory: its halving search's rung budgets, ascending} (from sweep.json; empty
+  for a plain sweep)."""
   out = {}
   for d in dirs:
     search = records_lib.load_search(d) or {}
@@ -281,63 +290,60 @@ def furthest_rungs(dirs: Sequence[pathlib.Path]) -> dict[str, list[float]]:
   return out
 
 
+def furthest_budget(points: list[dict], budgets: Sequence[float], key: str) -> float:
+  """The largest of ``budgets`` that every seed of a group (``points``) reached or diverged
+  before (-inf if none)."""
+  done = [x for x in budgets
+          if all(atlas.at_budget(r, key, x)[0] != "pending" for r in points)]
+  return max(done) if done else -math.inf
+
+
 def best_table(recs: list[dict], dirs: Sequence[pathlib.Path], b: atlas.Budget, below: float,
                reference: dict | None = None) -> str:
   """Per cell, the groups that reached the search's furthest rung (trained longest), best
   first by the mean validation value there: valid and test (its best-valid checkpoint) mean ±
   std; and the ``reference`` setting ({"clip", "lr", "label"}) at the furthest rung it
-  reached, with its rank among the cell's groups at the first rung."""
-  rungs = furthest_rungs(dirs)
+  reached, with its rank among the cell's groups at the first rung (the groups that train,
+  by mean)."""
+  rungs = rung_budgets(dirs)
   first = groups(recs, b)
   rows = []
   for cell in _cells(first):
     mine = [r for r in recs if r["cell"] == cell]
-    budgets = rungs.get(str(mine[0]["sweep"]), []) or [b.budget]
+    budgets = rungs.get(str(mine[0]["sweep"])) or [b.budget]
+    unit = atlas.unit_of(mine)
     by_group: dict[tuple, list[dict]] = {}
     for r in mine:
       by_group.setdefault((r["clip"], r["lr"]), []).append(r)
 
-    def at(pts: list[dict], budget) -> Group:
-      return groups(pts, atlas.Budget(b.key, budget, b.metric, b.mode))[(cell, pts[0]["clip"],
-                                                                        pts[0]["lr"])]
+    def at(points: list[dict], budget: float) -> Group:
+      (g,) = groups(points, atlas.Budget(b.key, budget, b.metric, b.mode)).values()
+      return g
 
-    def furthest(pts: list[dict]) -> float:
-      done = [x for x in budgets if all(atlas.at_budget(r, b.key, x)[0] != "pending"
-                                        for r in pts)]
-      return max(done) if done else -math.inf
+    def row(label: str, points: list[dict], budget: float, rank: str = "—") -> list[str]:
+      tests = stats.summary(r.get(f"test_{unit}") for r in points)
+      return [cell, label, fmt_value(budget), fmt_group(at(points, budget)),
+              fmt_summary(tests), rank]
 
-    top = max((furthest(p) for p in by_group.values()), default=-math.inf)
+    reached = {k: furthest_budget(p, budgets, b.key) for k, p in by_group.items()}
+    top = max(reached.values(), default=-math.inf)
     if not math.isfinite(top):
       continue
-    final = [(at(p, top), p) for p in by_group.values() if furthest(p) == top]
-    final.sort(key=lambda gp: statistics.fmean(gp[0].values) if trains(gp[0], below)
-               else math.inf)
-    unit = atlas.unit_of(mine)
-    for g, pts in final:
-      tests = stats.summary(r.get(f"test_{unit}") for r in pts)
-      rows.append([cell, _label(g), fmt_value(top), fmt_group(g), _fmt_summary(tests), "—"])
-    if reference:
-      pts = by_group.get((reference["clip"], reference["lr"]))
-      if pts:
-        where = furthest(pts)
-        g = at(pts, where)
-        ranked = sorted((gg for gg in first.values() if gg.cell == cell and trains(gg, below)),
-                        key=lambda gg: statistics.fmean(gg.values))
-        g0 = first[(cell, reference["clip"], reference["lr"])]
-        rank = (f"{ranked.index(g0) + 1} of {len([gg for gg in first.values() if gg.cell == cell])}"
-                if g0 in ranked else "blew up")
-        tests = stats.summary(r.get(f"test_{unit}") for r in pts) if where == top else None
-        rows.append([cell, f"{reference.get('label', _label(g))}", fmt_value(where),
-                     fmt_group(g), _fmt_summary(tests) if tests else "—", rank])
+    final = sorted((k for k in by_group if reached[k] == top),
+                   key=lambda k: (statistics.fmean(at(by_group[k], top).values)
+                                  if trains(at(by_group[k], top), below) else math.inf))
+    rows += [row(_label(at(by_group[k], top)), by_group[k], top) for k in final]
+    ref_key = reference and (reference["clip"], reference["lr"])
+    if ref_key in by_group and math.isfinite(reached[ref_key]):
+      ranked = sorted((g for g in first.values() if g.cell == cell and trains(g, below)),
+                      key=lambda g: statistics.fmean(g.values))
+      g0 = first[(cell, *ref_key)]
+      total = sum(1 for g in first.values() if g.cell == cell)
+      rank = f"{ranked.index(g0) + 1} of {total}" if g0 in ranked else "blew up"
+      rows.append(row(reference.get("label", _label(g0)), by_group[ref_key], reached[ref_key],
+                      rank))
   return _table(["cell", "group", "updates", "valid", "test", "reference's rank at the first "
                  "rung"], rows)
-
-
-def _fmt_summary(s: stats.Summary) -> str:
-  if not s.n:
-    return "—"
-  return atlas.fmt_number(s.mean) + (f" ± {atlas.fmt_number(s.std, 2)}" if s.std is not None
-                               else " (n=1)")
 
 
 TABLES: dict[str, Callable] = {"gain": gain_table, "threshold": threshold_table,
