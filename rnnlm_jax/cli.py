@@ -173,12 +173,13 @@ PROGRAMS = {
                    f"sweep varies may not be overridden); {CONFIG_KEYS_HINT}.")),
     "rnnlm-report": Program(
         usage=("rnnlm-report DIR [--tables KEYS] [--rows KEYS] [--cols KEYS] [--metric NAME] "
-               "[--select valid [--group KEYS]] [--noplots] | rnnlm-report DIR... --atlas "
-               "[--out OUT]"),
+               "[--select valid [--group KEYS]] [--noplots] [--out OUT] | rnnlm-report DIR... "
+               "--atlas [--out OUT]"),
         description=(
             "Tabulate a sweep directory DIR (sweep.json and one workdir per point, or just "
             "run subdirectories): write DIR/results.csv, results_cells.csv, results.md, "
-            "results.tex and DIR/plots/*.png, and print the tables of the first metric. "
+            "results.tex and DIR/plots/*.png (or all of them under --out OUT, e.g. for "
+            "committed records), and print the tables of the first metric. "
             "--select valid picks, per --group, the setting with the best validation metric "
             "(seeds aggregated) and reports the test metric of that setting only. "
             "--atlas draws the clipping atlas's figures (heatmaps over learning rate x "
@@ -189,6 +190,7 @@ PROGRAMS = {
                   "rnnlm-report runs/cells --rows model.cell --cols optim.clip_mode "
                   "--metric test_perplexity --noplots",
                   "rnnlm-report runs/cells --select valid --group model.cell",
+                  "rnnlm-report experiments/search/records/full --select valid --out /tmp/full",
                   "rnnlm-report ~/rnnlm_runs/atlas/ptb_word --atlas --out /tmp/atlas")),
     "rnnlm-sample": Program(
         usage=("rnnlm-sample --workdir DIR --prompt TEXT --length N [--temperature T] "

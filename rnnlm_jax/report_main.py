@@ -1,12 +1,13 @@
 """Command line: ``rnnlm-report`` (also ``python -m rnnlm_jax.report_main``).
 
     rnnlm-report DIR [--tables K1[,K2]] [--rows K1[,K2..]] [--cols K1[,K2..]] [--metric NAME]
-                     [--select valid [--group K1[,K2..]]] [--noplots]
+                     [--select valid [--group K1[,K2..]]] [--noplots] [--out OUT]
     rnnlm-report DIR [DIR2 ..] --atlas [--out OUT]
 
 Reads the sweep directory DIR (sweep.json and one workdir per point, or just run
 subdirectories) and writes DIR/results.csv, results_cells.csv, results.md, results.tex and
-DIR/plots/*.png (see :mod:`rnnlm_jax.report.render`); prints the tables of the first metric.
+DIR/plots/*.png, or the same under ``--out OUT`` (see :mod:`rnnlm_jax.report.render`); prints
+the tables of the first metric.
 ``--select valid --group model.cell`` adds a table that picks, per group, the setting with the
 best validation metric (seeds aggregated) and reports the test metric of that setting only
 (:mod:`rnnlm_jax.report.select`). ``--atlas`` draws only the clipping atlas's figures
@@ -51,8 +52,9 @@ flags.DEFINE_boolean("atlas", False, "Draw only the clipping atlas's figures (no
                      "threshold; pre-clip gradient norms over training; the best point's "
                      "validation curve per (cell, clip mode). DIR: a sweep, or a directory "
                      "holding one sweep per cell (several DIRs allowed with --out).")
-flags.DEFINE_string("out", None, "With --atlas: the directory for the PNGs (default "
-                    "DIR/plots/).")
+flags.DEFINE_string("out", None, "The directory for the report's files (default DIR: "
+                    "results.* and plots/; with --atlas: DIR/plots/). Use it to report on "
+                    "committed records without writing into them.")
 
 USAGE = cli.PROGRAMS["rnnlm-report"].usage
 
@@ -73,15 +75,13 @@ def _main(argv) -> None:
   if FLAGS.atlas and len(argv) >= 2:
     _atlas(argv[1:])
     return
-  if FLAGS.out is not None:
-    cli.fail("--out is for --atlas (the tables and plots of a report go into DIR)")
   if len(argv) != 2:
     cli.fail(f"expected one sweep directory, got {len(argv) - 1} arguments; usage: {USAGE}")
   from rnnlm_jax.report import records, render
   try:
     paths = render.write_report(argv[1], rows=FLAGS.rows, cols=FLAGS.cols, metric=FLAGS.metric,
                                 plots=FLAGS.plots, tables=FLAGS.tables, select=FLAGS.select,
-                                group=FLAGS.group)
+                                group=FLAGS.group, out=FLAGS.out)
   except (records.ReportError, OSError) as e:
     cli.fail(cli.one_line(e))
   print(paths["summary"])

@@ -860,6 +860,17 @@ def test_cli_tables_rows_cols_success(two_task_sweep):
   assert bad.returncode == 2 and "seeds are always aggregated" in bad.stderr
 
 
+def test_cli_out_leaves_the_sweep_directory_as_it_was(two_task_sweep, tmp_path):
+  """--out OUT: every report file goes under OUT (e.g. for committed records), none into DIR."""
+  before = sorted(p.relative_to(two_task_sweep) for p in two_task_sweep.rglob("*"))
+  res = _cli(two_task_sweep, "--metric", "success", "--out", tmp_path / "report")
+  assert res.returncode == 0, res.stderr
+  assert sorted(p.relative_to(two_task_sweep) for p in two_task_sweep.rglob("*")) == before
+  for name in ("results.md", "results.tex", "results.csv", "results_cells.csv"):
+    assert (tmp_path / "report" / name).is_file() and f"wrote {tmp_path / 'report' / name}" in res.stdout
+  assert list((tmp_path / "report" / "plots").glob("*.png"))
+
+
 def test_char_runs_report_bpc_and_unstarted_points_show_as_missing(tmp_path):
   root = tmp_path / "char"
   for seed, bpc in ((0, 1.5), (1, 1.7)):

@@ -152,10 +152,10 @@ def plot_success_vs_length(records: list[dict], layout: dict, path: pathlib.Path
 
 
 def write_plots(sweep_dir: pathlib.Path, records: list[dict], tables: dict,
-                kind: str) -> list[pathlib.Path]:
-  """All PNGs under DIR/plots/ (cells without any metrics yet get none)."""
-  out = sweep_dir / "plots"
-  out.mkdir(exist_ok=True)
+                kind: str, out: pathlib.Path | None = None) -> list[pathlib.Path]:
+  """All PNGs under ``out`` (default DIR/plots/; cells without any metrics yet get none)."""
+  out = sweep_dir / "plots" if out is None else out
+  out.mkdir(parents=True, exist_ok=True)
   for pattern in ("curves_*.png", "gradnorm_*.png", "success_vs_length.png"):
     for old in out.glob(pattern):  # our figures of a previous report (another layout)
       old.unlink()

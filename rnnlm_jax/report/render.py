@@ -385,9 +385,11 @@ def render_markdown(sweep_dir: pathlib.Path, records: list[dict], tables: dict,
 def write_report(sweep_dir: str | pathlib.Path, rows: str | Sequence[str] | None = None,
                  cols: str | Sequence[str] | None = None, metric: str | None = None,
                  plots: bool = True, tables: str | Sequence[str] | None = None,
-                 select: str | None = None, group: str | Sequence[str] | None = None) -> dict:
-  """Write results.csv, results_cells.csv, results.md, results.tex and plots/ into
-  ``sweep_dir``; ``rows``, ``cols``, ``tables``: keys, comma-separated or a list (see
+                 select: str | None = None, group: str | Sequence[str] | None = None,
+                 out: str | pathlib.Path | None = None) -> dict:
+  """Write results.csv, results_cells.csv, results.md, results.tex and plots/ into ``out``
+  (default ``sweep_dir``: a committed records directory is left as it is when ``out`` is
+  elsewhere); ``rows``, ``cols``, ``tables``: keys, comma-separated or a list (see
   :func:`rnnlm_jax.report.layout.choose_layout`). ``select`` (``"valid"`` or a validation
   field) and ``group`` (keys): add the selection-by-validation section
   (:mod:`rnnlm_jax.report.select`); a halving search's rungs are added from sweep.json.
@@ -403,8 +405,10 @@ def write_report(sweep_dir: str | pathlib.Path, rows: str | Sequence[str] | None
   layout = layout_lib.choose_layout(records, rows, cols, tables)
   metrics = layout_lib.default_metrics(kind, records, metric)
   built = layout_lib.build_tables(records, layout, metrics)
-  paths: dict[str, Any] = {"csv": root / "results.csv", "cells_csv": root / "results_cells.csv",
-                           "md": root / "results.md", "tex": root / "results.tex"}
+  dest = pathlib.Path(out) if out is not None else root
+  dest.mkdir(parents=True, exist_ok=True)
+  paths: dict[str, Any] = {"csv": dest / "results.csv", "cells_csv": dest / "results_cells.csv",
+                           "md": dest / "results.md", "tex": dest / "results.tex"}
   write_points_csv(paths["csv"], records)
   write_cells_csv(paths["cells_csv"], built, metrics, kind)
   paths["selected"] = ""
@@ -418,5 +422,6 @@ def write_report(sweep_dir: str | pathlib.Path, rows: str | Sequence[str] | None
       "mean ± std (n) over seeds"
   caption = f"{root.name}: {_describe(metrics[0], kind)}, {what}"
   paths["tex"].write_text(latex_table(built, metrics[0], kind, caption))
-  paths["plots"] = plots_lib.write_plots(root, records, built, kind) if plots else []
+  paths["plots"] = (plots_lib.write_plots(root, records, built, kind, dest / "plots") if plots
+                    else [])
   return paths
