@@ -20,7 +20,10 @@ paper.json::
      "tables": [{"id": str, "title": str, "note": str (optional),
                  "kind": "runs" (default) | "bench" | "atlas",
                  # kind "runs":
-                 "metrics": [{"name": "test", "field": "test_perplexity", "format": ".2f"}],
+                 "metrics": [{"name": "test", "field": "test_perplexity", "format": ".2f"},
+                             {"name": "solved", "field": "success", "kind": "count"}],
+                 # kind "count": a yes/no field per run, shown as k/n (runs that ended) and
+                 # compared by Fisher's exact test; others: mean ± std, Welch's t-test
                  "tolerance": {"relative": 0.02 | "absolute": 0.3,
                                "side": "at_most" | "at_least" | "both"},
                  "rows": [{"label": str, "runs": [dir, ...], "paper": {name: value} | null,
@@ -86,6 +89,25 @@ def fmt(x: float | None, spec: str) -> str:
   return "—" if x is None else format(x, spec)
 
 
+def counts(values: list) -> tuple[int, int]:
+  """(successes, runs that have an answer) of a yes/no field (None: no answer yet)."""
+  known = [bool(v) for v in values if v is not None]
+  return sum(known), len(known)
+
+
+def counts_as_numbers(values: list) -> list[float]:
+  """A yes/no field as 1.0 / 0.0 (None left out): its mean is the success rate."""
+  return [1.0 if v else 0.0 for v in values if v is not None]
+
+
+def fmt_metric(row: dict, m: dict) -> str:
+  """A row's cell of metric ``m``: ``"4/5"`` for a count, else mean ± std."""
+  if m.get("kind") == "count":
+    k, n = counts(row["_values"][m["name"]])
+    return f"{k}/{n}" if n else "—"
+  return fmt_summary(row["ours"][m["name"]], m.get("format", ".2f"))
+
+
 def fmt_summary(s: stats.Summary, spec: str) -> str:
   """``"112.51 ± 0.76"`` (n >= 2), ``"113.04"`` (one run), ``"—"`` (none)."""
   if s.n == 0:
@@ -144,7 +166,12 @@ def row_verdict(row: dict, ours: dict[str, stats.Summary], runs: list[dict], tab
     m = table["metrics"][-1]
     ref_row = rows_by_label[row["reference"]]
     a, b = ours[m["name"]], ref_row["ours"][m["name"]]
-    if a.n and b.n:
+    if m.get("kind") == "count":
+      (k1, n1), (k2, n2) = counts(row["_values"][m["name"]]), counts(ref_row["_values"][m["name"]])
+      if n1 and n2:
+        parts.append(f"{m['name']} {k1}/{n1} vs {k2}/{n2} of {row['reference']}; "
+                     f"{stats.fmt_p(stats.fisher_exact(k1, n1, k2, n2))} (Fisher exact)")
+    elif a.n and b.n:
       test = stats.welch(row["_values"][m["name"]], ref_row["_values"][m["name"]])
       how = (stats.fmt_p(test.p) + f" (Welch, n {a.n} vs {b.n})" if test
              else f"n {a.n} vs {b.n}: no test, compare with the seed spread")
@@ -163,8 +190,12 @@ def runs_table(name: str, table: dict) -> str:
   for row in table["rows"]:
     runs = [read_run(EXPERIMENTS / name / d) for d in row.get("runs", [])]
     row["_runs"] = runs
-    row["_values"] = {m["name"]: [r.get(m["field"]) for r in runs] for m in metrics}
-    row["ours"] = {m["name"]: stats.summary(row["_values"][m["name"]]) for m in metrics}
+    row["_values"] = {m["name"]: [r.get(m["field"]) if m.get("kind") != "count"
+                                  or r["state"] in ("finished", "diverged") else None
+                                  for r in runs] for m in metrics}  # counts: ended runs only
+    row["ours"] = {m["name"]: stats.summary(counts_as_numbers(row["_values"][m["name"]])
+                                            if m.get("kind") == "count"
+                                            else row["_values"][m["name"]]) for m in metrics}
     rows_by_label[row["label"]] = row
   names = [m["name"] for m in metrics]
   with_paper = any(row.get("paper") for row in table["rows"])
@@ -182,7 +213,7 @@ def runs_table(name: str, table: dict) -> str:
                + [f"record lost (README had {row['lost']}; not re-printable)"])
     else:
       cells = ([str(max(s.n for s in row["ours"].values()))]
-               + [fmt_summary(row["ours"][m["name"]], m.get("format", ".2f")) for m in metrics]
+               + [fmt_metric(row, m) for m in metrics]
                + paper_cell
                + [row_verdict(row, row["ours"], row["_runs"], table, rows_by_label)])
     lines.append("| " + " | ".join([row["label"]] + cells) + " |")

@@ -61,3 +61,37 @@ def test_verdicts_follow_the_tolerance():
   assert tables.within(98.2, 98.0, {"absolute": 0.0, "side": "at_least"})
   assert not tables.within(97.9, 98.0, {"absolute": 0.0, "side": "at_least"})
   assert tables.fmt_tolerance({"absolute": 0.0, "side": "at_least"}) == "≥ paper - 0"
+
+
+def _synthetic_run(path, state, success, error_rate):
+  path.mkdir(parents=True)
+  (path / "config.json").write_text(json.dumps(
+      {"task": "synthetic", "seed": 0, "synthetic": {"problem": "temporal_order", "length": 50,
+                                                     "success_error_rate": 0.01}}))
+  (path / "status.json").write_text(json.dumps(
+      {"state": state, "step": 100, "success": success,
+       "success_step": 100 if success else None, "error_rate": error_rate}))
+  (path / "metrics.jsonl").write_text(json.dumps(
+      {"split": "test", "step": 100, "loss": 0.1, "error_rate": error_rate}) + "\n")
+
+
+def test_count_metrics_show_k_of_n_and_fisher(tmp_path, monkeypatch):
+  """A yes/no metric (kind "count", e.g. solved): k/n over the runs that ended (a running run
+  is not a failure yet), and Fisher's exact test against the reference row."""
+  exp = tmp_path / "exp"
+  for i, (state, ok) in enumerate([("finished", True)] * 4 + [("finished", False)]):
+    _synthetic_run(exp / f"cr{i}", state, ok, 0.0 if ok else 0.5)
+  for i in range(5):
+    _synthetic_run(exp / f"sgd{i}", "finished", False, 0.7)
+  _synthetic_run(exp / "sgd_running", "running", False, 0.7)
+  monkeypatch.setattr(tables, "EXPERIMENTS", tmp_path)
+  table = {"metrics": [{"name": "solved", "field": "success", "kind": "count"}],
+           "rows": [{"label": "SGD", "runs": [f"sgd{i}" for i in range(5)]},
+                    {"label": "SGD-CR", "runs": [f"cr{i}" for i in range(5)],
+                     "reference": "SGD"}]}
+  lines = tables.runs_table("exp", table).splitlines()
+  assert lines[2] == "| SGD | 5 | 0/5 | — |"
+  assert lines[3] == "| SGD-CR | 5 | 4/5 | solved 4/5 vs 0/5 of SGD; p = 0.048 (Fisher exact) |"
+  table["rows"][0]["runs"].append("sgd_running")  # a running run: the row is not a result yet
+  lines = tables.runs_table("exp", table).splitlines()
+  assert lines[2].startswith("| SGD | 5 | 0/5 | not a result yet: running")
