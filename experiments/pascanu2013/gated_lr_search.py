@@ -45,11 +45,16 @@ def get_config():
 
 
 def get_sweep():
+  return grid(LEARNING_RATES)
+
+
+def grid(learning_rates):
+  """Cell x problem x (no clipping, global norm 1) x ``learning_rates`` x 2 seeds."""
   return product(
       zip_(sweep("model.cell", ["lstm", "gru"]),
            sweep("model.forget_bias", [1.0, 0.0])),  # LSTM forget-gate bias 1 (Gers et al.)
       sweep("synthetic.problem", ["temporal_order", "addition"]),
       sweep("optim.clip_mode", ["none", "global_norm"]),  # SGD, SGD-C (threshold 1)
-      sweep("optim.learning_rate", LEARNING_RATES),
+      sweep("optim.learning_rate", list(learning_rates)),
       sweep("seed", [0, 1]),
   )
