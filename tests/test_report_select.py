@@ -107,8 +107,21 @@ def test_maximised_metric_and_refusals():
   (row,) = select.choose(recs, ["model.cell"], "valid_accuracy", "test_accuracy", "max")
   assert row["setting"] == {"model.hidden_size": "8"}  # 0.81 > 0.78 (running seed not counted)
   assert row["test"].mean == pytest.approx(0.71)
-  with pytest.raises(ReportError, match="synthetic"):
+  with pytest.raises(ReportError, match="synthetic.valid_size > 0"):
     select.metric_pair(recs, "synthetic", "valid")
+  # A setting with a diverged seed goes after every setting whose seeds all finished.
+  recs += [rec("lstm", 32, 0, 0.95, 0.5), rec("lstm", 32, 1, None, None, state="diverged")]
+  (row,) = select.choose(recs, ["model.cell"], "valid_accuracy", "test_accuracy", "max")
+  assert row["setting"] == {"model.hidden_size": "8"}  # not 32 (0.95 on its one finished seed)
+  # Synthetic runs select by their validation error rate when they have one (valid_size > 0)
+  # and report the test error rate (unprefixed); without one they are refused.
+  syn = [{"settings": {"optim.learning_rate": lr, "seed": 0}, "flat": {}, "state": "finished",
+          "best_valid_error_rate": v, "error_rate": t}
+         for lr, v, t in ((0.1, 0.30, 0.01), (1.0, 0.20, 0.40))]
+  assert select.metric_pair(syn, "synthetic", "valid") == ("best_valid_error_rate",
+                                                            "error_rate", "min")
+  (row,) = select.choose(syn, [], "best_valid_error_rate", "error_rate", "min")
+  assert row["setting"] == {"optim.learning_rate": "1"} and row["test"].mean == 0.40
   with pytest.raises(ReportError, match="no run has 'valid_f1'"):
     select.metric_pair(recs, "seq", "valid_f1")
   with pytest.raises(ReportError, match="--select 'test_accuracy'"):

@@ -11,8 +11,13 @@ Metrics (:func:`metric_pair`): language models select by ``best_valid_<unit>`` (
 bpc, the minimum over the run's validations, as the trainer's best checkpoint) and report
 ``test_<unit>`` (of that checkpoint); classification by ``valid_<train.select_metric>`` (max
 for accuracy / F1, min for loss), music by ``valid_loss``, reporting the matching ``test_``
-metric. ``--select`` may name the validation field itself (``--select valid_accuracy``).
-Synthetic tasks have no validation split and are refused.
+metric; synthetic tasks run with ``synthetic.valid_size`` by ``best_valid_error_rate``,
+reporting the test ``error_rate``. ``--select`` may name the validation field itself
+(``--select valid_accuracy``). Synthetic runs without a validation set are refused.
+
+A setting one of whose seeds diverged is ranked after every setting whose seeds all finished
+(as the halving search ranks it: a rate that blows up on some seeds is not a good choice),
+its mean taken over the seeds that finished.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ from typing import Sequence
 
 from rnnlm_jax.report import stats as stats_lib
 from rnnlm_jax.report.layout import REPLICATE_KEYS, parse_keys, setting
-from rnnlm_jax.report.records import LOWER_IS_BETTER, ReportError, finite, fmt_value, num
+from rnnlm_jax.report.records import LOWER_IS_BETTER, UNPREFIXED, ReportError, finite, \
+    fmt_value, num
 
 
 def metric_pair(records: list[dict], kind: str, select: str) -> tuple[str, str, str]:
@@ -29,12 +35,15 @@ def metric_pair(records: list[dict], kind: str, select: str) -> tuple[str, str, 
   default) or a record field ``valid_<m>`` / ``best_valid_<m>``.
 
   Raises:
-    ReportError: a synthetic sweep, or a field no record has.
+    ReportError: a synthetic sweep without a validation set, or a field no record has.
   """
-  if kind == "synthetic":
-    raise ReportError("--select: synthetic-task runs have no validation split to select by")
+  if kind == "synthetic" and not any("best_valid_error_rate" in r for r in records):
+    raise ReportError("--select: these synthetic-task runs have no validation split to select "
+                      "by (train them with synthetic.valid_size > 0)")
   if select == "valid":
-    if kind == "lm":
+    if kind == "synthetic":
+      valid, test = "best_valid_error_rate", "error_rate"  # the test error rate: unprefixed
+    elif kind == "lm":
       unit = next((r["metric_unit"] for r in records if r.get("metric_unit")), "perplexity")
       valid, test = f"best_valid_{unit}", f"test_{unit}"
     else:
@@ -49,7 +58,7 @@ def metric_pair(records: list[dict], kind: str, select: str) -> tuple[str, str, 
     if base is None:
       raise ReportError(f"--select {select!r}: use valid or a validation field (valid_<metric> "
                         "or best_valid_<metric>)")
-    test = f"test_{base}"
+    test = base if kind == "synthetic" and base in UNPREFIXED else f"test_{base}"
   if not any(valid in r for r in records):
     have = sorted({k for r in records for k in r if str(k).startswith(("valid_", "best_valid_"))})
     raise ReportError(f"--select: no run has {valid!r} (fields: {', '.join(have) or 'none'})")
@@ -65,8 +74,9 @@ def _finished(points: list[dict], field: str) -> list[float]:
 def choose(records: list[dict], group_keys: Sequence[str], valid: str, test: str,
            mode: str) -> list[dict]:
   """Per group of ``group_keys`` (in order of first appearance): the setting with the best
-  mean validation value over its finished seeds (ties: the first in the sweep), and that
-  setting's validation and test summaries.
+  mean validation value over its finished seeds (ties: the first in the sweep; a setting with a
+  diverged seed only if no other has a value), and that setting's validation and test
+  summaries.
 
   Returns:
     [{"group": {key: value}, "setting": {key: value}, "valid": Summary, "test": Summary,
@@ -87,7 +97,8 @@ def choose(records: list[dict], group_keys: Sequence[str], valid: str, test: str
            "valid": stats_lib.Summary(None, None, 0), "test": stats_lib.Summary(None, None, 0),
            "points": []}
     if scored:
-      best, v = min(scored, key=lambda sv: sign * sv[1].mean)  # min: the first of equal ones
+      diverged = {s for s, pts in settings.items() if any(p["state"] == "diverged" for p in pts)}
+      best, v = min(scored, key=lambda sv: (sv[0] in diverged, sign * sv[1].mean))  # ties: first
       pts = settings[best]
       row.update(setting=dict(zip(free, best)), valid=v, points=pts,
                  test=stats_lib.summary(_finished(pts, test)))

@@ -27,8 +27,8 @@ a member whose error rate is below ``synthetic.success_error_rate`` has succeede
 status: finished, ``success: true``). With ``synthetic.valid_size`` > 0 a second fixed set of
 that many sequences (:func:`rnnlm_jax.synthetic.tasks.valid_key`) is scored just before, as a
 ``valid`` event: the split to choose hyper-parameters on (``rnnlm-report --select valid``, the
-halving search); success is still judged on the test set only. A member whose loss or gradient becomes NaN/inf stops
-with status ``diverged`` (the update is not applied, so the others are unaffected); at the
+halving search); success is still judged on the test set only. A member whose loss or gradient
+becomes NaN/inf stops with status ``diverged`` (the update is not applied, so the others are unaffected); at the
 update cap the rest finish with ``success: false``.
 
 Updates run ``train.log_every`` at a time inside one jitted ``lax.scan`` (one dispatch and one
