@@ -4,7 +4,7 @@ A workdir holds everything about one run::
 
     config.json       the resolved config (written once; later runs must agree on it)
     provenance.json   {"runs": [...]} one entry per invocation: command, git SHA, library
-                      versions, hardware, start/end time
+                      versions, hardware, start/end time, the process's CPU seconds in between
     status.json       {"state": running|finished|interrupted|diverged|failed, "step", "epoch",
                        "reason", "time" (last update: the heartbeat), "pid", "host"}
     .lock             held (fcntl.flock) by the process training in it: pid, host, since
@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from typing import Any, Callable, Mapping, TypeVar
 
@@ -233,6 +234,7 @@ class Workdir:
     self.primary = bool(primary)
     self._lock_fd: int | None = None
     self._borrowed = False
+    self._cpu_start: float | None = None  # process CPU time when this invocation's entry began
 
   # -- the exclusive lock of a running process
   @property
@@ -420,6 +422,7 @@ class Workdir:
                  "versions": library_versions(), "hardware": hardware(), "start_time": now(),
                  "end_time": None})
     _atomic_write_json(self.provenance_file, prov)
+    self._cpu_start = time.process_time()
     return len(runs) - 1
 
   def note_provenance(self, **extra) -> None:
@@ -431,9 +434,15 @@ class Workdir:
     _atomic_write_json(self.provenance_file, prov)
 
   def end_provenance(self, index: int, **extra) -> None:
+    """Close this invocation's entry: its end time, ``extra`` (e.g. the outcome) and
+    ``cpu_seconds``, the CPU time of the whole process (every thread) since the entry began:
+    the run's CPU cost, the budget experiments report (runs trained together in one vmapped
+    program each record the group's)."""
     if not self.primary:
       return
     prov = json.loads(self.provenance_file.read_text())
+    if self._cpu_start is not None:
+      extra.setdefault("cpu_seconds", round(time.process_time() - self._cpu_start, 2))
     prov["runs"][index].update(end_time=now(), **extra)
     _atomic_write_json(self.provenance_file, prov)
 

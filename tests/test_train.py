@@ -48,6 +48,7 @@ def test_tiny_run_loss_falls_and_writes_contract(tmp_path, corpus):
   prov = json.loads((wd / "provenance.json").read_text())
   run = prov["runs"][0]
   assert run["versions"]["jax"] == jax.__version__ and run["end_time"]
+  assert run["outcome"] == "finished" and 0 < run["cpu_seconds"] < 600  # the run's CPU cost
   cfg = json.loads((wd / "config.json").read_text())
   assert cfg["model"]["hidden_size"] == 32
 
