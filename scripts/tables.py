@@ -37,7 +37,12 @@ paper.json::
                  # (rnnlm_jax/report/atlas_tables.py)
                  "records": "records/ptb_word", "question": "gain" | "threshold" | "bands" |
                  "modes" | "best", "below": 10000 (the uniform prediction's value),
-                 "reference": {"clip": "global_norm 5", "lr": 1.0, "label": str} (optional)}]}
+                 "reference": {"clip": "global_norm 5", "lr": 1.0, "label": str} (optional)},
+                 # kind "grid": rnnlm-report's table of a records directory (a sweep)
+                 "records": "records/sweep", "row_keys": "model.cell", "col_keys":
+                 "optim.learning_rate", "metric": "error_rate", "table_keys": "" (optional),
+                 # kind "select": rnnlm-report --select's choice by validation
+                 "records": "records/sweep", "group": ["model.cell"], "select": "valid"}]}
 
 In the README each table sits between ``<!-- tables:begin ID -->`` and ``<!-- tables:end
 -->``; ``tests/test_experiment_tables.py`` checks that those blocks are what this prints.
@@ -56,7 +61,10 @@ EXPERIMENTS = REPO / "experiments"
 sys.path.insert(0, str(REPO))
 
 from rnnlm_jax.report import atlas_tables  # pylint: disable=wrong-import-position
+from rnnlm_jax.report import layout as layout_lib  # pylint: disable=wrong-import-position
 from rnnlm_jax.report import records as records_lib  # pylint: disable=wrong-import-position
+from rnnlm_jax.report import render as render_lib  # pylint: disable=wrong-import-position
+from rnnlm_jax.report import select as select_lib  # pylint: disable=wrong-import-position
 from rnnlm_jax.report import stats  # pylint: disable=wrong-import-position
 
 BEGIN = "<!-- tables:begin {} -->"
@@ -261,10 +269,27 @@ def bench_table(name: str, table: dict) -> str:
   return "\n".join(lines)
 
 
+def sweep_table(name: str, table: dict) -> str:
+  """A records directory as rnnlm-report tabulates it: its grid of one metric (kind "grid")
+  or its choice by validation (kind "select")."""
+  recs = records_lib.collect(EXPERIMENTS / name / table["records"])
+  kind = records_lib.sweep_kind(recs)
+  if table["kind"] == "select":
+    valid, test, mode = select_lib.metric_pair(recs, kind, table.get("select", "valid"))
+    rows = select_lib.choose(recs, table["group"], valid, test, mode)
+    return select_lib.table(rows, table["group"], valid, test)
+  lay = layout_lib.choose_layout(recs, table["row_keys"], table["col_keys"],
+                                 table.get("table_keys", ""))
+  built = layout_lib.build_tables(recs, lay, [table["metric"]])
+  return render_lib.metric_section(built, table["metric"], kind).rstrip("\n")
+
+
 def render_table(name: str, table: dict) -> str:
   """One table with its title and note (no markers)."""
   kind = table.get("kind", "runs")
-  if kind == "atlas":
+  if kind in ("grid", "select"):
+    body = sweep_table(name, table)
+  elif kind == "atlas":
     body = atlas_tables.render(table["question"], [EXPERIMENTS / name / table["records"]],
                                table["below"], table.get("reference"))
   else:

@@ -114,24 +114,29 @@ def _fmt(s: stats_lib.Summary) -> str:
   return f"{s.mean:.4g} ± {s.std:.2g} ({s.n})"
 
 
-def markdown(rows: list[dict], group_keys: Sequence[str], valid: str, test: str,
-             mode: str) -> str:
-  """The section of results.md: group -> chosen setting, valid, test (mean ± std (n))."""
+def table(rows: list[dict], group_keys: Sequence[str], valid: str, test: str) -> str:
+  """The table of :func:`choose`'s rows: group -> chosen setting, valid, test (mean ± std (n))."""
   head = [", ".join(group_keys) or "group", "chosen setting", "settings compared",
           f"{valid} (mean ± std, n)", f"{test} (mean ± std, n)"]
-  lines = ["## Selected by validation", "",
-           f"Per {', '.join(group_keys) or 'sweep'}, the setting of the other varying keys "
-           f"with the best mean `{valid}` ({mode}) over its finished seeds; the test column "
-           f"is `{test}` of that setting only (the other settings' test values are not "
-           "looked at).", "",
-           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for r in rows:
     label = ", ".join(str(v) for v in r["group"].values()) or "all"
     chosen = ("none finished" if r["setting"] is None else
               ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in r["setting"].items()) or "(one)")
     cells = [label, chosen, str(r["candidates"]), _fmt(r["valid"]), _fmt(r["test"])]
     lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-  return "\n".join(lines) + "\n"
+  return "\n".join(lines)
+
+
+def markdown(rows: list[dict], group_keys: Sequence[str], valid: str, test: str,
+             mode: str) -> str:
+  """The section of results.md: its heading, what was chosen how, :func:`table`."""
+  return "\n".join(["## Selected by validation", "",
+                    f"Per {', '.join(group_keys) or 'sweep'}, the setting of the other varying "
+                    f"keys with the best mean `{valid}` ({mode}) over its finished seeds; the "
+                    f"test column is `{test}` of that setting only (the other settings' test "
+                    "values are not looked at).", "",
+                    table(rows, group_keys, valid, test)]) + "\n"
 
 
 def select_section(records: list[dict], kind: str, select: str,
