@@ -50,7 +50,7 @@ flags.DEFINE_boolean("atlas", False, "Draw only the clipping atlas's figures (no
                      "per cell, validation perplexity|bpc over clipping setting x learning "
                      "rate at a halving search's first-rung budget; clip rate vs global-norm "
                      "threshold; pre-clip gradient norms over training; the best point's "
-                     "validation curve per (cell, clip mode). DIR: a sweep, or a directory "
+                     "learning curves per (cell, clip mode). DIR: a sweep, or a directory "
                      "holding one sweep per cell (several DIRs allowed with --out).")
 flags.DEFINE_string("out", None, "The directory for the report's files (default DIR: "
                     "results.* and plots/; with --atlas: DIR/plots/). Use it to report on "

@@ -10,7 +10,8 @@ point's config.json, so it may be set on the command line rather than swept). Fo
                            setting x learning rate, mean over seeds, diverged seeds counted
     atlas_clip_rate.png    fraction of updates clipped against the global-norm threshold
     atlas_grad_norms.png   pre-clip gradient norm (interval p50, band to p90) against update
-    atlas_best_curves.png  validation curves of the best point per (cell, clip mode)
+    atlas_best_curves.png  learning curves (train lines, validation markers) of the best point
+                           per (cell, clip mode)
 
 Every point is compared at the same budget: a halving search's first rung (sweep.json's
 ``"search"``; later rungs trained the promoted points longer), scored as the search scores it
@@ -472,31 +473,37 @@ def plot_grad_norms(series: dict, title: str, path: pathlib.Path) -> pathlib.Pat
 
 def plot_best_curves(best: list[dict], unit: str, b: Budget, title: str,
                      path: pathlib.Path) -> pathlib.Path:
-  """Validation curves (mean over seeds) of the best group per (cell, clip mode) on one axis:
-  colour by clip mode, line style and marker by cell, its mean value at the budget in the
-  label; the selection budget dotted; the y axis up to 20x the lowest value (blown-up curves leave
-  it)."""
+  """Learning curves of the best group per (cell, clip mode) on one axis: the training
+  ``unit`` per logged interval (lines) and the validation ``unit`` (markers), means over seeds;
+  colour by clip mode, line style and marker by cell, the group's validation value at the
+  budget in the label; the selection budget dotted; the y axis up to 20x the lowest value
+  (blown-up curves leave it)."""
   modes = _order(g["mode"] for g in best)
   cells = _order(g["cell"] for g in best)
   fig, axes = _figure(1, 1, 9.0, 5.0, title)
   ax = axes[0][0]
-  curves = [seed_series(g["points"], "valid", unit, statistics.fmean) for g in best]
-  for g, (steps, vals) in zip(best, curves):
+  values = []
+  for g in best:
     i = cells.index(g["cell"])
-    ax.plot(steps, vals, color=f"C{modes.index(g['mode']) % 10}", marker="os^Dv"[i % 5],
-            ms=4, ls=("-", "--", ":", "-.")[i % 4],
+    colour, marker = f"C{modes.index(g['mode']) % 10}", "os^Dv"[i % 5]
+    steps, train = seed_series(g["points"], "train", unit, statistics.fmean)
+    vsteps, valid = seed_series(g["points"], "valid", unit, statistics.fmean)
+    values += train + valid
+    ax.plot(steps, train, color=colour, ls=("-", "--", ":", "-.")[i % 4], lw=1.0, alpha=0.8)
+    ax.plot(vsteps, valid, color=colour, marker=marker, ms=6, ls="none",
             label=f"{g['cell']}, {g['clip']}, lr {fmt_value(g['lr'])}: {fmt_number(g['value'])}"
             + (f" ({g['n']} of {len(g['points'])} seeds)" if g["n"] < len(g["points"]) else ""))
   if b.budget is not None and b.key == "train.max_steps":
     ax.axvline(b.budget, color="k", lw=0.8, ls=":",
                label=f"selection budget ({fmt_value(b.budget)})")
-  ax.set(xlabel="update", ylabel=f"validation {UNIT_NAMES.get(unit, unit)}")
+  ax.set(xlabel="update", ylabel=f"{UNIT_NAMES.get(unit, unit)}: train (lines), "
+                                 "validation (markers)")
   if unit == "perplexity":
     ax.set_yscale("log")
     _log_labels(ax.yaxis)
-  values = [v for _, vals in curves for v in vals]
-  if values and max(values) > 20 * min(values):
-    ax.set_ylim(min(values) / 1.25, 20 * min(values))
+  finite_values = [v for v in values if math.isfinite(v)]
+  if finite_values and max(finite_values) > 20 * min(finite_values):
+    ax.set_ylim(min(finite_values) / 1.25, 20 * min(finite_values))
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
   return _save(fig, path)
@@ -553,9 +560,10 @@ def write_atlas(paths: Sequence[str | pathlib.Path],
   best = best_groups(recs, b)
   if best:
     written.append(plot_best_curves(
-        best, data["unit"], b, f"Validation {unit} of the best (lr, threshold) per (cell, clip "
-        f"mode), chosen by the mean validation {b.metric} {at} as the halving search ranks; "
-        f"mean over seeds; the label gives the {unit} {at}", out / "atlas_best_curves.png"))
+        best, data["unit"], b, f"Learning curves of the best (lr, threshold) per (cell, clip "
+        f"mode), chosen by the mean validation {b.metric} {at} as the halving search ranks: "
+        f"train {unit} per logged interval (lines), validation (markers), means over seeds; "
+        f"the label gives the validation {unit} {at}", out / "atlas_best_curves.png"))
   else:
     notes.append("no best-curves figure: no group has a finite validation value at the budget")
   return written, notes
