@@ -1,0 +1,43 @@
+"""scripts/run_cost.py: CPU and wall time summed from provenance.json, invocations without
+cpu_seconds (older records) or without an end (killed) reported, never estimated."""
+
+import importlib.util
+import json
+
+from helpers import REPO
+
+
+def _module():
+  spec = importlib.util.spec_from_file_location("run_cost", REPO / "scripts/run_cost.py")
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod
+
+
+run_cost = _module()
+
+
+def _run(path, invocations):
+  path.mkdir(parents=True)
+  (path / "provenance.json").write_text(json.dumps({"runs": invocations}))
+
+
+def test_sums_cpu_and_wall_and_reports_what_it_cannot_count(tmp_path, capsys):
+  sweep = tmp_path / "sweep"
+  _run(sweep / "a", [{"start_time": "2026-12-07T10:00:00+00:00",
+                      "end_time": "2026-12-07T10:30:00+00:00", "cpu_seconds": 1500.0}])
+  _run(sweep / "b", [{"start_time": "2026-12-07T09:00:00+00:00", "end_time": None},  # killed
+                     {"start_time": "2026-12-07T11:00:00+00:00",
+                      "end_time": "2026-12-07T12:00:00+00:00", "cpu_seconds": 2100.0}])
+  _run(sweep / "c", [{"start_time": "2026-12-06T10:00:00+00:00",  # before cpu_seconds existed
+                      "end_time": "2026-12-06T10:06:00+00:00"}])
+  (sweep / "not_a_run").mkdir()
+  c = run_cost.cost(run_cost.run_dirs(sweep))
+  assert (c.runs, c.cpu_s, c.wall_s, c.without_cpu, c.unclosed) == (3, 3600.0, 5760.0, 1, 1)
+  assert (c.start, c.end) == ("2026-12-06T10:00:00+00:00", "2026-12-07T12:00:00+00:00")
+  assert run_cost.run_dirs(sweep / "a") == [sweep / "a"]
+  assert run_cost.main([str(sweep)]) == 0
+  out = capsys.readouterr().out
+  assert "3 run(s), 1.00 CPU-h measured + 1 invocation(s) recorded before" in out
+  assert "1.60 h open (wall) (1 invocation(s) never closed" in out
+  assert run_cost.main([str(tmp_path / "nope")]) == 2
