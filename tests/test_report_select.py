@@ -126,3 +126,13 @@ def test_maximised_metric_and_refusals():
     select.metric_pair(recs, "seq", "valid_f1")
   with pytest.raises(ReportError, match="--select 'test_accuracy'"):
     select.metric_pair(recs, "seq", "test_accuracy")
+
+
+def test_chosen_reads_a_finished_search_for_the_next_stage(tmp_path):
+  root = make_sweep(tmp_path / "sweep")
+  assert select.chosen(root, ["model.cell"]) == {("lstm",): {"model.hidden_size": 10},
+                                                 ("gru",): {"model.hidden_size": 20}}
+  status = root / "cell=lstm,hidden_size=20,seed=0" / "status.json"
+  status.write_text(json.dumps({"state": "running", "step": 10, "epoch": 1.0, "reason": ""}))
+  with pytest.raises(ReportError, match="1 point.s. of the search have not ended"):
+    select.chosen(root, ["model.cell"])

@@ -80,7 +80,9 @@ def choose(records: list[dict], group_keys: Sequence[str], valid: str, test: str
 
   Returns:
     [{"group": {key: value}, "setting": {key: value}, "valid": Summary, "test": Summary,
-      "candidates": how many settings had a validation value, "points": [records]}].
+      "candidates": how many settings had a validation value, "points": [records]}]; values
+    are shown as :func:`fmt_value` writes them (the chosen points' own values are in their
+    records' ``settings``).
   """
   free = [k for k in records[0]["settings"] if k not in REPLICATE_KEYS and k not in group_keys]
   by_group: dict[tuple, dict[tuple, list[dict]]] = {}
@@ -137,6 +139,32 @@ def markdown(rows: list[dict], group_keys: Sequence[str], valid: str, test: str,
                     f"test column is `{test}` of that setting only (the other settings' test "
                     "values are not looked at).", "",
                     table(rows, group_keys, valid, test)]) + "\n"
+
+
+def chosen(root, group_keys: Sequence[str], select: str = "valid") -> dict[tuple, dict]:
+  """The setting chosen per group by a finished search (a sweep or its archived records at
+  ``root``): ``{(group values as in the records): {key: value}}``, for a later stage's config
+  to read instead of copying numbers by hand.
+
+  Raises:
+    ReportError: a point of the search has not ended (finished or diverged), so the choice
+      could still change; a group with no finished setting.
+  """
+  from rnnlm_jax.report import records as records_lib  # pylint: disable=import-outside-toplevel
+  records = records_lib.collect(root)
+  open_points = [r["name"] for r in records if r["state"] not in ("finished", "diverged")]
+  if open_points:
+    raise ReportError(f"{root}: {len(open_points)} point(s) of the search have not ended (e.g. "
+                      f"{open_points[0]}); finish it before reading its choice")
+  valid, test, mode = metric_pair(records, records_lib.sweep_kind(records), select)
+  out = {}
+  for row in choose(records, list(group_keys), valid, test, mode):
+    if row["setting"] is None:
+      raise ReportError(f"{root}: no finished setting for {row['group']}")
+    pts = row["points"]
+    out[tuple(setting(pts[0], k) for k in group_keys)] = {
+        k: setting(pts[0], k) for k in row["setting"]}
+  return out
 
 
 def select_section(records: list[dict], kind: str, select: str,
