@@ -2,22 +2,15 @@
 exactly what ``python scripts/tables.py NAME`` prints (issue 20: no number that cannot be
 re-printed; rows whose records are gone say "record lost")."""
 
-import importlib.util
 import json
 
 import pytest
 
 from helpers import REPO
 
+from rnnlm_jax.sweeps.spec import import_file
 
-def _tables_module():
-  spec = importlib.util.spec_from_file_location("experiment_tables", REPO / "scripts/tables.py")
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
-
-
-tables = _tables_module()
+tables = import_file(REPO / "scripts" / "tables.py")
 EXPERIMENTS = tables.experiments()
 
 

@@ -1,20 +1,13 @@
 """scripts/run_cost.py: CPU and wall time summed from provenance.json, invocations without
 cpu_seconds (older records) or without an end (killed) reported, never estimated."""
 
-import importlib.util
 import json
 
 from helpers import REPO
 
+from rnnlm_jax.sweeps.spec import import_file
 
-def _module():
-  spec = importlib.util.spec_from_file_location("run_cost", REPO / "scripts/run_cost.py")
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
-
-
-run_cost = _module()
+run_cost = import_file(REPO / "scripts" / "run_cost.py")
 
 
 def _run(path, invocations):
