@@ -136,3 +136,26 @@ def test_chosen_reads_a_finished_search_for_the_next_stage(tmp_path):
   status.write_text(json.dumps({"state": "running", "step": 10, "epoch": 1.0, "reason": ""}))
   with pytest.raises(ReportError, match="1 point.s. of the search have not ended"):
     select.chosen(root, ["model.cell"])
+
+
+def test_chosen_across_searches_with_a_config_key_that_tells_them_apart(tmp_path):
+  """Two searches of the same grid that differ in a fixed key (an SGD and an Adam search): with
+  config_keys=["optim.name"] the choice is made across both, and says which search won."""
+  sgd, adam = make_sweep(tmp_path / "sgd"), make_sweep(tmp_path / "adam")
+  for d in adam.iterdir():
+    if (d / "config.json").is_file():
+      cfg = json.loads((d / "config.json").read_text())
+      cfg["optim"] = {"name": "adam"}
+      (d / "config.json").write_text(json.dumps(cfg))
+      if d.name.startswith(("cell=gru,hidden_size=10", "cell=lstm,hidden_size=20")):
+        # Adam's gru 10 and lstm 20: valid 60, the best of their cells
+        events = [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines()]
+        for e in events:
+          if e["split"] == "valid":
+            e["perplexity"], e["loss"] = 60.0, math.log(60.0)
+        (d / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+  got = select.chosen([sgd, adam], ["model.cell"], config_keys=["optim.name"])
+  assert got[("lstm",)] == {"optim.name": "adam", "model.hidden_size": 20}  # 60 < SGD's 101
+  # gru hidden 10 has a diverged seed in both searches, but Adam's (60) still ranks after
+  # every setting whose seeds all finished: SGD's hidden 20 (126) is chosen.
+  assert got[("gru",)] == {"optim.name": None, "model.hidden_size": 20}

@@ -22,6 +22,7 @@ its mean taken over the seeds that finished.
 
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 from rnnlm_jax.report import stats as stats_lib
@@ -141,26 +142,33 @@ def markdown(rows: list[dict], group_keys: Sequence[str], valid: str, test: str,
                     table(rows, group_keys, valid, test)]) + "\n"
 
 
-def chosen(root, group_keys: Sequence[str], select: str = "valid") -> dict[tuple, dict]:
-  """The setting chosen per group by a finished search (a sweep or its archived records at
-  ``root``): ``{(group values as in the records): {key: value}}``, for a later stage's config
-  to read instead of copying numbers by hand.
+def chosen(roots, group_keys: Sequence[str], select: str = "valid",
+           config_keys: Sequence[str] = ()) -> dict[tuple, dict]:
+  """The setting chosen per group by finished searches (sweeps or their archived records at
+  ``roots``, one path or several searched as one): ``{(group values as in the records): {key:
+  value}}``, for a later stage's config to read instead of copying numbers by hand.
+  ``config_keys``: config keys fixed within each search but not across them (e.g.
+  ``optim.name`` of an SGD and an Adam search), made part of each setting.
 
   Raises:
-    ReportError: a point of the search has not ended (finished or diverged), so the choice
+    ReportError: a point of the searches has not ended (finished or diverged), so the choice
       could still change; a group with no finished setting.
   """
   from rnnlm_jax.report import records as records_lib  # pylint: disable=import-outside-toplevel
-  records = records_lib.collect(root)
+  roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
+  records = [r for root in roots for r in records_lib.collect(root)]
   open_points = [r["name"] for r in records if r["state"] not in ("finished", "diverged")]
   if open_points:
-    raise ReportError(f"{root}: {len(open_points)} point(s) of the search have not ended (e.g. "
-                      f"{open_points[0]}); finish it before reading its choice")
+    raise ReportError(f"{', '.join(map(str, roots))}: {len(open_points)} point(s) of the search "
+                      f"have not ended (e.g. {open_points[0]}); finish it before reading its "
+                      "choice")
+  for r in records:
+    r["settings"] = {**{k: r["flat"].get(k) for k in config_keys}, **r["settings"]}
   valid, test, mode = metric_pair(records, records_lib.sweep_kind(records), select)
   out = {}
   for row in choose(records, list(group_keys), valid, test, mode):
     if row["setting"] is None:
-      raise ReportError(f"{root}: no finished setting for {row['group']}")
+      raise ReportError(f"{', '.join(map(str, roots))}: no finished setting for {row['group']}")
     pts = row["points"]
     out[tuple(setting(pts[0], k) for k in group_keys)] = {
         k: setting(pts[0], k) for k in row["setting"]}
