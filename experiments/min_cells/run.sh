@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The quality runs of experiments/min_cells/README.md: 1-layer LMs at equal parameter count
-# (hidden sizes from param_counts.py), 2 seeds per cell, a short budget (STEPS updates), on
+# (hidden sizes from param_counts.py), 3 seeds per cell, a short budget (STEPS updates), on
 # tiny-shakespeare characters and PTB words. Workdirs outside the checkout; re-running resumes
 # or skips finished runs. Run from the repository root:
 #   nice -n 10 taskset -c 0 bash experiments/min_cells/run.sh
 set -euo pipefail
 OUT=${OUT:-$HOME/rnnlm_runs/min_cells}
 STEPS=${STEPS:-300}
-SEEDS=${SEEDS:-"0 1"}
+SEEDS=${SEEDS:-"0 1 2"}
 COMMON="--config.model.num_layers=1 --config.optim.name=adam --config.optim.schedule=constant
   --config.optim.loss_reduction=mean --config.optim.clip_mode=global_norm
   --config.optim.clip_value=5.0 --config.model.dropout=0.0 --config.train.progress_bar=False
