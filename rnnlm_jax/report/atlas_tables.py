@@ -329,10 +329,10 @@ def best_table(recs: list[dict], dirs: Sequence[pathlib.Path], b: atlas.Budget, 
     top = max(reached.values(), default=-math.inf)
     if not math.isfinite(top):
       continue
-    final = sorted((k for k in by_group if reached[k] == top),
-                   key=lambda k: (statistics.fmean(at(by_group[k], top).values)
-                                  if trains(at(by_group[k], top), below) else math.inf))
-    rows += [row(_label(at(by_group[k], top)), by_group[k], top) for k in final]
+    final = {k: at(by_group[k], top) for k in by_group if reached[k] == top}
+    for k in sorted(final, key=lambda k: (statistics.fmean(final[k].values)
+                                          if trains(final[k], below) else math.inf)):
+      rows.append(row(_label(final[k]), by_group[k], top))
     ref_key = reference and (reference["clip"], reference["lr"])
     if ref_key in by_group and math.isfinite(reached[ref_key]):
       ranked = sorted((g for g in first.values() if g.cell == cell and trains(g, below)),
