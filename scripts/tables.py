@@ -18,7 +18,7 @@ paper.json::
 
     {"title": str,
      "tables": [{"id": str, "title": str, "note": str (optional),
-                 "kind": "runs" (default) | "bench" | "atlas",
+                 "kind": "runs" (default) | "bench" | "atlas" | "grid" | "select",
                  # kind "runs":
                  "metrics": [{"name": "test", "field": "test_perplexity", "format": ".2f"},
                              {"name": "solved", "field": "success", "kind": "count"}],
