@@ -422,3 +422,22 @@ def test_concurrent_prepare_and_stale_leftovers(iso):
   assert [o[0].strip().splitlines()[-1] for o in outs] == [str(round(0.8 * len(text)))] * 2
   assert sum("preparing text_file" in o[0] for o in outs) == 1   # prepared once
   assert not stale.exists()
+
+
+def test_builder_constructed_mid_preparation_is_constructed_again(iso):
+  # The race behind a CI failure: a process constructs its builder (no dataset_info.json yet,
+  # so no splits), another process finishes preparing, and the first must not keep its
+  # split-less builder. Made deterministic: the "other process" prepares inside construct().
+  p = _write(iso / "r.txt", "".join(f"{i} dolor sit\n" for i in range(100)))
+  calls = []
+
+  def construct():
+    builder = builders.make_builder("text_file", path=p, level="char", prepare=False)
+    if not calls:
+      builders.make_builder("text_file", path=p, level="char")  # the other process, done now
+    calls.append(builder)
+    return builder
+
+  builder = builders.construct_prepared(construct, builders.resolve_tfds_dir(None), prepare=True)
+  assert list(builder.info.splits) == ["train", "valid", "test"]
+  assert len(calls) == 2 and not calls[0].info.splits

@@ -46,7 +46,7 @@ import os
 import pathlib
 import shutil
 import time
-from typing import Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence, TypeVar
 
 from etils import epath
 import tensorflow_datasets as tfds
@@ -61,6 +61,7 @@ ENV_TFDS_DIR = "RNNLM_TFDS_DIR"
 DEFAULT_TFDS_DIR = "~/.cache/rnnlm_jax/tfds"
 SPLITS = ("train", "valid", "test")
 CANONICAL = "canonical"
+BuilderT = TypeVar("BuilderT", bound=tfds.core.GeneratorBasedBuilder)  # Any of our builders.
 
 
 class _DropCustomConfigWarning(logging.Filter):
@@ -411,8 +412,20 @@ def make_builder(name: str, *, data_dir: str | os.PathLike | None = None,
     return cls(config=_config(config_name, desc), data_dir=root, split_sources=split_sources,
                **extra)
 
+  return construct_prepared(construct, root, prepare)
+
+
+def construct_prepared(construct: Callable[[], BuilderT], root: pathlib.Path,
+                       prepare: bool) -> BuilderT:
+  """``construct()``, after preparing its dataset under ``root`` when ``prepare`` and not yet done.
+
+  A builder reads its ``dataset_info.json`` when constructed. One constructed while another
+  process was still preparing has read no splits, even if the data is complete a moment later;
+  so the test is on the constructed builder's splits, and it is constructed again after
+  ``_prepare`` (which returns at once when another process finished first).
+  """
   builder = construct()
-  if prepare and not _complete(builder.data_dir):
+  if prepare and not builder.info.splits:
     _prepare(builder, root)
     builder = construct()  # Re-reads the prepared dataset_info.json.
   return builder

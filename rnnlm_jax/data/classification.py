@@ -418,11 +418,7 @@ def make_classification_builder(name: str, *, data_dir: str | os.PathLike | None
     return cls(config=builders._config(config_name, desc), data_dir=root,  # pylint: disable=protected-access
                split_sources=split_sources, raw_paths=raw_paths)
 
-  builder = construct()
-  if prepare and not builders._complete(builder.data_dir):  # pylint: disable=protected-access
-    builders._prepare(builder, root)  # pylint: disable=protected-access
-    builder = construct()
-  return builder
+  return builders.construct_prepared(construct, root, prepare)
 
 
 @dataclasses.dataclass

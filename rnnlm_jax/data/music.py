@@ -490,11 +490,7 @@ def make_music_builder(name: str, *, data_dir: str | os.PathLike | None = None,
     return cls(config=builders._config(config_name, desc), data_dir=root,  # pylint: disable=protected-access
                split_sources=split_sources)
 
-  builder = construct()
-  if prepare and not builders._complete(builder.data_dir):  # pylint: disable=protected-access
-    builders._prepare(builder, root)  # pylint: disable=protected-access
-    builder = construct()
-  return builder
+  return builders.construct_prepared(construct, root, prepare)
 
 
 def read_rolls(builder: MusicBuilder, split: str) -> list[np.ndarray]:
