@@ -41,8 +41,11 @@ paper.json::
                  # kind "grid": rnnlm-report's table of a records directory (a sweep)
                  "records": "records/sweep", "row_keys": "model.cell", "col_keys":
                  "optim.learning_rate", "metric": "error_rate", "table_keys": "" (optional),
-                 # kind "select": rnnlm-report --select's choice by validation
-                 "records": "records/sweep", "group": ["model.cell"], "select": "valid"}]}
+                 # kind "select": rnnlm-report --select's choice by validation; "records"
+                 # may list several searches read as one, "config_keys" (optional) the keys
+                 # fixed within each but not across them (report.select.search_records)
+                 "records": "records/sweep", "group": ["model.cell"], "select": "valid",
+                 "config_keys": ["optim.name"]}]}
 
 In the README each table sits between ``<!-- tables:begin ID -->`` and ``<!-- tables:end
 -->``; ``tests/test_experiment_tables.py`` checks that those blocks are what this prints.
@@ -269,10 +272,17 @@ def bench_table(name: str, table: dict) -> str:
   return "\n".join(lines)
 
 
+def records_dirs(name: str, table: dict) -> list[pathlib.Path]:
+  """The records directories a table of kind "atlas", "grid" or "select" reads ("records": one
+  path or a list, relative to experiments/NAME)."""
+  roots = table["records"] if isinstance(table["records"], list) else [table["records"]]
+  return [EXPERIMENTS / name / r for r in roots]
+
+
 def sweep_table(name: str, table: dict) -> str:
   """A records directory as rnnlm-report tabulates it: its grid of one metric (kind "grid")
   or its choice by validation (kind "select")."""
-  recs = records_lib.collect(EXPERIMENTS / name / table["records"])
+  recs = select_lib.search_records(records_dirs(name, table), table.get("config_keys", ()))
   kind = records_lib.sweep_kind(recs)
   if table["kind"] == "select":
     valid, test, mode = select_lib.metric_pair(recs, kind, table.get("select", "valid"))
@@ -290,7 +300,7 @@ def render_table(name: str, table: dict) -> str:
   if kind in ("grid", "select"):
     body = sweep_table(name, table)
   elif kind == "atlas":
-    body = atlas_tables.render(table["question"], [EXPERIMENTS / name / table["records"]],
+    body = atlas_tables.render(table["question"], records_dirs(name, table),
                                table["below"], table.get("reference"))
   else:
     body = bench_table(name, table) if kind == "bench" else runs_table(name, table)

@@ -45,7 +45,8 @@ def test_every_row_has_records_or_says_record_lost(name):
     if t.get("kind") == "bench":
       assert (REPO / "experiments" / name / t["file"]).is_file()
     if t.get("kind") in ("atlas", "grid", "select"):  # a records directory read as a sweep
-      assert (REPO / "experiments" / name / t["records"]).is_dir(), t["records"]
+      for d in tables.records_dirs(name, t):
+        assert d.is_dir(), d
 
 
 def test_verdicts_follow_the_tolerance():

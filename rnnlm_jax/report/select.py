@@ -142,6 +142,18 @@ def markdown(rows: list[dict], group_keys: Sequence[str], valid: str, test: str,
                     table(rows, group_keys, valid, test)]) + "\n"
 
 
+def search_records(roots: Sequence[str | os.PathLike], config_keys: Sequence[str] = ()
+                   ) -> list[dict]:
+  """The records of one or several searches read as one (in the order of ``roots``), with
+  ``config_keys`` (config keys fixed within each search but not across them, e.g. ``optim.name``
+  of an SGD and an Adam search) made part of each record's settings."""
+  from rnnlm_jax.report import records as records_lib  # pylint: disable=import-outside-toplevel
+  records = [r for root in roots for r in records_lib.collect(root)]
+  for r in records:
+    r["settings"] = {**{k: r["flat"].get(k) for k in config_keys}, **r["settings"]}
+  return records
+
+
 def chosen(roots, group_keys: Sequence[str], select: str = "valid",
            config_keys: Sequence[str] = ()) -> dict[tuple, dict]:
   """The setting chosen per group by finished searches (sweeps or their archived records at
@@ -156,14 +168,12 @@ def chosen(roots, group_keys: Sequence[str], select: str = "valid",
   """
   from rnnlm_jax.report import records as records_lib  # pylint: disable=import-outside-toplevel
   roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
-  records = [r for root in roots for r in records_lib.collect(root)]
+  records = search_records(roots, config_keys)
   open_points = [r["name"] for r in records if r["state"] not in ("finished", "diverged")]
   if open_points:
     raise ReportError(f"{', '.join(map(str, roots))}: {len(open_points)} point(s) of the search "
                       f"have not ended (e.g. {open_points[0]}); finish it before reading its "
                       "choice")
-  for r in records:
-    r["settings"] = {**{k: r["flat"].get(k) for k in config_keys}, **r["settings"]}
   valid, test, mode = metric_pair(records, records_lib.sweep_kind(records), select)
   out = {}
   for row in choose(records, list(group_keys), valid, test, mode):
