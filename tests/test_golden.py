@@ -31,9 +31,9 @@ import pytest
 from golden.cases import CASES, GOLDEN, command, first_difference, run_case
 
 
-# The two slowest cases (about 20 s each on 2 cores) run with -m slow (.ci/run's slow step), to
+# The slowest cases (about 20-25 s each on 2 cores) run with -m slow (.ci/run's slow step), to
 # keep the default run under 8 minutes.
-SLOW_CASES = ("lm_remedies", "classify")
+SLOW_CASES = ("lm_remedies", "classify", "music")
 
 
 @pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.slow) if case in SLOW_CASES
