@@ -83,6 +83,11 @@ ADDED_KEY_DEFAULTS = {
 # resume), stopped by a NaN/inf loss, gradient or evaluation or by not learning, or ended by an
 # error (its reason says which).
 STATES = ("running", "finished", "interrupted", "diverged", "failed")
+# The states that answer a run's question for good: a re-run would end the same way (diverging
+# again is deterministic), so sweeps skip them, searches can read their choice, and a success
+# count's n is their number. A failed run (a crash: a bug, memory, a killed machine) says
+# nothing about the method and is re-run.
+DONE_STATES = ("finished", "diverged")
 
 
 class WorkdirError(ValueError):

@@ -202,8 +202,8 @@ def runs_table(name: str, table: dict) -> str:
     runs = [read_run(EXPERIMENTS / name / d) for d in row.get("runs", [])]
     row["_runs"] = runs
     row["_values"] = {m["name"]: [r.get(m["field"]) if m.get("kind") != "count"
-                                  or r["state"] in ("finished", "diverged") else None
-                                  for r in runs] for m in metrics}  # counts: ended runs only
+                                  or r["state"] in records_lib.DONE_STATES else None
+                                  for r in runs] for m in metrics}  # counts: done runs only (finished, diverged)
     row["ours"] = {m["name"]: stats.summary(counts_as_numbers(row["_values"][m["name"]])
                                             if m.get("kind") == "count"
                                             else row["_values"][m["name"]]) for m in metrics}

@@ -480,7 +480,7 @@ def test_synthetic_counts_and_success(syn_sweep):
   with paths["cells_csv"].open() as f:
     cells = {(r["row"], r["column"]): r for r in csv.DictReader(f)}
   c = cells[("lstm, none", "50")]
-  assert (c["success"], c["ended"], c["optim.clip_mode"], c["synthetic.length"]) == ("2", "2", "none", "50")
+  assert (c["success"], c["done"], c["optim.clip_mode"], c["synthetic.length"]) == ("2", "2", "none", "50")
   assert float(c["error_rate_mean"]) == pytest.approx(0.001)
   assert float(c["grad_norm_p50_mean"]) == pytest.approx(np.mean([2.0, 4.0]))
   assert float(c["clip_rate_mean"]) == pytest.approx(0.2)
@@ -727,7 +727,7 @@ def test_tables_and_multi_key_rows_cols_success(two_task_sweep):
            and r["column"] == "50")
   assert (c["model.init"], c["model.forget_bias"], c["optim.omega_weight"]) == (
       "smart_tanh", "0.0", "4.0")
-  assert (c["success"], c["ended"], float(c["success_step_median"]), float(c["success_mean"])) == (
+  assert (c["success"], c["done"], float(c["success_step_median"]), float(c["success_mean"])) == (
       "2", "2", 400.0, 1.0)
   with paths["csv"].open() as f:
     assert len(list(csv.DictReader(f))) == len(_mini_overrides())
@@ -772,8 +772,9 @@ def test_success_metric_text(syn_sweep, lm_sweep):
   text = lambda s: render.cell_text(s, "success", "synthetic")
   assert text(stats("finished", "finished", "running", "running", "running",
                     steps=(1000, 3000))) == "2/4, median step 2000 (3 running)"
+  # n counts the done runs (finished, diverged): a failed run (a crash) answers nothing
   assert text(stats("finished", "diverged", "failed", "missing")) == (
-      "0/3 (1 diverged, 1 failed, 1 missing)")
+      "0/2 (1 diverged, 1 failed, 1 missing)")
   assert text(stats("missing", "missing")) == "0/0 (2 missing)"
   assert text(None) == render.NOT_RUN
   assert stats("finished", steps=(1000,))["mean"] == 0.5

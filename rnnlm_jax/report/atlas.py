@@ -171,7 +171,7 @@ def at_budget(rec: dict, key: str, budget: float | None, metric: str | None = No
                                      or progress <= budget + halving.EPS):
     return "diverged", None
   if budget is None:
-    reached = rec["state"] in ("finished", "diverged")
+    reached = rec["state"] in records_lib.DONE_STATES
   else:
     status = {"state": rec["state"], "step": rec["step"], "epoch": rec["epoch"]}
     reached = halving.reached(status, rec["config"], key, budget)

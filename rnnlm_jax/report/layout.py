@@ -16,7 +16,7 @@ import statistics
 from typing import Any, Sequence
 
 from rnnlm_jax.report import stats as stats_lib
-from rnnlm_jax.report.records import ENDED_STATES, ReportError, finite, fmt_value, num
+from rnnlm_jax.report.records import DONE_STATES, ENDED_STATES, ReportError, finite, fmt_value, num
 from rnnlm_jax.sweeps.spec import REPLICATE_KEYS  # seeds and rnnlm-sweep --cv's folds
 
 SEED_KEY = "seed"
@@ -197,19 +197,19 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None, int]:
 
 def cell_stats(points: list[dict], metric: str) -> dict:
   """Seed aggregate of one cell: mean/std/n of ``metric`` over finished points (for
-  ``success``: the success rate among the ended points, n = their number), state counts,
-  success k of n ended points and the median success step, mean clip rate and gradient-norm
-  p50/p90."""
+  ``success``: the success rate among the done points, finished or diverged, n = their
+  number; a failed run answers nothing), state counts, success k of n done points and the
+  median success step, mean clip rate and gradient-norm p50/p90."""
   counts = collections.Counter(p["state"] for p in points)
-  ended = [p for p in points if p["state"] in ENDED_STATES]
-  won = [p for p in ended if p.get("success") is True]
+  done = [p for p in points if p["state"] in DONE_STATES]
+  won = [p for p in done if p.get("success") is True]
   steps = [s for s in (num(p.get("success_step")) for p in won) if finite(s)]
   if metric == SUCCESS_METRIC:
-    mean, std, n = (len(won) / len(ended) if ended else None), None, len(ended)
+    mean, std, n = (len(won) / len(done) if done else None), None, len(done)
   else:
     mean, std, n = mean_std([p.get(metric) for p in points if p["state"] == "finished"])
   out = {"points": len(points), "counts": counts, "mean": mean, "std": std, "n": n,
-         "success": len(won), "ended": len(ended),
+         "success": len(won), "done": len(done),
          "success_step_median": statistics.median(steps) if steps else None}
   for key in ("clip_rate", "grad_norm_p50", "grad_norm_p90"):
     out[key] = mean_std([p.get(key) for p in points])[0]
@@ -227,7 +227,7 @@ def row_tests(table: dict, metric: str) -> list[dict]:
   "col", "ref", "diff", "test", "p"}].
 
   ``success``: the difference of the success rates and Fisher's exact test on the k/n counts
-  of ended points; any other metric: the difference of the means over finished points and
+  of done points (finished or diverged); any other metric: the difference of the means over finished points and
   Welch's t-test on the seed values (``p`` None when a side has fewer than 2 values).
   Cells missing on either side are skipped.
   """
@@ -241,11 +241,11 @@ def row_tests(table: dict, metric: str) -> list[dict]:
         continue
       if metric == SUCCESS_METRIC:
         a, b = cell_stats(pts, metric), cell_stats(ref, metric)
-        if not a["ended"] or not b["ended"]:
+        if not a["done"] or not b["done"]:
           continue
         diff = a["mean"] - b["mean"]
         test = "Fisher exact"
-        p = stats_lib.fisher_exact(a["success"], a["ended"], b["success"], b["ended"])
+        p = stats_lib.fisher_exact(a["success"], a["done"], b["success"], b["done"])
       else:
         a, b = stats_lib.summary(metric_values(pts, metric)), stats_lib.summary(
             metric_values(ref, metric))

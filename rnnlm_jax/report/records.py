@@ -28,9 +28,9 @@ import statistics
 from typing import Any, Iterable
 
 from rnnlm_jax import tasks
-from rnnlm_jax.workdir import NON_COMPUTATION_KEYS, Workdir, flatten
+from rnnlm_jax.workdir import DONE_STATES, NON_COMPUTATION_KEYS, Workdir, flatten  # pylint: disable=unused-import
 
-ENDED_STATES = ("finished", "diverged", "failed")
+ENDED_STATES = ("finished", "diverged", "failed")  # DONE_STATES (workdir): the ones that answer
 # Event fields written before the one training loop, read under today's names.
 OLD_EVENT_FIELDS = {"clip_rate": "clipped", "updates_per_sec": "steps_per_sec"}
 # Event fields that are not metrics: bookkeeping, the final events' checkpoint, its step,

@@ -52,20 +52,21 @@ def fmt_metric(x: float | None, metric: str) -> str:
 
 def cell_text(stats: dict | None, metric: str, kind: str) -> str:
   """A table cell: ``"mean ± std (n); counts"``; for ``success``: ``"k/n, median step S
-  (counts)"`` with k successes among the n ended points and the nonzero diverged, failed,
+  (counts)"`` with k successes among the n done (finished or
+  diverged) points and the nonzero diverged, failed,
   running and missing counts; just the counts (``"5 running"``) when no point of the cell has
   ended; NOT_RUN for a combination not in the sweep."""
   if stats is None:
     return NOT_RUN
   c = stats["counts"]
   if metric == SUCCESS_METRIC:
-    text = f"{stats['success']}/{stats['ended']}"
+    text = f"{stats['success']}/{stats['done']}"
     if stats["success_step_median"] is not None:
       text += f", median step {fmt_metric(stats['success_step_median'], 'success_step')}"
     extra = [f"{c[s]} {s}" for s in ("diverged", "failed") if c[s]]
     extra += [f"{c[s]} {s}" for s in sorted(c) if s not in ENDED_STATES and c[s]]
     return text + (f" ({', '.join(extra)})" if extra else "")
-  if stats["n"] == 0 and stats["ended"] == 0 and stats["points"]:  # nothing ended yet
+  if stats["n"] == 0 and not any(c[s] for s in ENDED_STATES) and stats["points"]:  # none ended
     return ", ".join(f"{c[s]} {s}" for s in sorted(c) if c[s])
   if stats["n"] == 0:
     value = "n/a (0)"
@@ -75,7 +76,7 @@ def cell_text(stats: dict | None, metric: str, kind: str) -> str:
     value = (f"{fmt_metric(stats['mean'], metric)} ± {fmt_metric(stats['std'], metric)} "
              f"({stats['n']})")
   if kind == "synthetic":
-    notes = [f"success {stats['success']}/{stats['ended']}", f"{c['diverged']} diverged"]
+    notes = [f"success {stats['success']}/{stats['done']}", f"{c['diverged']} diverged"]
     notes += [f"{c['failed']} failed"] if c["failed"] else []
   else:
     notes = [f"{c['diverged']} diverged", f"{c['failed']} failed"]
@@ -230,11 +231,11 @@ def write_points_csv(path: pathlib.Path, records: list[dict]) -> None:
 def write_cells_csv(path: pathlib.Path, tables: dict, metrics: list[str], kind: str) -> None:
   """results_cells.csv: one row per (table, row, column) cell: the value of every varying key
   in the cell (table, row, column, split and fixed keys), its labels and seed aggregates
-  (success k of ended n and the median success step for synthetic tasks)."""
+  (success k of done n and the median success step for synthetic tasks)."""
   lay = tables["layout"]
   keys = lay["tables"] + lay["rows"] + lay["cols"] + lay["split"] + lay["fixed"]
   states = ["finished", "diverged", "failed", "interrupted", "running", "stale", "missing"]
-  success = ["success", "ended", "success_step_median"] if kind == "synthetic" else []
+  success = ["success", "done", "success_step_median"] if kind == "synthetic" else []
   head = keys + ["table", "row", "column", "points"] + states + success
   for m in metrics:
     head += [f"{m}_mean", f"{m}_std", f"{m}_n"]
@@ -262,7 +263,7 @@ def _describe(metric: str, kind: str) -> str:
   if metric == "error_rate":
     return "final test error rate"
   if metric == SUCCESS_METRIC:
-    return "successes among ended runs"
+    return "successes among done runs"
   return metric
 
 
@@ -336,15 +337,15 @@ def render_markdown(sweep_dir: pathlib.Path, records: list[dict], tables: dict,
               "each mean ± std (n) is over seeds x folds"]
   parts += [""]
   if metrics[0] == SUCCESS_METRIC:
-    parts.append("Cells: k/n = runs that reached the success criterion / runs that ended "
-                 "(finished, diverged or failed), then the median step of success over the "
+    parts.append("Cells: k/n = runs that reached the success criterion / runs done "
+                 "(finished or diverged; a failed run answers nothing), then the median step of success over the "
                  "successful runs; the diverged, failed, running and missing counts follow in "
                  f"parentheses when nonzero. {NOT_RUN} = that combination is not in the sweep.")
   else:
     parts.append(
         "Cells: mean ± sample std (n) over the *finished* points of the cell (n = their "
         "number; one point shows no std), then the counts of diverged/failed points"
-        + (" and successes k/n among the ended (finished, diverged or failed) points"
+        + (" and successes k/n among the done (finished or diverged) points"
            if kind == "synthetic" else "")
         + "; running and missing points are counted as such. "
         f"{NOT_RUN} = that combination is not in the sweep.")
@@ -358,7 +359,7 @@ def render_markdown(sweep_dir: pathlib.Path, records: list[dict], tables: dict,
   if tests:
     parts += [f"## Each row against the first row (`{metrics[0]}`)", "",
               "Per column, the row's " + ("success rate minus the first row's, and Fisher's "
-                                          "exact test on the k/n counts of ended points"
+                                          "exact test on the k/n counts of done points"
                                           if metrics[0] == SUCCESS_METRIC else
                                           "mean minus the first row's mean, and Welch's t-test "
                                           "on the values of the finished seeds")
@@ -418,7 +419,7 @@ def write_report(sweep_dir: str | pathlib.Path, rows: str | Sequence[str] | None
   md, paths["summary"] = render_markdown(root, records, built, metrics, kind,
                                          records_lib.load_search(root), paths["selected"])
   paths["md"].write_text(md)
-  what = "k/n successes among ended runs" if metrics[0] == SUCCESS_METRIC else \
+  what = "k/n successes among done runs" if metrics[0] == SUCCESS_METRIC else \
       "mean ± std (n) over seeds"
   caption = f"{root.name}: {_describe(metrics[0], kind)}, {what}"
   paths["tex"].write_text(latex_table(built, metrics[0], kind, caption))

@@ -27,8 +27,8 @@ from typing import Sequence
 
 from rnnlm_jax.report import stats as stats_lib
 from rnnlm_jax.report.layout import REPLICATE_KEYS, parse_keys, setting
-from rnnlm_jax.report.records import LOWER_IS_BETTER, UNPREFIXED, ReportError, finite, \
-    fmt_value, num
+from rnnlm_jax.report.records import DONE_STATES, LOWER_IS_BETTER, UNPREFIXED, ReportError, \
+    finite, fmt_value, num
 
 
 def metric_pair(records: list[dict], kind: str, select: str) -> tuple[str, str, str]:
@@ -169,7 +169,7 @@ def chosen(roots, group_keys: Sequence[str], select: str = "valid",
   from rnnlm_jax.report import records as records_lib  # pylint: disable=import-outside-toplevel
   roots = [roots] if isinstance(roots, (str, os.PathLike)) else list(roots)
   records = search_records(roots, config_keys)
-  open_points = [r["name"] for r in records if r["state"] not in ("finished", "diverged")]
+  open_points = [r["name"] for r in records if r["state"] not in DONE_STATES]
   if open_points:
     raise ReportError(f"{', '.join(map(str, roots))}: {len(open_points)} point(s) of the search "
                       f"have not ended (e.g. {open_points[0]}); finish it before reading its "

@@ -60,7 +60,7 @@ from rnnlm_jax.synthetic import tasks as tasks_lib
 from rnnlm_jax.loop import Diverged, Interrupted, RunBook, StopFlag, gradient_stats, \
     interrupted_reason, progress_bar
 from rnnlm_jax.tasks import Task
-from rnnlm_jax.workdir import Workdir, flatten
+from rnnlm_jax.workdir import DONE_STATES, Workdir, flatten
 
 log = logging.getLogger("rnnlm_jax")
 
@@ -413,7 +413,7 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence
   todo = []
   for i, (c, w) in enumerate(zip(configs, workdirs)):
     status = Workdir(w).read_status()
-    if status and status["state"] in ("finished", "diverged"):
+    if status and status["state"] in DONE_STATES:
       results[i] = status
     else:
       todo.append(i)
