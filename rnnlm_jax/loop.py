@@ -294,6 +294,7 @@ class RunBook:
     self.meta.update(self._progress())  # in place: the loop holds this dict
     self.ckpt.save_latest(step, state, dict(self.meta))
     self.saved = (step, self.writer.lines)
+    self.wd.note_checkpoint()
 
   def save_best(self, state) -> None:
     """Checkpoint ``state`` as the best so far (the final evaluation restores it)."""

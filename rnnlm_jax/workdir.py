@@ -438,11 +438,21 @@ class Workdir:
     prov["runs"][-1].update(extra)
     _atomic_write_json(self.provenance_file, prov)
 
+  def note_checkpoint(self) -> None:
+    """Record in this invocation's entry how far it got: the time and the CPU seconds at its
+    latest checkpoint, so an invocation killed without closing its entry (e.g. at a session's
+    end) still counts up to there in what the run cost (:mod:`rnnlm_jax.report.cost`)."""
+    if not self.primary or self._cpu_start is None:
+      return
+    self.note_provenance(checkpoint_time=now(),
+                         checkpoint_cpu_seconds=round(time.process_time() - self._cpu_start, 2))
+
   def end_provenance(self, index: int, **extra) -> None:
     """Close this invocation's entry: its end time, ``extra`` (e.g. the outcome) and
     ``cpu_seconds``, the CPU time of the whole process (every thread) since the entry began:
     the run's CPU cost, the budget experiments report (runs trained together in one vmapped
-    program each record the group's)."""
+    program each record the group's, and a shared ``vmap_group`` id so it is counted once:
+    :mod:`rnnlm_jax.report.cost`)."""
     if not self.primary:
       return
     prov = json.loads(self.provenance_file.read_text())

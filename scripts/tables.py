@@ -18,11 +18,12 @@ paper.json::
 
     {"title": str,
      "tables": [{"id": str, "title": str, "note": str (optional),
-                 "kind": "runs" (default) | "bench" | "atlas" | "grid" | "select",
+                 "kind": "runs" (default) | "bench" | "atlas" | "grid" | "select" |
+                         "cost",
                  # kind "runs":
                  "metrics": [{"name": "test", "field": "test_perplexity", "format": ".2f"},
                              {"name": "solved", "field": "success", "kind": "count"}],
-                 # kind "count": a yes/no field per run, shown as k/n (runs that ended) and
+                 # kind "count": a yes/no field per run, shown as k/n (runs done: finished or diverged) and
                  # compared by Fisher's exact test; others: mean ± std, Welch's t-test
                  "tolerance": {"relative": 0.02 | "absolute": 0.3,
                                "side": "at_most" | "at_least" | "both"},
@@ -45,7 +46,10 @@ paper.json::
                  # may list several searches read as one, "config_keys" (optional) the keys
                  # fixed within each but not across them (report.select.search_records)
                  "records": "records/sweep", "group": ["model.cell"], "select": "valid",
-                 "config_keys": ["optim.name"]}]}
+                 "config_keys": ["optim.name"],
+                 # kind "cost": what runs cost (rnnlm_jax/report/cost.py), one row per group
+                 # of records directories (run directories or directories of them)
+                 "rows": [{"label": str, "records": ["records/sweep", ...]}]}]}
 
 In the README each table sits between ``<!-- tables:begin ID -->`` and ``<!-- tables:end
 -->``; ``tests/test_experiment_tables.py`` checks that those blocks are what this prints.
@@ -64,6 +68,7 @@ EXPERIMENTS = REPO / "experiments"
 sys.path.insert(0, str(REPO))
 
 from rnnlm_jax.report import atlas_tables  # pylint: disable=wrong-import-position
+from rnnlm_jax.report import cost as cost_lib  # pylint: disable=wrong-import-position
 from rnnlm_jax.report import layout as layout_lib  # pylint: disable=wrong-import-position
 from rnnlm_jax.report import records as records_lib  # pylint: disable=wrong-import-position
 from rnnlm_jax.report import render as render_lib  # pylint: disable=wrong-import-position
@@ -294,6 +299,23 @@ def sweep_table(name: str, table: dict) -> str:
   return render_lib.metric_section(built, table["metric"], kind).rstrip("\n")
 
 
+def cost_table(name: str, table: dict) -> str:
+  """What each row's runs cost: runs, CPU hours, wall hours open, first start .. last end,
+  and the invocations that could not be counted (report.cost)."""
+  lines = ["| row | runs | CPU hours | wall hours (open) | from .. to | not counted |",
+           "|---|---|---|---|---|---|"]
+  for row in table["rows"]:
+    dirs = [d for r in row["records"] for d in cost_lib.run_dirs(EXPERIMENTS / name / r)]
+    c = cost_lib.cost(dirs)
+    missing = ([f"{c.without_cpu} invocation(s) recorded before cpu_seconds (wall only)"]
+               if c.without_cpu else []) + cost_lib.not_closed(c)
+    span = f"{(c.start or '-')[:16]} .. {(c.end or '-')[:16]}".replace("T", " ")
+    cpu = f"{c.cpu_s / 3600:.2f}" if c.counted > c.without_cpu else "—"
+    lines.append(f"| {row['label']} | {c.runs} | {cpu} | {c.wall_s / 3600:.2f} | "
+                 f"{span} | {'; '.join(missing) or '—'} |")
+  return "\n".join(lines)
+
+
 def render_table(name: str, table: dict) -> str:
   """One table with its title and note (no markers)."""
   kind = table.get("kind", "runs")
@@ -302,6 +324,8 @@ def render_table(name: str, table: dict) -> str:
   elif kind == "atlas":
     body = atlas_tables.render(table["question"], records_dirs(name, table),
                                table["below"], table.get("reference"))
+  elif kind == "cost":
+    body = cost_table(name, table)
   else:
     body = bench_table(name, table) if kind == "bench" else runs_table(name, table)
   out = [f"**{table['title']}**", ""]

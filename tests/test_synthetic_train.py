@@ -179,6 +179,10 @@ def test_vmapped_group_equals_sequential_runs(tmp_path, kw):
     assert status(v)["state"] == status(s)["state"] == "finished"
   # The members really differ (different seeds and learning rates).
   assert events(tmp_path / "v0", "train")[-1]["loss"] != events(tmp_path / "v1", "train")[-1]["loss"]
+  # One process window for the vmapped members (counted once by report.cost), none when sequential.
+  prov = lambda d: json.loads((d / "provenance.json").read_text())["runs"][-1]
+  assert len({prov(tmp_path / f"v{i}")["vmap_group"] for i in range(3)}) == 1
+  assert "vmap_group" not in prov(tmp_path / "s0")
 
 
 def test_diverging_member_is_recorded_and_others_unaffected(tmp_path):

@@ -45,6 +45,7 @@ import functools
 import json
 import logging
 import time
+import uuid
 from typing import Sequence
 
 import jax
@@ -436,7 +437,12 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence
     for i in todo:
       results[i] = train_group([configs[i]], [workdirs[i]], vmap=False)[0]
     return results
-  out = _run_group(members, states, vmapped=vmap and len(members) > 1)
+  vmapped = bool(vmap) and len(members) > 1
+  if vmapped:  # one process window for all: rnnlm_jax.report.cost counts the group once
+    group_id = uuid.uuid4().hex[:12]
+    for m in members:
+      m.wd.note_provenance(vmap_group=group_id)
+  out = _run_group(members, states, vmapped=vmapped)
   for i, status in zip(todo, out):
     results[i] = status
   return results
