@@ -16,6 +16,7 @@ import pytest
 from rnnlm_jax import checkpoint as ckpt_lib
 from rnnlm_jax import loop
 from rnnlm_jax.tasks import lm as lm_task
+from rnnlm_jax.sweeps.spec import import_file
 from rnnlm_jax.workdir import Workdir, WorkdirError
 
 import helpers
@@ -162,6 +163,17 @@ def test_evaluate_workdir_on_text(tmp_path, corpus):
   with pytest.raises(FileNotFoundError, match="no best checkpoint .*train first"):
     lm_task.evaluate_workdir(str(bare), "test")
   assert sorted(p.name for p in bare.rglob("*")) == before
+  # The state-reset diagnostic (scripts/carry_probe.py): windows as long as a column are the
+  # carried evaluation itself; short ones score each window from the initial state.
+  config, corp, spec, params, _ = lm_task.restore_workdir(str(wd))
+  step, bptt = lm_task.make_eval_step(spec), int(config.data.bptt)
+  carried = lm_task.evaluate(step, params, spec, corp.test, 2, bptt)[0]
+  assert lm_task.evaluate(step, params, spec, corp.test, 2, bptt,
+                          reset_every=corp.test.size)[0] == pytest.approx(carried, rel=1e-6)
+  assert lm_task.evaluate(step, params, spec, corp.test, 2, bptt, reset_every=2)[0] != carried
+  probe = import_file(REPO / "scripts" / "carry_probe.py")
+  assert probe.main(["--workdir", str(wd), "--reset_every", "3"]) == 0
+  assert probe.main(["--workdir", str(bare / "nope")]) == 2
 
 
 # ----------------------------------------------------------------------------- CLI

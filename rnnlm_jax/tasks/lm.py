@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import pathlib
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -178,13 +179,15 @@ def population_params(params, spec: lm.LMSpec, train_batched: np.ndarray, bptt: 
 
 
 def evaluate(eval_step, params, spec: lm.LMSpec, ids: np.ndarray, batch_size: int,
-             bptt: int, mesh=None) -> tuple[float, int]:
+             bptt: int, mesh=None, reset_every: int = 0) -> tuple[float, int]:
   """Mean per-token NLL (nats) over a token stream ``ids [num_tokens]`` and the token count.
 
   The stream is cut into ``batch_size`` columns as in training; every target is scored once,
   with the state carried from the start of its column. With a ``mesh`` (``params`` replicated
   on it) the columns are split over its devices when ``batch_size`` divides evenly, else every
-  device scores all of them (e.g. ``eval_batch_size`` 1).
+  device scores all of them (e.g. ``eval_batch_size`` 1). ``reset_every`` > 0 (a diagnostic,
+  scripts/carry_probe.py): windows of that many tokens, each from the initial state, so only
+  the last ``reset_every`` tokens are context.
   """
   batched = data_lib.batchify(ids, batch_size)
   carry = lm.init_carry(spec, batch_size)
@@ -196,8 +199,10 @@ def evaluate(eval_step, params, spec: lm.LMSpec, ids: np.ndarray, batch_size: in
     put = lambda a: parallel.place_batch(a, mesh, sharding)
   count = 0
   sums = []
-  for x, y in data_lib.eval_windows(batched, eval_window(bptt, batch_size, spec.norm)):
-    carry, s = eval_step(params, carry, put(x), put(y))
+  initial = carry
+  for x, y in data_lib.eval_windows(batched, reset_every or eval_window(bptt, batch_size,
+                                                                         spec.norm)):
+    carry, s = eval_step(params, initial if reset_every else carry, put(x), put(y))
     sums.append(s)
     count += y.size
   total = float(np.sum(np.asarray(jax.device_get(sums), np.float64)))
@@ -470,9 +475,17 @@ def write_training_sample(wd: Workdir, params, spec: lm.LMSpec, vocab, data_conf
   return text
 
 
-def evaluate_workdir(workdir: str, split: str = "test", text_file: str | None = None,
-                     checkpoint: str = "best") -> dict:
-  """Evaluate a trained workdir's checkpoint on a split or on a user's text file."""
+class Restored(NamedTuple):
+  """A trained workdir read back for evaluation (:func:`restore_workdir`)."""
+  config: ml_collections.ConfigDict
+  corpus: data_lib.LMCorpus
+  spec: lm.LMSpec
+  params: Any  # the evaluation parameters (averaged ones for NT-ASGD, BN population added)
+  step: int  # the checkpoint's step
+
+
+def restore_workdir(workdir: str, checkpoint: str = "best") -> Restored:
+  """A workdir's config, corpus and ``checkpoint`` ("best" | "latest") ready to evaluate."""
   wd = Workdir(workdir)
   config = ml_collections.ConfigDict(wd.read_config())
   corpus = data_lib.load_lm_corpus(config.data, str(wd.path))
@@ -482,6 +495,15 @@ def evaluate_workdir(workdir: str, split: str = "test", text_file: str | None = 
   spe = data_lib.num_train_windows(train_batched, bptt)
   state = ckpt_lib.restore_for_evaluation(wd.checkpoint_dir, create_train_state(config, spec, spe),
                                           checkpoint)
+  params = population_params(optim.eval_params(state.opt_state, state.params), spec,
+                             train_batched, bptt)
+  return Restored(config, corpus, spec, params, int(state.step))
+
+
+def evaluate_workdir(workdir: str, split: str = "test", text_file: str | None = None,
+                     checkpoint: str = "best") -> dict:
+  """Evaluate a trained workdir's checkpoint on a split or on a user's text file."""
+  config, corpus, spec, params, step = restore_workdir(workdir, checkpoint)
   if text_file:
     ids = data_lib.encode_text_file(text_file, corpus.vocab, corpus.level)
     source = text_file
@@ -492,10 +514,8 @@ def evaluate_workdir(workdir: str, split: str = "test", text_file: str | None = 
   eval_bs = int(config.train.eval_batch_size)
   if ids.size < eval_bs + 1:
     eval_bs = 1
-  params = population_params(optim.eval_params(state.opt_state, state.params), spec,
-                             train_batched, bptt)
-  loss, n = evaluate(make_eval_step(spec), params, spec, ids, eval_bs, bptt)
-  return {"source": source, "checkpoint": checkpoint, "checkpoint_step": int(state.step),
+  loss, n = evaluate(make_eval_step(spec), params, spec, ids, eval_bs, int(config.data.bptt))
+  return {"source": source, "checkpoint": checkpoint, "checkpoint_step": step,
           "loss": loss, **metric_names(corpus.level, loss), "tokens": n}
 
 
