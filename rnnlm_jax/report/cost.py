@@ -6,8 +6,9 @@ thread) while the invocation was open. Summing them gives a budget that is never
 invocations recorded before ``cpu_seconds`` existed count in the wall column only; an
 invocation never closed (the process was killed, e.g. at a session's end: no end time) counts
 up to its last checkpoint (``checkpoint_time``, ``checkpoint_cpu_seconds``, recorded at every
-checkpoint since 2026-12-07), or not at all if it has none; each is reported as such. Members of one vmapped synthetic group share one process
-window (``vmap_group`` in their entries): the group counts once, at its longest member.
+checkpoint since 2026-12-07), or not at all if it has none; each is reported as such. Members
+of one vmapped synthetic group share one process window (``vmap_group`` in their entries): the
+group counts once, at its longest member.
 
     print(line("tanh", cost(run_dirs(pathlib.Path("records/ptb_word/cell=rnn_tanh")))))
 """
