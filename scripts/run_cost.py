@@ -16,7 +16,8 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
-from rnnlm_jax.report.cost import cost, line, run_dirs  # pylint: disable=wrong-import-position
+from rnnlm_jax.report.cost import (  # pylint: disable=wrong-import-position
+    cost, line, run_dirs, training_time)
 
 
 def main(argv=None) -> int:
@@ -28,7 +29,10 @@ def main(argv=None) -> int:
     if not path.is_dir():
       print(f"error: {path} is not a directory", file=sys.stderr)
       return 2
-    print(line(name, cost(run_dirs(path))))
+    dirs = run_dirs(path)
+    train_s, unrated = training_time(dirs)
+    print(f"{line(name, cost(dirs))}; training {train_s / 3600:.2f} h at the logged rates"
+          + (f" ({unrated} interval(s) without a rate)" if unrated else ""))
   return 0
 
 

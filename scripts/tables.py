@@ -302,8 +302,8 @@ def sweep_table(name: str, table: dict) -> str:
 def cost_table(name: str, table: dict) -> str:
   """What each row's runs cost: runs, CPU hours, wall hours open, first start .. last end,
   and the invocations that could not be counted (report.cost)."""
-  lines = ["| row | runs | CPU hours | wall hours (open) | from .. to | not counted |",
-           "|---|---|---|---|---|---|"]
+  lines = ["| row | runs | CPU hours | wall hours (open) | training hours (kept steps) | "
+           "from .. to | not counted |", "|---|---|---|---|---|---|---|"]
   for row in table["rows"]:
     dirs = [d for r in row["records"] for d in cost_lib.run_dirs(EXPERIMENTS / name / r)]
     c = cost_lib.cost(dirs)
@@ -311,8 +311,10 @@ def cost_table(name: str, table: dict) -> str:
                if c.without_cpu else []) + cost_lib.not_closed(c)
     span = f"{(c.start or '-')[:16]} .. {(c.end or '-')[:16]}".replace("T", " ")
     cpu = f"{c.cpu_s / 3600:.2f}" if c.counted > c.without_cpu else "—"
+    train_s, unrated = cost_lib.training_time(dirs)
+    missing += [f"{unrated} logged interval(s) without a rate"] if unrated else []
     lines.append(f"| {row['label']} | {c.runs} | {cpu} | {c.wall_s / 3600:.2f} | "
-                 f"{span} | {'; '.join(missing) or '—'} |")
+                 f"{train_s / 3600:.2f} | {span} | {'; '.join(missing) or '—'} |")
   return "\n".join(lines)
 
 

@@ -52,3 +52,15 @@ def test_a_vmapped_group_counts_once_at_its_longest_member(tmp_path):
                              "end_time": "2026-12-07T11:06:00+00:00", "cpu_seconds": 300.0}])
   c = run_cost.cost(run_cost.run_dirs(tmp_path))
   assert (c.runs, c.cpu_s, c.wall_s, c.without_cpu) == (3, 2000.0, 2160.0, 0)
+
+
+def test_training_time_sums_the_kept_intervals_at_their_logged_rates(tmp_path):
+  run = tmp_path / "run"
+  _run(run, [{"start_time": "2026-12-07T10:00:00+00:00", "end_time": None}])  # killed
+  events = [{"split": "train", "step": 100, "steps_per_sec": None},  # compiled: no rate
+            {"split": "train", "step": 300, "steps_per_sec": 4.0},
+            {"split": "valid", "step": 300, "loss": 1.0},
+            {"split": "train", "step": 400, "steps_per_sec": 2.0}]
+  (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+  assert run_cost.training_time([run]) == (100.0, 1)  # 200 / 4 + 100 / 2; one interval unrated
+  assert run_cost.cost([run]).wall_s == 0.0  # what provenance alone cannot count

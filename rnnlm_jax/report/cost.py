@@ -10,6 +10,11 @@ checkpoint since 2026-12-07), or not at all if it has none; each is reported as 
 of one vmapped synthetic group share one process window (``vmap_group`` in their entries): the
 group counts once, at its longest member.
 
+A second measure comes from the metrics instead: :func:`training_time`, the time the kept
+training steps took at their logged rates. It counts runs whose invocations were all killed
+(long runs that span sessions) and leaves out lost work: a resumed run's metrics.jsonl is cut
+back to its checkpoint.
+
     print(line("tanh", cost(run_dirs(pathlib.Path("records/ptb_word/cell=rnn_tanh")))))
 """
 
@@ -92,3 +97,24 @@ def not_closed(c: Cost) -> list[str]:
           if c.partial else []) + (
       [f"{c.unclosed} invocation(s) never closed, with no checkpoint recorded: not counted"]
       if c.unclosed else [])
+
+
+def training_time(dirs: list[pathlib.Path]) -> tuple[float, int]:
+  """(seconds, intervals without a rate): per train event of each run's metrics.jsonl, the
+  updates since the previous train event over the event's logged ``steps_per_sec`` (the first
+  interval of an invocation, which compiled, logs none for the synthetic tasks)."""
+  seconds, unrated = 0.0, 0
+  for d in dirs:
+    path = d / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    prev = 0
+    for e in (json.loads(x) for x in lines if x):
+      if e.get("split") != "train":
+        continue
+      rate = e.get("steps_per_sec", e.get("updates_per_sec"))
+      if rate:
+        seconds += (e["step"] - prev) / float(rate)
+      else:
+        unrated += 1
+      prev = e["step"]
+  return seconds, unrated
