@@ -63,4 +63,9 @@ def test_training_time_sums_the_kept_intervals_at_their_logged_rates(tmp_path):
             {"split": "train", "step": 400, "steps_per_sec": 2.0}]
   (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
   assert run_cost.training_time([run]) == (100.0, 1)  # 200 / 4 + 100 / 2; one interval unrated
+  # an older language-model event logged tokens/s only: batch x bptt tokens per update
+  (run / "config.json").write_text(json.dumps({"train": {"batch_size": 5}, "data": {"bptt": 10}}))
+  events.append({"split": "train", "step": 500, "tokens_per_sec": 250.0})
+  (run / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+  assert run_cost.training_time([run]) == (120.0, 1)  # + 100 updates at 250 / 50 per second
   assert run_cost.cost([run]).wall_s == 0.0  # what provenance alone cannot count

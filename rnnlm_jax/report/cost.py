@@ -99,19 +99,32 @@ def not_closed(c: Cost) -> list[str]:
       if c.unclosed else [])
 
 
+def _tokens_per_step(run_dir: pathlib.Path) -> int | None:
+  """A language-model run's tokens per update (batch x bptt) from its config.json, else None."""
+  path = run_dir / "config.json"
+  config = json.loads(path.read_text()) if path.is_file() else {}
+  try:
+    return int(config["train"]["batch_size"]) * int(config["data"]["bptt"])
+  except (KeyError, TypeError, ValueError):
+    return None
+
+
 def training_time(dirs: list[pathlib.Path]) -> tuple[float, int]:
   """(seconds, intervals without a rate): per train event of each run's metrics.jsonl, the
-  updates since the previous train event over the event's logged ``steps_per_sec`` (the first
+  updates since the previous train event over the event's logged ``steps_per_sec`` (language
+  models' events from before it was logged: ``tokens_per_sec`` over batch x bptt; the first
   interval of an invocation, which compiled, logs none for the synthetic tasks)."""
   seconds, unrated = 0.0, 0
   for d in dirs:
     path = d / "metrics.jsonl"
     lines = path.read_text().splitlines() if path.is_file() else []
-    prev = 0
+    prev, per_step = 0, _tokens_per_step(d)
     for e in (json.loads(x) for x in lines if x):
       if e.get("split") != "train":
         continue
       rate = e.get("steps_per_sec", e.get("updates_per_sec"))
+      if not rate and e.get("tokens_per_sec") and per_step:
+        rate = float(e["tokens_per_sec"]) / per_step
       if rate:
         seconds += (e["step"] - prev) / float(rate)
       else:
