@@ -126,7 +126,7 @@ def _grid(atlas_dir):
 
 def test_heatmap_grid_at_the_first_rung(atlas_dir):
   recs, b = _grid(atlas_dir)
-  assert b == ("train.max_steps", BUDGET, "loss", "min")
+  assert b == ("train.max_steps", BUDGET, "loss", "min", (30.0, 90.0))
   data = atlas.heatmap_grid(recs, b.key, b.budget)
   assert data["unit"] == "perplexity"
   assert data["cells"] == ["gru", "lstm"]  # sweep directories by name
@@ -191,7 +191,12 @@ def test_clip_rate_and_best_groups(atlas_dir):
   # though its mean perplexity (150) is higher.
   assert (best[("gru", "global_norm")]["clip"], best[("gru", "global_norm")]["lr"]) == (
       "global_norm 5", 1.0)
-  assert best[("lstm", "global_norm")]["clip"] == "global_norm 1"  # 122 < 130
+  # The group trained furthest wins its mode: at the last rung (90 updates) global norm 1 at
+  # lr 1 (61 = 122 / 2) against global norm 5, whose promoted seed 1 diverged on the way.
+  lstm_gn = best[("lstm", "global_norm")]
+  assert (lstm_gn["clip"], lstm_gn["lr"], lstm_gn["budget"]) == ("global_norm 1", 1.0, 90.0)
+  assert lstm_gn["value"] == pytest.approx(61.0)
+  assert {g["budget"] for k, g in best.items() if k != ("lstm", "global_norm")} == {30.0}
   # A seed not at the budget yet is left out of its group's mean: 200 (1 seed) beats 410.
   assert best[("lstm", "none")]["lr"] == 0.1
   steps, vals = atlas.seed_series(best[("lstm", "global_norm")]["points"], "valid",

@@ -76,6 +76,7 @@ class Budget(NamedTuple):
   budget: float | None
   metric: str = "loss"
   mode: str = "min"
+  rungs: tuple = ()  # every rung's budget of the searches, ascending (empty without a search)
 
 
 def budget_of(dirs: Sequence[pathlib.Path]) -> Budget:
@@ -86,20 +87,22 @@ def budget_of(dirs: Sequence[pathlib.Path]) -> Budget:
   Raises:
     ReportError: searches that count their budgets in different keys (steps vs epochs).
   """
-  firsts = {}
+  firsts, budgets = {}, set()
   for d in dirs:
     search = records_lib.load_search(d)
     if search and search.get("method") == "halving":
       rungs = search.get("rungs") or [{}]
       firsts[d] = (search.get("budget_key"), rungs[0].get("budget", search.get("min_budget")),
                    search.get("metric", "loss"), search.get("mode", "min"))
+      budgets |= {float(r["budget"]) for r in rungs if r.get("budget") is not None}
   kinds = {(k, m, o) for k, _, m, o in firsts.values()}
   if len(kinds) > 1:
     raise ReportError(f"--atlas: the searches differ in budget key or metric ({sorted(kinds)})")
   if not firsts:
     return Budget("train.max_steps", None)
   key, metric, mode = kinds.pop()
-  return Budget(key, min(b for _, b, _, _ in firsts.values()), metric, mode)
+  first = min(b for _, b, _, _ in firsts.values())
+  return Budget(key, first, metric, mode, tuple(sorted(budgets | {float(first)})))
 
 
 def collect(dirs: Sequence[pathlib.Path]) -> list[dict]:
@@ -275,32 +278,39 @@ def grad_norm_series(recs: list[dict]) -> dict:
 
 
 def best_groups(recs: list[dict], b: Budget) -> list[dict]:
-  """Per (cell, clip mode), the (learning rate, clip value) group with the best score at the
-  budget, scored as the halving search scores groups (its ``b.metric``, LM ``loss``;
-  :func:`rnnlm_jax.sweeps.halving.mean_score`: the mean over its seeds, the worst if a seed
-  diverged; ties to the first) over the seeds that reached the budget; groups with no such
-  seed are not candidates. Returns [{"cell", "mode", "clip", "lr", "score", "value" (the mean
-  of the seeds' unit, as in the heatmap), "n", "points"}] in sweep order of (cell, mode)."""
-  cand: dict = {}
+  """Per (cell, clip mode), the (learning rate, clip value) group the search trained furthest
+  and best there: at the largest rung budget (``b.rungs``; ``b.budget`` without them) at which
+  some group of that mode has a seed with a value, the group with the best score, scored as
+  the halving search scores groups (its ``b.metric``, LM ``loss``;
+  :func:`rnnlm_jax.sweeps.halving.mean_score`: the mean over its seeds that reached the
+  budget, the worst if one diverged; ties to the first). Returns [{"cell", "mode", "clip",
+  "lr", "budget" (that rung's budget, None for the runs' ends), "score", "value" (the mean of
+  the seeds' unit there, as in the heatmap), "n" (seeds counted), "points"}] in sweep order
+  of (cell, mode)."""
+  groups: dict = {}
   for r in recs:
-    what, v = at_budget(r, b.key, b.budget, b.metric, b.mode)
-    g = cand.setdefault((r["cell"], r["mode"]), {}).setdefault(
-        (r["lr"], r["clip"]), {"vals": [], "units": [], "points": []})
-    g["points"].append(r)
-    if what != "pending":
-      g["vals"].append(v if what == "value" else halving.worst(b.mode))
-      g["units"].append(at_budget(r, b.key, b.budget)[1])
+    groups.setdefault((r["cell"], r["mode"]), {}).setdefault((r["lr"], r["clip"]), []).append(r)
   out = []
-  for (cell, mode), groups in cand.items():
-    scored = [(halving.mean_score(g["vals"], b.mode), lr, clip, g)
-              for (lr, clip), g in groups.items() if g["vals"]]
-    scored = [s for s in scored if math.isfinite(s[0])]
-    if scored:
-      scores = {i: sc[0] for i, sc in enumerate(scored)}
-      score, lr, clip, g = scored[halving.rank(scores, list(scores), b.mode)[0]]
-      out.append({"cell": cell, "mode": mode, "clip": clip, "lr": lr, "score": score,
-                  "value": stats_lib.summary(g["units"]).mean, "n": len(g["vals"]),
-                  "points": g["points"]})
+  for (cell, mode), by_group in groups.items():
+    for budget in reversed(b.rungs or (b.budget,)):
+      scored = []
+      for (lr, clip), pts in by_group.items():
+        seen = [(at_budget(r, b.key, budget, b.metric, b.mode), r) for r in pts]
+        seen = [(what, v, r) for (what, v), r in seen if what != "pending"]
+        if not seen:
+          continue
+        vals = [v if what == "value" else halving.worst(b.mode) for what, v, _ in seen]
+        score = halving.mean_score(vals, b.mode)
+        if math.isfinite(score):
+          units = [at_budget(r, b.key, budget)[1] for _, _, r in seen]
+          scored.append((score, lr, clip, len(vals), units, pts))
+      if scored:
+        scores = {i: sc[0] for i, sc in enumerate(scored)}
+        score, lr, clip, n, units, pts = scored[halving.rank(scores, list(scores), b.mode)[0]]
+        out.append({"cell": cell, "mode": mode, "clip": clip, "lr": lr, "budget": budget,
+                    "score": score, "value": stats_lib.summary(units).mean, "n": n,
+                    "points": pts})
+        break
   return out
 
 
@@ -475,9 +485,9 @@ def plot_best_curves(best: list[dict], unit: str, b: Budget, title: str,
                      path: pathlib.Path) -> pathlib.Path:
   """Learning curves of the best group per (cell, clip mode) on one axis: the training
   ``unit`` per logged interval (lines) and the validation ``unit`` (markers), means over seeds;
-  colour by clip mode, line style and marker by cell, the group's validation value at the
-  budget in the label; the selection budget dotted; the y axis up to 20x the lowest value
-  (blown-up curves leave it)."""
+  colour by clip mode, line style and marker by cell, the group's validation value at its
+  furthest budget in the label; the first rung's budget dotted; the y axis up to 20x the
+  lowest value (blown-up curves leave it)."""
   modes = _order(g["mode"] for g in best)
   cells = _order(g["cell"] for g in best)
   fig, axes = _figure(1, 1, 9.0, 5.0, title)
@@ -492,10 +502,11 @@ def plot_best_curves(best: list[dict], unit: str, b: Budget, title: str,
     ax.plot(steps, train, color=colour, ls=("-", "--", ":", "-.")[i % 4], lw=1.0, alpha=0.8)
     ax.plot(vsteps, valid, color=colour, marker=marker, ms=6, ls="none",
             label=f"{g['cell']}, {g['clip']}, lr {fmt_value(g['lr'])}: {fmt_number(g['value'])}"
+            + ("" if g["budget"] is None else f" at {fmt_value(g['budget'])}")
             + (f" ({g['n']} of {len(g['points'])} seeds)" if g["n"] < len(g["points"]) else ""))
   if b.budget is not None and b.key == "train.max_steps":
     ax.axvline(b.budget, color="k", lw=0.8, ls=":",
-               label=f"selection budget ({fmt_value(b.budget)})")
+               label=f"first rung ({fmt_value(b.budget)})")
   ax.set(xlabel="update", ylabel=f"{UNIT_NAMES.get(unit, unit)}: train (lines), "
                                  "validation (markers)")
   if unit == "perplexity":
@@ -561,9 +572,10 @@ def write_atlas(paths: Sequence[str | pathlib.Path],
   if best:
     written.append(plot_best_curves(
         best, data["unit"], b, f"Learning curves of the best (lr, threshold) per (cell, clip "
-        f"mode), chosen by the mean validation {b.metric} {at} as the halving search ranks: "
-        f"train {unit} per logged interval (lines), validation (markers), means over seeds; "
-        f"the label gives the validation {unit} {at}", out / "atlas_best_curves.png"))
+        f"mode): of the groups trained furthest, the best there by the mean validation "
+        f"{b.metric}, as the halving search ranks; train {unit} per logged interval (lines), "
+        f"validation (markers), means over seeds; the label gives the validation {unit} at "
+        f"that furthest budget", out / "atlas_best_curves.png"))
   else:
     notes.append("no best-curves figure: no group has a finite validation value at the budget")
   return written, notes
