@@ -140,6 +140,20 @@ def _tiny_bn_config(tmp_path):
       "train.eval_batch_size": 4, "optim.learning_rate": 0.5})
 
 
+def test_eval_params_estimates_the_population_once_per_parameter_set(tmp_path, monkeypatch):
+  # A validation and the training sample after it read the same parameters: one estimate.
+  run = lm_task.make_run(_tiny_bn_config(tmp_path))
+  state = run.init_state()
+  calls = []
+  real = lm_task.population_params
+  monkeypatch.setattr(lm_task, "population_params",
+                      lambda params, *a, **k: calls.append(1) or real(params, *a, **k))
+  first = run.eval_params(state.params)
+  assert run.eval_params(state.params) is first and len(calls) == 1
+  moved = jax.tree.map(lambda w: w * 1.0, state.params)  # new arrays: estimated again
+  assert run.eval_params(moved) is not first and len(calls) == 2
+
+
 @pytest.mark.slow  # 12 s; .ci/run runs it after the default suite
 def test_lm_trains_evaluates_and_samples(tmp_path):
   """A tiny batch-normalised LSTM LM: it learns, its evaluation reads population statistics

@@ -320,6 +320,7 @@ class LMRun:
     self.mesh = parallel.make_mesh(int(t_cfg.get("num_devices", 0)))
     self._step_fn = None
     self._statistics_step = make_statistics_step(self.spec)  # jitted on first use (norm=batch)
+    self._last_eval_params: tuple[list, Any] | None = None  # (input leaves, eval_params result)
     self.sample_length = int(t_cfg.get("sample_length", 0))
 
   def write_files(self, wd: Workdir) -> None:
@@ -366,9 +367,18 @@ class LMRun:
     return state
 
   def eval_params(self, params):
-    """``params`` as evaluation and sampling read them (:func:`population_params`)."""
-    return population_params(params, self.spec, self.train_batched, self.bptt,
-                             self._statistics_step)
+    """``params`` as evaluation and sampling read them (:func:`population_params`). The last
+    result is kept for the same parameter arrays: a validation and the training sample after
+    it (``train.sample_length``) estimate the batch-norm population once, not twice."""
+    leaves = jax.tree.leaves(params)
+    last = self._last_eval_params
+    if last is not None and len(last[0]) == len(leaves) and all(
+        a is b for a, b in zip(last[0], leaves)):
+      return last[1]
+    out = population_params(params, self.spec, self.train_batched, self.bptt,
+                            self._statistics_step)
+    self._last_eval_params = (leaves, out) if self.spec.norm == "batch" else None
+    return out
 
   def place_state(self, state: TrainState) -> TrainState:
     return parallel.place_state(state, self.mesh)
