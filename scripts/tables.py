@@ -3,6 +3,8 @@
     python scripts/tables.py zaremba2014            # print the tables (Markdown)
     python scripts/tables.py zaremba2014 --write    # also replace them in its README.md
     python scripts/tables.py --list                 # the experiments that have a paper.json
+    python scripts/tables.py --costs --write        # every experiment's cost, summed, into
+                                                    # experiments/README.md
 
 Each experiment with records keeps ``experiments/<name>/paper.json``: its tables, for each row
 the run directories behind it (text records archived by ``scripts/archive_runs.py``, paths
@@ -299,22 +301,50 @@ def sweep_table(name: str, table: dict) -> str:
   return render_lib.metric_section(built, table["metric"], kind).rstrip("\n")
 
 
+COST_HEAD = ["runs", "CPU hours", "wall hours (open)", "training hours (kept steps)",
+             "from .. to", "not counted"]
+
+
+def cost_cells(dirs: list[pathlib.Path]) -> list[str]:
+  """The cells of :data:`COST_HEAD` for the runs in ``dirs`` (report.cost)."""
+  c = cost_lib.cost(dirs)
+  missing = ([f"{c.without_cpu} invocation(s) recorded before cpu_seconds (wall only)"]
+             if c.without_cpu else []) + cost_lib.not_closed(c)
+  span = f"{(c.start or '-')[:16]} .. {(c.end or '-')[:16]}".replace("T", " ")
+  cpu = f"{c.cpu_s / 3600:.2f}" if c.counted > c.without_cpu else "—"
+  train_s, unrated = cost_lib.training_time(dirs)
+  missing += [f"{unrated} logged interval(s) without a rate"] if unrated else []
+  return [str(c.runs), cpu, f"{c.wall_s / 3600:.2f}", f"{train_s / 3600:.2f}", span,
+          "; ".join(missing) or "—"]
+
+
+def cost_dirs(name: str, row: dict) -> list[pathlib.Path]:
+  """The run directories of one row of a kind "cost" table."""
+  return [d for r in row["records"] for d in cost_lib.run_dirs(EXPERIMENTS / name / r)]
+
+
 def cost_table(name: str, table: dict) -> str:
-  """What each row's runs cost: runs, CPU hours, wall hours open, first start .. last end,
-  and the invocations that could not be counted (report.cost)."""
-  lines = ["| row | runs | CPU hours | wall hours (open) | training hours (kept steps) | "
-           "from .. to | not counted |", "|---|---|---|---|---|---|---|"]
+  """What each row's runs cost: runs, CPU hours, wall hours open, training hours of the kept
+  steps, first start .. last end, and the invocations that could not be counted."""
+  lines = ["| row | " + " | ".join(COST_HEAD) + " |", "|" + "---|" * (len(COST_HEAD) + 1)]
   for row in table["rows"]:
-    dirs = [d for r in row["records"] for d in cost_lib.run_dirs(EXPERIMENTS / name / r)]
-    c = cost_lib.cost(dirs)
-    missing = ([f"{c.without_cpu} invocation(s) recorded before cpu_seconds (wall only)"]
-               if c.without_cpu else []) + cost_lib.not_closed(c)
-    span = f"{(c.start or '-')[:16]} .. {(c.end or '-')[:16]}".replace("T", " ")
-    cpu = f"{c.cpu_s / 3600:.2f}" if c.counted > c.without_cpu else "—"
-    train_s, unrated = cost_lib.training_time(dirs)
-    missing += [f"{unrated} logged interval(s) without a rate"] if unrated else []
-    lines.append(f"| {row['label']} | {c.runs} | {cpu} | {c.wall_s / 3600:.2f} | "
-                 f"{train_s / 3600:.2f} | {span} | {'; '.join(missing) or '—'} |")
+    lines.append(f"| {row['label']} | " + " | ".join(cost_cells(cost_dirs(name, row))) + " |")
+  return "\n".join(lines)
+
+
+def costs_summary() -> str:
+  """Every experiment's cost table summed into one row, and all of them together (for
+  experiments/README.md's ``costs`` block)."""
+  lines = ["| experiment | " + " | ".join(COST_HEAD) + " |",
+           "|" + "---|" * (len(COST_HEAD) + 1)]
+  everything = []
+  for name in experiments():
+    dirs = [d for t in load_spec(name)["tables"] if t.get("kind") == "cost"
+            for row in t["rows"] for d in cost_dirs(name, row)]
+    if dirs:
+      everything += dirs
+      lines.append(f"| [{name}]({name}/README.md#cost) | " + " | ".join(cost_cells(dirs)) + " |")
+  lines.append("| **all** | " + " | ".join(cost_cells(everything)) + " |")
   return "\n".join(lines)
 
 
@@ -357,7 +387,11 @@ def blocks(readme: str) -> dict[str, str]:
 
 def write_readme(name: str, tables: dict[str, str]) -> list[str]:
   """Replace each table's block in the experiment's README (the markers must be there)."""
-  path = EXPERIMENTS / name / "README.md"
+  return write_blocks(EXPERIMENTS / name / "README.md", tables)
+
+
+def write_blocks(path: pathlib.Path, tables: dict[str, str]) -> list[str]:
+  """Replace each table's block in the Markdown file ``path`` (the markers must be there)."""
   text = path.read_text()
   missing = [i for i in tables if BEGIN.format(i) not in text]
   if missing:
@@ -375,7 +409,16 @@ def main(argv=None) -> int:
   ap.add_argument("experiment", nargs="?", help="a directory under experiments/ with paper.json")
   ap.add_argument("--write", action="store_true", help="also replace the tables in its README")
   ap.add_argument("--list", action="store_true", help="list the experiments with a paper.json")
+  ap.add_argument("--costs", action="store_true",
+                  help="what every experiment's runs cost, summed (with --write: into "
+                       "experiments/README.md)")
   args = ap.parse_args(argv)
+  if args.costs:
+    md = costs_summary()
+    print(md)
+    if args.write:
+      write_blocks(EXPERIMENTS / "README.md", {"costs": md})
+    return 0
   if args.list or not args.experiment:
     print("\n".join(experiments()))
     return 0

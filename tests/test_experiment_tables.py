@@ -34,6 +34,13 @@ def test_readme_shows_what_the_records_reprint(name):
         f"run: python scripts/tables.py {name} --write")
 
 
+def test_experiments_readme_shows_the_summed_costs():
+  shown = tables.blocks((REPO / "experiments" / "README.md").read_text())
+  assert shown.get("costs") == tables.costs_summary(), (
+      "experiments/README.md's cost summary differs from the records; run: "
+      "python scripts/tables.py --costs --write")
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_row_has_records_or_says_record_lost(name):
   spec = json.loads((REPO / "experiments" / name / "paper.json").read_text())
