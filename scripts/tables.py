@@ -25,8 +25,9 @@ paper.json::
                  # kind "runs":
                  "metrics": [{"name": "test", "field": "test_perplexity", "format": ".2f"},
                              {"name": "solved", "field": "success", "kind": "count"}],
-                 # kind "count": a yes/no field per run, shown as k/n (runs done: finished or diverged) and
-                 # compared by Fisher's exact test; others: mean ± std, Welch's t-test
+                 # kind "count": a yes/no field per run, shown as k/n (n: runs done,
+                 # finished or diverged) and compared by Fisher's exact test; others:
+                 # mean ± std, Welch's t-test
                  "tolerance": {"relative": 0.02 | "absolute": 0.3,
                                "side": "at_most" | "at_least" | "both"},
                  "rows": [{"label": str, "runs": [dir, ...], "paper": {name: value} | null,
@@ -208,9 +209,10 @@ def runs_table(name: str, table: dict) -> str:
   for row in table["rows"]:
     runs = [read_run(EXPERIMENTS / name / d) for d in row.get("runs", [])]
     row["_runs"] = runs
+    # counts: done runs only (finished, diverged)
     row["_values"] = {m["name"]: [r.get(m["field"]) if m.get("kind") != "count"
                                   or r["state"] in records_lib.DONE_STATES else None
-                                  for r in runs] for m in metrics}  # counts: done runs only (finished, diverged)
+                                  for r in runs] for m in metrics}
     row["ours"] = {m["name"]: stats.summary(counts_as_numbers(row["_values"][m["name"]])
                                             if m.get("kind") == "count"
                                             else row["_values"][m["name"]]) for m in metrics}
