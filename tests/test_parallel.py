@@ -101,6 +101,7 @@ print("RESULT " + json.dumps(out))
 """
 
 
+@pytest.mark.slow  # 22 s on 2 cores; .ci/run runs it after the default suite
 def test_four_devices_train_like_one(tmp_path):
   corpus = make_corpus(tmp_path / "corpus.txt")
   env = dict(os.environ, JAX_PLATFORMS="cpu",
