@@ -126,7 +126,7 @@ def _grid(atlas_dir):
 
 def test_heatmap_grid_at_the_first_rung(atlas_dir):
   recs, b = _grid(atlas_dir)
-  assert b == ("train.max_steps", BUDGET, "loss", "min", (30.0, 90.0))
+  assert b == ("train.max_steps", BUDGET, "loss", "min")
   data = atlas.heatmap_grid(recs, b.key, b.budget)
   assert data["unit"] == "perplexity"
   assert data["cells"] == ["gru", "lstm"]  # sweep directories by name
@@ -180,7 +180,9 @@ def test_clip_rate_and_best_groups(atlas_dir):
   lines = atlas.clip_rate_lines(recs, b.key, b.budget)
   assert lines["lstm"] == {0.1: [(1.0, pytest.approx(0.1)), (5.0, pytest.approx(0.02))],
                            1.0: [(1.0, 1.0), (5.0, pytest.approx(0.2))]}
-  best = {(g["cell"], g["mode"]): g for g in atlas.best_groups(recs, b)}
+  rungs = atlas.rung_budgets(atlas.sweep_dirs([atlas_dir]))
+  assert set(map(tuple, rungs.values())) == {(30, 90)}
+  best = {(g["cell"], g["mode"]): g for g in atlas.best_groups(recs, b, rungs)}
   assert set(best) == {("gru", "none"), ("gru", "global_norm"), ("lstm", "none"),
                        ("lstm", "global_norm")}
   # gru none at lr 1 has a diverged seed (ranks last, as in the halving search): lr 0.1 wins.

@@ -76,7 +76,6 @@ class Budget(NamedTuple):
   budget: float | None
   metric: str = "loss"
   mode: str = "min"
-  rungs: tuple = ()  # every rung's budget of the searches, ascending (empty without a search)
 
 
 def budget_of(dirs: Sequence[pathlib.Path]) -> Budget:
@@ -87,22 +86,30 @@ def budget_of(dirs: Sequence[pathlib.Path]) -> Budget:
   Raises:
     ReportError: searches that count their budgets in different keys (steps vs epochs).
   """
-  firsts, budgets = {}, set()
+  firsts = {}
   for d in dirs:
     search = records_lib.load_search(d)
     if search and search.get("method") == "halving":
       rungs = search.get("rungs") or [{}]
       firsts[d] = (search.get("budget_key"), rungs[0].get("budget", search.get("min_budget")),
                    search.get("metric", "loss"), search.get("mode", "min"))
-      budgets |= {float(r["budget"]) for r in rungs if r.get("budget") is not None}
   kinds = {(k, m, o) for k, _, m, o in firsts.values()}
   if len(kinds) > 1:
     raise ReportError(f"--atlas: the searches differ in budget key or metric ({sorted(kinds)})")
   if not firsts:
     return Budget("train.max_steps", None)
   key, metric, mode = kinds.pop()
-  first = min(b for _, b, _, _ in firsts.values())
-  return Budget(key, first, metric, mode, tuple(sorted(budgets | {float(first)})))
+  return Budget(key, min(b for _, b, _, _ in firsts.values()), metric, mode)
+
+
+def rung_budgets(dirs: Sequence[pathlib.Path]) -> dict[str, list[float]]:
+  """{sweep directory: its halving search's rung budgets, ascending} (from sweep.json; empty
+  for a plain sweep)."""
+  out = {}
+  for d in dirs:
+    search = records_lib.load_search(d) or {}
+    out[str(d)] = sorted(r["budget"] for r in search.get("rungs", []) if "budget" in r)
+  return out
 
 
 def collect(dirs: Sequence[pathlib.Path]) -> list[dict]:
@@ -277,9 +284,10 @@ def grad_norm_series(recs: list[dict]) -> dict:
   return out
 
 
-def best_groups(recs: list[dict], b: Budget) -> list[dict]:
+def best_groups(recs: list[dict], b: Budget, rungs: dict[str, list[float]]) -> list[dict]:
   """Per (cell, clip mode), the (learning rate, clip value) group the search trained furthest
-  and best there: at the largest rung budget (``b.rungs``; ``b.budget`` without them) at which
+  and best there: at the largest rung budget of its sweep (``rungs``, :func:`rung_budgets`;
+  ``b.budget`` for a plain sweep) at which
   some group of that mode has a seed with a value, the group with the best score, scored as
   the halving search scores groups (its ``b.metric``, LM ``loss``;
   :func:`rnnlm_jax.sweeps.halving.mean_score`: the mean over its seeds that reached the
@@ -292,7 +300,8 @@ def best_groups(recs: list[dict], b: Budget) -> list[dict]:
     groups.setdefault((r["cell"], r["mode"]), {}).setdefault((r["lr"], r["clip"]), []).append(r)
   out = []
   for (cell, mode), by_group in groups.items():
-    for budget in reversed(b.rungs or (b.budget,)):
+    first = next(iter(by_group.values()))[0]
+    for budget in reversed(rungs.get(str(first["sweep"])) or [b.budget]):
       scored = []
       for (lr, clip), pts in by_group.items():
         seen = [(at_budget(r, b.key, budget, b.metric, b.mode), r) for r in pts]
@@ -568,7 +577,7 @@ def write_atlas(paths: Sequence[str | pathlib.Path],
         "90th percentile (median over seeds)", out / "atlas_grad_norms.png"))
   else:
     notes.append("no gradient-norm figure: no point has logged train events")
-  best = best_groups(recs, b)
+  best = best_groups(recs, b, rung_budgets(dirs))
   if best:
     written.append(plot_best_curves(
         best, data["unit"], b, f"Learning curves of the best (lr, threshold) per (cell, clip "

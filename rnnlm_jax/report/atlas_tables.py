@@ -280,16 +280,6 @@ def modes_table(gs: dict[tuple, Group], below: float) -> str:
   return _table(["cell", "lr", "best global norm"] + modes, rows)
 
 
-def rung_budgets(dirs: Sequence[pathlib.Path]) -> dict[str, list[float]]:
-  """{sweep directory: its halving search's rung budgets, ascending} (from sweep.json; empty
-  for a plain sweep)."""
-  out = {}
-  for d in dirs:
-    search = records_lib.load_search(d) or {}
-    out[str(d)] = sorted(r["budget"] for r in search.get("rungs", []) if "budget" in r)
-  return out
-
-
 def furthest_budget(points: list[dict], budgets: Sequence[float], key: str) -> float:
   """The largest of ``budgets`` that every seed of a group (``points``) reached or diverged
   before (-inf if none)."""
@@ -305,7 +295,7 @@ def best_table(recs: list[dict], dirs: Sequence[pathlib.Path], b: atlas.Budget, 
   std; and the ``reference`` setting ({"clip", "lr", "label"}) at the furthest rung it
   reached, with its rank among the cell's groups at the first rung (the groups that train,
   by mean)."""
-  rungs = rung_budgets(dirs)
+  rungs = atlas.rung_budgets(dirs)
   first = groups(recs, b)
   rows = []
   for cell in _cells(first):

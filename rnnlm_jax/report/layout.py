@@ -227,8 +227,9 @@ def row_tests(table: dict, metric: str) -> list[dict]:
   "col", "ref", "diff", "test", "p"}].
 
   ``success``: the difference of the success rates and Fisher's exact test on the k/n counts
-  of done points (finished or diverged); any other metric: the difference of the means over finished points and
-  Welch's t-test on the seed values (``p`` None when a side has fewer than 2 values).
+  of done points (finished or diverged); any other metric: the difference of the means over
+  finished points and Welch's t-test on the seed values (``p`` None when a side has fewer than
+  2 values).
   Cells missing on either side are skipped.
   """
   out = []

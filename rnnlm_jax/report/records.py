@@ -28,7 +28,8 @@ import statistics
 from typing import Any, Iterable
 
 from rnnlm_jax import tasks
-from rnnlm_jax.workdir import DONE_STATES, NON_COMPUTATION_KEYS, Workdir, flatten  # pylint: disable=unused-import
+from rnnlm_jax.workdir import DONE_STATES  # pylint: disable=unused-import  (report's import)
+from rnnlm_jax.workdir import NON_COMPUTATION_KEYS, Workdir, flatten
 
 ENDED_STATES = ("finished", "diverged", "failed")  # DONE_STATES (workdir): the ones that answer
 # Event fields written before the one training loop, read under today's names.

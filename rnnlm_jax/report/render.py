@@ -338,8 +338,9 @@ def render_markdown(sweep_dir: pathlib.Path, records: list[dict], tables: dict,
   parts += [""]
   if metrics[0] == SUCCESS_METRIC:
     parts.append("Cells: k/n = runs that reached the success criterion / runs done "
-                 "(finished or diverged; a failed run answers nothing), then the median step of success over the "
-                 "successful runs; the diverged, failed, running and missing counts follow in "
+                 "(finished or diverged; a failed run answers nothing), then the median step "
+                 "of success over the successful runs; the diverged, failed, running and "
+                 "missing counts follow in "
                  f"parentheses when nonzero. {NOT_RUN} = that combination is not in the sweep.")
   else:
     parts.append(

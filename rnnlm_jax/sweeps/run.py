@@ -34,8 +34,8 @@ from typing import Callable, Mapping, Sequence
 
 from rnnlm_jax import tasks
 from rnnlm_jax.sweeps.spec import Point, SweepError, swept_keys
-from rnnlm_jax.workdir import DONE_STATES, RUN_LENGTH_KEYS, Workdir, WorkdirBusy, atomic_write_text, \
-    flatten
+from rnnlm_jax.workdir import DONE_STATES, RUN_LENGTH_KEYS, Workdir, WorkdirBusy, \
+    atomic_write_text, flatten
 
 SWEEP_FILE = "sweep.json"
 FINAL_STATES = ("finished", "diverged", "failed")
