@@ -310,8 +310,7 @@ COST_HEAD = ["runs", "CPU hours", "wall hours (open)", "training hours (kept ste
 def cost_cells(dirs: list[pathlib.Path]) -> list[str]:
   """The cells of :data:`COST_HEAD` for the runs in ``dirs`` (report.cost)."""
   c = cost_lib.cost(dirs)
-  missing = ([f"{c.without_cpu} invocation(s) recorded before cpu_seconds (wall only)"]
-             if c.without_cpu else []) + cost_lib.not_closed(c)
+  missing = cost_lib.not_counted(c)
   span = f"{(c.start or '-')[:16]} .. {(c.end or '-')[:16]}".replace("T", " ")
   cpu = f"{c.cpu_s / 3600:.2f}" if c.counted > c.without_cpu else "—"
   train_s, unrated = cost_lib.training_time(dirs)

@@ -35,8 +35,9 @@ def test_sums_cpu_and_wall_and_reports_what_it_cannot_count(tmp_path, capsys):
   assert run_cost.run_dirs(sweep / "a") == [sweep / "a"]
   assert run_cost.main([str(sweep)]) == 0
   out = capsys.readouterr().out
-  assert "4 run(s), 1.33 CPU-h measured + 1 invocation(s) recorded before" in out
-  assert ("1.93 h open (wall) (1 invocation(s) never closed (killed): counted to their last "
+  assert "4 run(s), 1.33 CPU-h measured, " in out
+  assert ("1.93 h open (wall) (1 invocation(s) recorded before cpu_seconds (wall only)) "
+          "(1 invocation(s) never closed (killed): counted to their last "
           "checkpoint) (1 invocation(s) never closed, with no checkpoint recorded: not counted)"
           in out)
   assert run_cost.main([str(tmp_path / "nope")]) == 2

@@ -84,17 +84,19 @@ def cost(dirs: list[pathlib.Path]) -> Cost:
 
 def line(name: str, c: Cost) -> str:
   """One line: runs, CPU hours (and what they leave out), wall hours, first start .. last end."""
-  cpu = (f"{c.cpu_s / 3600:.2f} CPU-h" if c.without_cpu == 0 else
-         f"{c.cpu_s / 3600:.2f} CPU-h measured + {c.without_cpu} invocation(s) recorded before "
-         "cpu_seconds existed")
-  return (f"{name}: {c.runs} run(s), {cpu}, {c.wall_s / 3600:.2f} h open (wall)"
-          + "".join(f" ({n})" for n in not_closed(c)) + f", {c.start or '-'} .. {c.end or '-'}")
+  measured = " measured" if c.without_cpu else ""
+  return (f"{name}: {c.runs} run(s), {c.cpu_s / 3600:.2f} CPU-h{measured}, "
+          f"{c.wall_s / 3600:.2f} h open (wall)" + "".join(f" ({n})" for n in not_counted(c))
+          + f", {c.start or '-'} .. {c.end or '-'}")
 
 
-def not_closed(c: Cost) -> list[str]:
-  """What the totals say about invocations that were never closed (empty if none)."""
-  return ([f"{c.partial} invocation(s) never closed (killed): counted to their last checkpoint"]
-          if c.partial else []) + (
+def not_counted(c: Cost) -> list[str]:
+  """What the totals leave out (empty if nothing): invocations recorded before cpu_seconds
+  existed (wall time only), and invocations never closed."""
+  return ([f"{c.without_cpu} invocation(s) recorded before cpu_seconds (wall only)"]
+          if c.without_cpu else []) + (
+      [f"{c.partial} invocation(s) never closed (killed): counted to their last checkpoint"]
+      if c.partial else []) + (
       [f"{c.unclosed} invocation(s) never closed, with no checkpoint recorded: not counted"]
       if c.unclosed else [])
 
