@@ -297,3 +297,15 @@ def test_best_table_takes_the_last_rung(atlas_dir):
 def test_render_refuses_an_unknown_question(atlas_dir):
   with pytest.raises(records.ReportError, match="unknown atlas question 'speed'"):
     atlas_tables.render("speed", [atlas_dir], 1000.0)
+
+
+def test_budgets_of_a_cell_spanning_a_search_and_a_plain_sweep():
+  b = atlas.Budget("train.max_steps", 30.0)
+  rungs = {"search": [30.0, 90.0], "below_the_ladder": [], "other_search": [10.0, 270.0]}
+  search, plain = {"sweep": pathlib.Path("search")}, {"sweep": pathlib.Path("below_the_ladder")}
+  # The order of the points does not decide: the plain sweep adds no rung, the search's count.
+  assert atlas.budgets_of([plain, search], rungs, b) == [30.0, 90.0]
+  assert atlas.budgets_of([search, plain], rungs, b) == [30.0, 90.0]
+  assert atlas.budgets_of([plain], rungs, b) == [30.0]  # no search: the sweep's own budget
+  assert atlas.budgets_of([search, {"sweep": "other_search"}], rungs, b) == [
+      10.0, 30.0, 90.0, 270.0]

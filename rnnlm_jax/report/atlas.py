@@ -112,6 +112,14 @@ def rung_budgets(dirs: Sequence[pathlib.Path]) -> dict[str, list[float]]:
   return out
 
 
+def budgets_of(points: Sequence[dict], rungs: dict[str, list[float]], b: Budget) -> list[float]:
+  """The rung budgets, ascending, of the halving searches that ``points`` come from (``rungs``,
+  :func:`rung_budgets`: a cell's points may span several sweep directories, e.g. a search and
+  a plain sweep below its ladder); ``[b.budget]`` if none of them is a search."""
+  budgets = {x for d in {str(r["sweep"]) for r in points} for x in rungs.get(d, [])}
+  return sorted(budgets) or [b.budget]
+
+
 def collect(dirs: Sequence[pathlib.Path]) -> list[dict]:
   """The records of every sweep in ``dirs`` (:func:`rnnlm_jax.report.records.collect`), each
   with ``"cell"``, ``"clip"`` (label, :func:`clip_label`), ``"mode"``, ``"lr"`` and
@@ -286,8 +294,7 @@ def grad_norm_series(recs: list[dict]) -> dict:
 
 def best_groups(recs: list[dict], b: Budget, rungs: dict[str, list[float]]) -> list[dict]:
   """Per (cell, clip mode), the (learning rate, clip value) group the search trained furthest
-  and best there: at the largest rung budget of its sweep (``rungs``, :func:`rung_budgets`;
-  ``b.budget`` for a plain sweep) at which
+  and best there: at the largest rung budget of its searches (:func:`budgets_of`) at which
   some group of that mode has a seed with a value, the group with the best score, scored as
   the halving search scores groups (its ``b.metric``, LM ``loss``;
   :func:`rnnlm_jax.sweeps.halving.mean_score`: the mean over its seeds that reached the
@@ -300,8 +307,8 @@ def best_groups(recs: list[dict], b: Budget, rungs: dict[str, list[float]]) -> l
     groups.setdefault((r["cell"], r["mode"]), {}).setdefault((r["lr"], r["clip"]), []).append(r)
   out = []
   for (cell, mode), by_group in groups.items():
-    first = next(iter(by_group.values()))[0]
-    for budget in reversed(rungs.get(str(first["sweep"])) or [b.budget]):
+    points = [r for pts in by_group.values() for r in pts]
+    for budget in reversed(budgets_of(points, rungs, b)):
       scored = []
       for (lr, clip), pts in by_group.items():
         seen = [(at_budget(r, b.key, budget, b.metric, b.mode), r) for r in pts]

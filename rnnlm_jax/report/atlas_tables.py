@@ -300,7 +300,7 @@ def best_table(recs: list[dict], dirs: Sequence[pathlib.Path], b: atlas.Budget, 
   rows = []
   for cell in _cells(first):
     mine = [r for r in recs if r["cell"] == cell]
-    budgets = rungs.get(str(mine[0]["sweep"])) or [b.budget]
+    budgets = atlas.budgets_of(mine, rungs, b)
     unit = atlas.unit_of(mine)
     by_group: dict[tuple, list[dict]] = {}
     for r in mine:
