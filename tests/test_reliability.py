@@ -66,6 +66,24 @@ def test_best_saved_and_latest_lost_does_not_wedge(reference, tmp_path):
   assert Workdir(run).read_status()["state"] == "finished"
 
 
+def test_run_restored_from_its_archived_records_starts_over_identical(reference, tmp_path,
+                                                                      monkeypatch):
+  """A lost machine: only the records scripts/archive_runs.py committed survive (no
+  checkpoints). Copied back as the workdir, the same command trains from step 0, drops the
+  lost run's events and ends with the uninterrupted run's events."""
+  from rnnlm_jax.sweeps.spec import import_file
+  archive_runs = import_file(helpers.REPO / "scripts" / "archive_runs.py")
+  config, ref = reference
+  crashed = _crashed_run(tmp_path, config, monkeypatch)
+  archive_runs.archive(tmp_path, tmp_path / "records")  # tmp_path holds the one run dir
+  restored = tmp_path / "restored"
+  shutil.copytree(tmp_path / "records" / crashed.name, restored)
+  assert not (restored / "checkpoints").exists() and helpers.events(restored)
+  loop.train_and_evaluate(config, str(restored))
+  assert helpers.events(restored) == helpers.events(ref)
+  assert Workdir(restored).read_status()["state"] == "finished"
+
+
 def _flip_bytes(path: pathlib.Path) -> None:
   data = bytearray(path.read_bytes())
   middle = len(data) // 2
