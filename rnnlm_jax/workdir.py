@@ -178,24 +178,42 @@ def library_versions() -> dict[str, str]:
   return out
 
 
-def hardware() -> dict[str, Any]:
-  """CPU model, core count, memory and JAX devices."""
-  import jax
-  cpu = platform.processor()
+# The CPU extensions that decide which kernels XLA:CPU (and oneDNN) compile for: float32 results
+# are bit-identical only between hosts with the same ones (and the same jax/jaxlib).
+CPU_EXTENSIONS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def _cpuinfo_field(name: str) -> str | None:
+  """The first ``name`` line's value in /proc/cpuinfo (None where there is none)."""
   try:
     for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        cpu = line.split(":", 1)[1].strip()
-        break
+      if line.split(":", 1)[0].strip() == name:
+        return line.split(":", 1)[1].strip()
   except OSError:
     pass
+  return None
+
+
+def cpu_signature() -> str:
+  """The CPU's vendor and the extensions of :data:`CPU_EXTENSIONS` it has, e.g.
+  ``"AuthenticAMD avx2 fma"``: hosts that share it compute the same float32 numbers."""
+  flags = set((_cpuinfo_field("flags") or "").split())
+  vendor = _cpuinfo_field("vendor_id") or platform.machine() or "unknown"
+  return " ".join([vendor] + [f for f in CPU_EXTENSIONS if f in flags])
+
+
+def hardware() -> dict[str, Any]:
+  """CPU model and signature (:func:`cpu_signature`), core count, memory and JAX devices."""
+  import jax
+  cpu = _cpuinfo_field("model name") or platform.processor()
   mem_gib = None
   try:
     mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
   except (ValueError, OSError, AttributeError):
     pass
-  return {"platform": platform.platform(), "cpu": cpu, "cpu_count": os.cpu_count(),
-          "memory_gib": mem_gib, "jax_backend": jax.default_backend(),
+  return {"platform": platform.platform(), "cpu": cpu, "cpu_signature": cpu_signature(),
+          "cpu_count": os.cpu_count(), "memory_gib": mem_gib,
+          "jax_backend": jax.default_backend(),
           "jax_devices": [str(d) for d in jax.devices()]}
 
 

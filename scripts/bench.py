@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from rnnlm_jax import cells, config_base, sample  # noqa: E402
 from rnnlm_jax.tasks import lm as lm_task  # noqa: E402
 from rnnlm_jax.models import lm  # noqa: E402
-from rnnlm_jax.workdir import hardware, library_versions  # noqa: E402
+from rnnlm_jax.workdir import cpu_signature, hardware, library_versions  # noqa: E402
 
 try:  # optional peer
   import torch
@@ -332,18 +332,8 @@ def combine_runs(runs: list[dict]) -> dict:
 
 def cpu_extensions() -> str:
   """The CPU's vector and matrix extensions that decide XLA:CPU's and oneDNN's kernels
-  (AVX2 / AVX-512 / bf16 / AMX), from /proc/cpuinfo."""
-  flags: set[str] = set()
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("flags"):
-          flags = set(line.split(":", 1)[1].split())
-          break
-  except OSError:
-    pass
-  found = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-           if f in flags]
+  (AVX2 / AVX-512 / bf16 / AMX): :func:`rnnlm_jax.workdir.cpu_signature` without the vendor."""
+  found = cpu_signature().split()[1:]
   return "flags " + (" ".join(found) if found else "unknown")
 
 

@@ -31,11 +31,13 @@ import concurrent.futures
 import json
 import os
 import re
+import warnings
 
 import pytest
 
 from golden.cases import (GOLDEN, OLD_WORKDIR_STOPS, command, extract_losses, first_difference,
-                          old_workdir_expected, resume_old_workdir)
+                          old_workdir_expected, recording_for, resume_old_workdir)
+from rnnlm_jax.workdir import cpu_signature
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +82,13 @@ def test_old_workdir_resumes(case, resumed):
   assert after[:len(kept)] == kept, f"{case}: the metrics before the checkpoint changed"
   runs = json.loads((workdir / "provenance.json").read_text())["runs"]
   assert len(runs) == 2 and runs[-1]["outcome"] == "finished", runs
-  got, want = extract_losses(workdir / "metrics.jsonl"), old_workdir_expected(golden)
-  if got != want:
-    pytest.fail(f"{case}: losses of the resumed old workdir differ from tests/golden/{case}.json:"
-                f" {first_difference({'.': got}, {'.': want})}", pytrace=False)
+  recording, rtol = recording_for(golden, cpu_signature())
+  got, want = extract_losses(workdir / "metrics.jsonl"), old_workdir_expected(recording)
+  diff = first_difference({".": got}, {".": want}, rtol)
+  if diff:
+    pytest.fail(f"{case}: losses of the resumed old workdir differ from tests/golden/{case}.json"
+                f" ({f'within {rtol:g} relative' if rtol else 'recorded on this CPU'}): {diff}",
+                pytrace=False)
+  if rtol:
+    warnings.warn(f"{case}: no golden recorded on this CPU: compared within {rtol:g} relative "
+                  "(see tests/test_golden.py)")
