@@ -58,3 +58,20 @@ def test_golden(case, tmp_path):
     warnings.warn(f"{case}: no golden recorded on this CPU ({cpu}): compared within {rtol:g} "
                   f"relative of the {golden['cpu']!r} recording; record one with "
                   "tests/golden/record.py")
+
+
+def test_recording_for_picks_this_cpus_losses_else_a_tolerance():
+  """Bit for bit against the recording of the CPU that runs the test; elsewhere the reference's
+  losses within OTHER_CPU_RTOL; a chaotic case is skipped on an unrecorded CPU."""
+  from golden.cases import OTHER_CPU_RTOL
+  ref = {"losses": {".": {"train": [[5, 2.0]]}}}
+  avx2 = {"losses": {".": {"train": [[5, 2.0000001]]}}}
+  golden = {"case": "lm_word", "cpu": "A avx512f", **ref, "other_cpus": {"A avx2": avx2}}
+  assert recording_for(golden, "A avx512f") == (golden, 0.0)
+  assert recording_for(golden, "A avx2") == (avx2, 0.0)
+  assert recording_for(golden, "B avx2") == (golden, OTHER_CPU_RTOL)
+  assert first_difference(avx2["losses"], ref["losses"], 0.0) is not None
+  assert first_difference(avx2["losses"], ref["losses"], OTHER_CPU_RTOL) is None
+  assert first_difference({".": {"train": [[5, 2.1]]}}, ref["losses"], OTHER_CPU_RTOL)
+  with pytest.raises(pytest.skip.Exception):
+    recording_for({**golden, "case": "lm_remedies"}, "B avx2")
