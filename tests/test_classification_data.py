@@ -222,6 +222,7 @@ def real_tfds(tmp_path_factory):
   mp.undo()
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_real_sst2_splits(real_tfds):
   _need("sst2", "train")
   b = cdata.make_classification_builder("sst2", tfds_dir=real_tfds)

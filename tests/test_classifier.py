@@ -119,6 +119,7 @@ def _batch(rows, length=6, pad_rows=0):
   return {"tokens": tokens, "lengths": lens, "labels": labels, "weights": w}
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_weight_zero_rows_add_nothing():
   spec = _spec(pooling="attention")
   params = C.init_params(jax.random.PRNGKey(0), spec)
@@ -222,6 +223,7 @@ def _tiny(iso, **over):
   return apply_overrides(c, over)
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_task_protocol_and_training(iso):
   from rnnlm_jax import loop, tasks
   from rnnlm_jax.workdir import Workdir

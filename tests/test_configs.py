@@ -84,6 +84,7 @@ def test_config_trains_a_few_steps(path, tmp_path):
   check_short_run(c, tmp_path / "run", out, steps=3)
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 @pytest.mark.parametrize("name", sorted(SYNTHETIC))
 def test_synthetic_config_validates_and_trains(name, tmp_path):
   from rnnlm_jax.tasks import synthetic as synthetic_task

@@ -343,6 +343,7 @@ def test_sampling_carries_the_attention_memory():
 # ----------------------------------------------------------------------------- aux head
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_aux_head_off_leaves_the_loss_unchanged_and_on_adds_its_term():
   plain, aux = _spec(), _spec(aux_weight=0.3)
   p_plain = lm.init_params(jax.random.PRNGKey(0), plain)

@@ -276,6 +276,7 @@ def _split(events: list[dict], split: str) -> list[dict]:
   return [e for e in events if e["split"] == split]
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_real_records_are_what_the_workdirs_say(real_sweep):
   runs = _run_files(real_sweep)
   recs = {r["name"]: r for r in records.collect(real_sweep)}
@@ -310,6 +311,7 @@ def test_real_records_are_what_the_workdirs_say(real_sweep):
   assert any(0 < r["clip_rate"] < 1 for r in recs.values())
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_real_report_is_the_seed_aggregate_of_the_workdirs(real_sweep, tmp_path):
   root = _copy(real_sweep, tmp_path / "sweep")
   paths = render.write_report(root)
@@ -358,6 +360,7 @@ def test_real_report_is_the_seed_aggregate_of_the_workdirs(real_sweep, tmp_path)
   assert sorted(p.name for p in (root / "plots").glob("*.png")) == names
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_real_report_cli(real_sweep, tmp_path):
   root = _copy(real_sweep, tmp_path / "sweep")
   ppl = [_split(ev, "test")[0]["perplexity"] for name, (st, ev) in _run_files(root).items()

@@ -244,6 +244,7 @@ def _sample_cli(*args, runs=1):
   return out
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_cli_samples_from_a_trained_workdir(tmp_path, corpus):
   wd = tmp_path / "run"
   loop.train_and_evaluate(tiny_config(corpus, tmp_path / "tfds", **{"train.max_steps": 5,

@@ -159,10 +159,13 @@ def test_group_key():
       small_config(omega_weight=2.0))
 
 
-@pytest.mark.parametrize("kw", [dict(omega_weight=2.0, clip_mode="none"),
+# both slow (16-26 s each): the default run took 10 min on an AVX2 host (2026-12-07); the
+# grouped path stays in it through tests/test_golden.py's synthetic_group case
+@pytest.mark.parametrize("kw", [pytest.param(dict(omega_weight=2.0, clip_mode="none"),
+                                             marks=pytest.mark.slow),
                                 pytest.param(dict(cell="lstm", clip_mode="agc", clip_value=0.5,
                                                   task="addition"),
-                                             marks=pytest.mark.slow)])  # 16 s; -m slow
+                                             marks=pytest.mark.slow)])
 def test_vmapped_group_equals_sequential_runs(tmp_path, kw):
   configs = [small_config(seed=s, learning_rate=lr, **kw) for s, lr in ((0, 0.05), (1, 0.1), (2, 0.05))]
   ts.train_group(configs, [tmp_path / f"v{i}" for i in range(3)], vmap=True)
@@ -185,6 +188,7 @@ def test_vmapped_group_equals_sequential_runs(tmp_path, kw):
   assert "vmap_group" not in prov(tmp_path / "s0")
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_diverging_member_is_recorded_and_others_unaffected(tmp_path):
   kw = dict(cell="rnn_relu", init="identity", clip_mode="none", task="addition")
   configs = [small_config(seed=0, **kw), small_config(seed=1, learning_rate=1e6, **kw),
@@ -202,6 +206,7 @@ def test_diverging_member_is_recorded_and_others_unaffected(tmp_path):
   assert [o["state"] for o in out] == ["finished", "diverged", "finished"]
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_success_stops_training(tmp_path):
   c = small_config(max_steps=90, eval_every=30)
   c.synthetic.success_error_rate = 1.01  # any error rate counts as solved: stop at the first check
@@ -212,6 +217,7 @@ def test_success_stops_training(tmp_path):
   assert out["epoch"] is None  # fresh data every update: no epochs
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_validation_set_is_scored_beside_the_test_set(tmp_path):
   """synthetic.valid_size: valid events at every test evaluation, on a fixed set of their own
   (the same for every seed, not the test set), with the same numbers for the test set and the
@@ -265,6 +271,7 @@ def test_former_task_subconfig_spelling_trains_the_same(tmp_path, caplog):
                                   json.loads((tmp_path / "new" / "config.json").read_text())) == []
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, monkeypatch):
   configs = [small_config(seed=s, max_steps=60, checkpoint_every_steps=20) for s in (0, 1)]
   ts.train_group(configs, [tmp_path / f"full{i}" for i in range(2)], vmap=True)

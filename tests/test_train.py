@@ -218,6 +218,7 @@ def test_cli_bad_inputs(tmp_path, corpus):
     assert not wd.exists(), f"bad input {args} wrote into the workdir"
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_cli_conflicting_workdir_keeps_files(tmp_path, corpus):
   wd = tmp_path / "run"
   args = _tiny_args(corpus, tmp_path, wd) + ["--config.train.max_steps=5"]
@@ -230,6 +231,7 @@ def test_cli_conflicting_workdir_keeps_files(tmp_path, corpus):
   assert before == after
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_cli_kill_9_then_resume_equals_uninterrupted(tmp_path, corpus):
   """A real ``kill -9`` while training, then the same command again."""
   ref, run = tmp_path / "ref", tmp_path / "run"

@@ -142,6 +142,7 @@ def test_trains_and_honours_the_workdir_contract(tmp_path):
   assert final_valid["accuracy"] == pytest.approx(best[-1]["accuracy"])
 
 
+@pytest.mark.slow  # the default run took 10 min on an AVX2 host (2026-12-07); .ci/run runs it
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, monkeypatch):
   config = toy_config(num_epochs=3)
   loop.train_and_evaluate(config, str(tmp_path / "ref"))
