@@ -50,6 +50,8 @@ def fake_lm(monkeypatch):
   class Fake:
     calls: list = []
     interrupt_at = None
+    final_only = False  # as the real loop: one valid event per run (at its end), and without a
+    #                     checkpoint a re-run starts from epoch 0 (every run ends with a save)
 
   def fake(config, workdir):
     name, budget = pathlib.Path(workdir).name, config.train.num_epochs
@@ -61,13 +63,24 @@ def fake_lm(monkeypatch):
     if h == 80 and s == 1:
       wd.write_status("diverged", 10, 1.0, "non-finite loss")
       raise loop.Diverged("non-finite loss")
+    epochs = range(start + 1, budget + 1)
+    latest = wd.path / "checkpoints" / "latest"
+    if Fake.final_only:
+      if not latest.is_dir():  # nothing to resume from: metrics truncated, from epoch 0
+        (wd.path / "metrics.jsonl").write_text("")
+      epochs = [budget]
     with (wd.path / "metrics.jsonl").open("a") as f:
-      for e in range(start + 1, budget + 1):
+      for e in epochs:
+        if Fake.final_only and Fake.interrupt_at == (name, budget):
+          wd.write_status("interrupted", 10 * start, float(start), "interrupted by signal 2")
+          raise loop.Interrupted("interrupted by signal 2")
         f.write(json.dumps({"split": "valid", "step": 10 * e, "epoch": float(e),
                             "loss": _loss(h, s, e)}) + "\n")
         if Fake.interrupt_at == (name, budget):
+          (latest / str(10 * e)).mkdir(parents=True, exist_ok=True)  # saved on the signal
           wd.write_status("interrupted", 10 * e, float(e), "interrupted by signal 2")
           raise loop.Interrupted("interrupted by signal 2")
+    (latest / str(10 * budget)).mkdir(parents=True, exist_ok=True)  # the final save
     wd.write_status("finished", 10 * budget, float(budget))
     return {"split": "test"}
 
@@ -171,6 +184,47 @@ def test_interruption_between_rungs_resumes(tmp_path, fake_lm):
   assert [b for _, b in fake_lm.calls] == [3] * 6 + [9] * 2
   assert fake_lm.calls[0] == ("hidden_size=20,seed=0", 3)
   assert [r["promoted"] for r in _search_record(tmp_path)["rungs"][:2]] == EXPECTED
+
+
+def _valid_events(root, points):
+  return {p.name: [(e["epoch"], e["loss"]) for e in Workdir(root / p.name).read_metrics()]
+          for p in points}
+
+
+def test_search_restored_from_archived_records_ends_as_one_never_stopped(tmp_path, fake_lm):
+  """A machine lost mid-search: only the records scripts/archive_runs.py committed survive,
+  without checkpoints. The points that must train on (rung 2's unfinished points, the finished
+  rung-2 points promoted to rung 3) have their records set aside and train again from epoch 0
+  through the earlier rungs' budgets, so the evaluations the decisions read are there again:
+  the same decisions and events as a search that was never stopped."""
+  from rnnlm_jax.sweeps.spec import import_file
+  archive_runs = import_file(REPO / "scripts" / "archive_runs.py")
+  fake_lm.final_only = True
+  pts = _points()
+  ref = tmp_path / "ref"
+  search = _setup(ref, pts)
+  halving.run_halving(pts, ref, search, out=_quiet)
+  lost = tmp_path / "lost"
+  _setup(lost, pts)
+  fake_lm.interrupt_at = ("hidden_size=60,seed=0", 3)  # rung 2: h20 and h40 have finished it
+  with pytest.raises(SweepInterrupted):
+    halving.run_halving(pts, lost, search, out=_quiet)
+  fake_lm.interrupt_at = None
+  restored = tmp_path / "restored"
+  archive_runs.archive(lost, restored)
+  assert not list(restored.glob("*/checkpoints"))
+  fake_lm.calls.clear()
+  lines = []
+  res = halving.run_halving(pts, restored, search, out=lines.append)
+  assert res.exit_code == 0, res.message
+  assert any("no checkpoint" in l for l in lines)
+  assert _valid_events(restored, pts) == _valid_events(ref, pts)
+  assert _search_record(restored)["rungs"] == _search_record(ref)["rungs"]
+  # h60 seed 0 (interrupted at rung 2) and h20 (promoted to rung 3) retrained from epoch 0
+  assert [b for n, b in fake_lm.calls if n == "hidden_size=20,seed=0"] == [1, 3, 9]
+  assert [b for n, b in fake_lm.calls if n == "hidden_size=60,seed=0"] == [1, 3]
+  assert [b for n, b in fake_lm.calls if n == "hidden_size=40,seed=0"] == []  # done with rung 2
+  assert list((restored / "hidden_size=20,seed=0" / "restored").glob("*/status.json"))
 
 
 def test_shards_take_the_same_decisions(tmp_path, fake_lm):

@@ -358,6 +358,36 @@ class HalvingResult:
     return EXIT_WAITING if self.waiting else 0
 
 
+def restored_points(root: str | os.PathLike, rung: dict, search: Search) -> list[str]:
+  """The points of a rung after the first that must train on but have no checkpoint to train
+  on from: their records were restored from an archive (scripts/archive_runs.py keeps no
+  checkpoints, e.g. after a lost machine). Re-run as they are, they would start from step 0 and
+  run straight to the rung's budget, losing the evaluations at the earlier rungs' budgets that
+  the search's decisions read."""
+  if rung["rung"] == 0:
+    return []
+  root = pathlib.Path(root)
+  out = []
+  for name in rung["points"]:
+    status, config, _ = point_files(root, name)
+    latest = root / name / "checkpoints" / "latest"
+    has_checkpoint = latest.is_dir() and any(d.name.isdigit() for d in latest.iterdir())
+    if status and not has_checkpoint and not reached(status, config, search.key, rung["budget"]):
+      out.append(name)
+  return out
+
+
+def set_aside(point_dir: pathlib.Path) -> pathlib.Path:
+  """Moves a point's status.json and metrics.jsonl into ``restored/<time>/`` (config.json and
+  provenance.json stay): the point then trains again from step 0, rung by rung."""
+  dst = point_dir / "restored" / time.strftime("%Y%m%dT%H%M%S")
+  dst.mkdir(parents=True, exist_ok=True)
+  for f in ("status.json", "metrics.jsonl"):
+    if (point_dir / f).exists():
+      os.replace(point_dir / f, dst / f)
+  return dst
+
+
 def rung_points(points: Sequence[Point], rung: dict, search: Search) -> list[Point]:
   """Copies of the rung's points with the budget key set to the rung's budget."""
   names = set(rung["points"])
@@ -403,6 +433,24 @@ def run_halving(points: Sequence[Point], workdir: str | os.PathLike, search: Sea
         told.add(prev["rung"])
         out(f"[halving] {describe(prev, search)} decided: promoted "
             f"{', '.join(prev['promoted'])}")
+    restored = restored_points(workdir, rung, search)
+    if restored:
+      out(f"[halving] {describe(rung, search)}: {len(restored)} point(s) to train on have records "
+          f"but no checkpoint (restored from an archive?): {', '.join(restored[:3])}"
+          f"{' ...' if len(restored) > 3 else ''}; their status and metrics are set aside in "
+          "<point>/restored/ and they train again from step 0 through the earlier rungs' budgets")
+      by_name = {p.name: p for p in points}
+      earlier = [b for b in search.budgets if b < rung["budget"]]
+      for name in restored:
+        set_aside(pathlib.Path(workdir) / name)
+        for b in earlier:
+          one = rung_points([by_name[name]], {"points": [name], "budget": b}, search)
+          res = run_sweep(plan_lib.plan(one, 1, vmap), workdir, vmap=vmap, out=out)
+          if any(st == "failed" for st in res.states.values()):
+            result.states.update(res.states)
+            return HalvingResult(result, rungs, message=f"{name}: failed while trained again "
+                                 "through the earlier rungs; fix it and re-run")
+      continue
     units = plan_lib.plan(rung_points(points, rung, search), num_tasks, vmap)
     mine = plan_lib.shard(units, task_index, num_tasks)
     out(f"[halving] {describe(rung, search)}: task {task_index} of {num_tasks} trains "
