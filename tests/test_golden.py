@@ -28,11 +28,11 @@ purpose, never to make a failure go away.
 from __future__ import annotations
 
 import json
-import warnings
 
 import pytest
 
-from golden.cases import CASES, GOLDEN, command, first_difference, recording_for, run_case
+from golden.cases import (CASES, GOLDEN, assert_losses, command, first_difference,
+                          recording_for, run_case)
 from rnnlm_jax.workdir import cpu_signature
 
 
@@ -47,18 +47,9 @@ SLOW_CASES = ("lm_remedies", "classify", "music", "synthetic")
 def test_golden(case, tmp_path):
   golden = json.loads((GOLDEN / f"{case}.json").read_text())
   assert golden["command"] == command(case), "the case's command changed: re-record on purpose"
-  cpu = cpu_signature()
-  recording, rtol = recording_for(golden, cpu)
+  recording, rtol = recording_for(golden, cpu_signature())
   got = run_case(case, tmp_path)
-  diff = first_difference(got["losses"], recording["losses"], rtol)
-  if diff:
-    pytest.fail(f"{case}: losses differ from tests/golden/{case}.json ("
-                f"{f'within {rtol:g} relative' if rtol else 'recorded on this CPU'}): {diff}",
-                pytrace=False)
-  if rtol:
-    warnings.warn(f"{case}: no golden recorded on this CPU ({cpu}): compared within {rtol:g} "
-                  f"relative of the {golden['cpu']!r} recording; record one with "
-                  "tests/golden/record.py")
+  assert_losses(case, got["losses"], recording["losses"], rtol)
 
 
 def test_recording_for_picks_this_cpus_losses_else_a_tolerance():

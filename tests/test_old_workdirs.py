@@ -31,11 +31,10 @@ import concurrent.futures
 import json
 import os
 import re
-import warnings
 
 import pytest
 
-from golden.cases import (GOLDEN, OLD_WORKDIR_STOPS, command, extract_losses, first_difference,
+from golden.cases import (GOLDEN, OLD_WORKDIR_STOPS, assert_losses, command, extract_losses,
                           old_workdir_expected, recording_for, resume_old_workdir)
 from rnnlm_jax.workdir import cpu_signature
 
@@ -84,11 +83,4 @@ def test_old_workdir_resumes(case, resumed):
   assert len(runs) == 2 and runs[-1]["outcome"] == "finished", runs
   recording, rtol = recording_for(golden, cpu_signature())
   got, want = extract_losses(workdir / "metrics.jsonl"), old_workdir_expected(recording)
-  diff = first_difference({".": got}, {".": want}, rtol)
-  if diff:
-    pytest.fail(f"{case}: losses of the resumed old workdir differ from tests/golden/{case}.json"
-                f" ({f'within {rtol:g} relative' if rtol else 'recorded on this CPU'}): {diff}",
-                pytrace=False)
-  if rtol:
-    warnings.warn(f"{case}: no golden recorded on this CPU: compared within {rtol:g} relative "
-                  "(see tests/test_golden.py)")
+  assert_losses(case, {".": got}, {".": want}, rtol, "losses of the resumed old workdir")

@@ -231,6 +231,23 @@ def resume_old_workdir(case: str,
   return kept, run_cli(case, tmp)
 
 
+def assert_losses(case: str, got: dict, want: dict, rtol: float, what: str = "losses") -> None:
+  """Fails the test at the first difference of ``got`` from ``want`` (``losses`` dicts; bit for
+  bit, or within ``rtol`` relative where :func:`recording_for` found no recording of this CPU)
+  and warns when it could only compare within ``rtol``."""
+  import warnings  # pylint: disable=import-outside-toplevel
+  import pytest  # pylint: disable=import-outside-toplevel
+  from rnnlm_jax.workdir import cpu_signature  # pylint: disable=import-outside-toplevel
+  diff = first_difference(got, want, rtol)
+  if diff:
+    how = f"within {rtol:g} relative" if rtol else "recorded on this CPU"
+    pytest.fail(f"{case}: {what} differ from tests/golden/{case}.json ({how}): {diff}",
+                pytrace=False)
+  if rtol:
+    warnings.warn(f"{case}: no golden recorded on this CPU ({cpu_signature()}): {what} "
+                  f"compared within {rtol:g} relative; record one with tests/golden/record.py")
+
+
 def old_workdir_expected(recording: dict) -> dict[str, list[list]]:
   """The losses a resumed old workdir must end with (``recording``: a golden, or one CPU's
   recording of :func:`recording_for`): the golden run's, unless they differ from what the old
