@@ -67,3 +67,7 @@ def test_recording_for_picks_this_cpus_losses_else_a_tolerance():
   assert first_difference({".": {"train": [[5, 2.1]]}}, ref["losses"], OTHER_CPU_RTOL)
   with pytest.raises(pytest.skip.Exception):
     recording_for({**golden, "case": "lm_remedies"}, "B avx2")
+  with pytest.raises(pytest.fail.Exception, match="differ from tests/golden/lm_word.json"):
+    assert_losses("lm_word", avx2["losses"], ref["losses"], 0.0)
+  with pytest.warns(UserWarning, match="no golden recorded on this CPU"):
+    assert_losses("lm_word", avx2["losses"], ref["losses"], OTHER_CPU_RTOL)
