@@ -219,6 +219,13 @@ class Checkpointer:
     self.best.close()
 
 
+def has_checkpoint(checkpoint_dir: pathlib.Path, which: str = "latest") -> bool:
+  """Whether ``checkpoint_dir/<which>`` (``latest`` or ``best``) holds any step directory, without
+  opening it (verification happens on restore)."""
+  kind_dir = pathlib.Path(checkpoint_dir) / which
+  return kind_dir.is_dir() and any(p.name.isdigit() for p in kind_dir.iterdir())
+
+
 def restore_for_evaluation(checkpoint_dir: pathlib.Path, abstract_state, which: str = "best"):
   """The train state of the ``best`` (best-validation) or ``latest`` checkpoint under
   ``checkpoint_dir`` (verified, as :meth:`Checkpointer.restore_best` / ``restore_latest``), for
@@ -230,8 +237,7 @@ def restore_for_evaluation(checkpoint_dir: pathlib.Path, abstract_state, which: 
   own error when the checkpoint does not fit ``abstract_state``."""
   if which not in ("best", "latest"):
     raise ValueError(f"checkpoint must be 'best' or 'latest', got {which!r}")
-  kind_dir = pathlib.Path(checkpoint_dir) / which
-  if not kind_dir.is_dir() or not any(p.name.isdigit() for p in kind_dir.iterdir()):
+  if not has_checkpoint(checkpoint_dir, which):
     raise FileNotFoundError(f"no {which} checkpoint in {checkpoint_dir}; train first"
                             + (" (or use --checkpoint latest)" if which == "best" else ""))
   ckpt = Checkpointer(checkpoint_dir, async_save=False)

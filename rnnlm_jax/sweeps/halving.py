@@ -41,6 +41,7 @@ import time
 import uuid
 from typing import Callable, Sequence
 
+from rnnlm_jax import checkpoint as ckpt_lib
 from rnnlm_jax import tasks
 from rnnlm_jax.sweeps import plan as plan_lib
 from rnnlm_jax.sweeps.run import SWEEP_FILE, SweepResult, run_sweep
@@ -370,9 +371,8 @@ def restored_points(root: str | os.PathLike, rung: dict, search: Search) -> list
   out = []
   for name in rung["points"]:
     status, config, _ = point_files(root, name)
-    latest = root / name / "checkpoints" / "latest"
-    has_checkpoint = latest.is_dir() and any(d.name.isdigit() for d in latest.iterdir())
-    if status and not has_checkpoint and not reached(status, config, search.key, rung["budget"]):
+    if (status and not ckpt_lib.has_checkpoint(root / name / "checkpoints")
+        and not reached(status, config, search.key, rung["budget"])):
       out.append(name)
   return out
 
