@@ -172,8 +172,9 @@ def first_difference(got: dict, want: dict, rtol: float = 0.0) -> str | None:
 # (tests/golden/record.py adds them). On a CPU with no recording the test compares with the
 # reference recording within OTHER_CPU_RTOL and warns that it could not check bit for bit
 # (measured AVX2 vs AVX-512: classify 1.2e-7, lm_word 1.1e-7, synthetic_group 5.2e-8, lm_char
-# 2.4e-8 relative at most; music and synthetic identical), except for the CHAOTIC cases, which it skips there: their losses move far under
-# float rounding (lm_remedies: up to 37 % relative, AVX2 vs AVX-512).
+# 2.4e-8 relative at most; music and synthetic identical), except for the CHAOTIC cases,
+# which it skips there: their losses move far under float rounding (lm_remedies: up to 37 %
+# relative, AVX2 vs AVX-512).
 OTHER_CPU_RTOL = 1e-4
 CHAOTIC = ("lm_remedies",)
 
