@@ -38,8 +38,9 @@ from rnnlm_jax.workdir import cpu_signature
 
 # The slowest cases (about 20-25 s each on 2 cores) run with -m slow (.ci/run's slow step), to
 # keep the default run under 8 minutes (synthetic since 2026-12-07: 10 min on an AVX2 host;
-# synthetic_group keeps the synthetic path in the default run).
-SLOW_CASES = ("lm_remedies", "classify", "music", "synthetic")
+# synthetic_group keeps the synthetic path in the default run; lm_char since the clean clone's
+# 9:20 there: lm_word keeps the LM path).
+SLOW_CASES = ("lm_remedies", "classify", "music", "synthetic", "lm_char")
 
 
 @pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.slow) if case in SLOW_CASES

@@ -247,6 +247,7 @@ def test_validation_set_is_scored_beside_the_test_set(tmp_path):
     ts.validate_config(configs[0])
 
 
+@pytest.mark.slow  # 11 s: the default run took 9:20 in a clean clone on an AVX2 host (2026-12-07)
 def test_former_task_subconfig_spelling_trains_the_same(tmp_path, caplog):
   """A config file written for the former ``task`` sub-config (task.name, task.length, ...)
   still trains, with a one-line deprecation note, to the same numbers as ``synthetic.*``."""
