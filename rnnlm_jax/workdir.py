@@ -202,10 +202,15 @@ def cpu_signature() -> str:
   return " ".join([vendor] + [f for f in CPU_EXTENSIONS if f in flags])
 
 
+def cpu_model() -> str:
+  """The CPU's ``model name`` in /proc/cpuinfo, e.g. ``"AMD EPYC"`` (else platform.processor())."""
+  return _cpuinfo_field("model name") or platform.processor() or "unknown"
+
+
 def hardware() -> dict[str, Any]:
   """CPU model and signature (:func:`cpu_signature`), core count, memory and JAX devices."""
   import jax
-  cpu = _cpuinfo_field("model name") or platform.processor()
+  cpu = cpu_model()
   mem_gib = None
   try:
     mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)

@@ -155,6 +155,8 @@ def environment() -> dict:
   import importlib.metadata as md
 
   import jax
+
+  from rnnlm_jax import workdir
   out = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
          "command": " ".join(shlex.quote(x) for x in ["python"] + sys.argv),
          "python": platform.python_version(), "platform": platform.platform()}
@@ -164,13 +166,8 @@ def environment() -> dict:
       out[name] = md.version(name)
     except md.PackageNotFoundError:
       pass
-  cpu = platform.processor()
-  try:
-    with open("/proc/cpuinfo") as f:
-      cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
-  except OSError:
-    pass
-  out["cpu"] = f"{cpu}, {os.cpu_count()} logical CPUs"
+  out["cpu"] = f"{workdir.cpu_model()}, {os.cpu_count()} logical CPUs"
+  out["cpu_signature"] = workdir.cpu_signature()
   try:
     out["load_average"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
   except OSError:

@@ -16,26 +16,22 @@ rounds, after one warm-up round); the median is printed, and each cell's ratio t
 from __future__ import annotations
 
 import argparse
-import platform
+import os
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 
-from rnnlm_jax import cells, rnn
+from rnnlm_jax import cells, rnn, workdir
 
 LR = 1e-3
 
 
 def cpu_model() -> str:
-  """``model name`` of /proc/cpuinfo (and the count of logical CPUs listed there)."""
-  try:
-    lines = open("/proc/cpuinfo", encoding="utf-8").read().splitlines()
-  except OSError:
-    return platform.processor() or "unknown"
-  names = [l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")]
-  return f"{names[0]} ({len(names)} logical CPUs in /proc/cpuinfo)" if names else "unknown"
+  """The CPU's model, logical CPU count and signature (rnnlm_jax.workdir)."""
+  return (f"{workdir.cpu_model()} ({os.cpu_count()} logical CPUs), "
+          f"{workdir.cpu_signature()}")
 
 
 def make_cell(spec: str) -> cells.Cell:

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnnlm_jax import cells, onednn
+from rnnlm_jax import cells, onednn, workdir
 
 SHAPES = {  # name: (T, B, I, H)
     "ptb_small": (20, 20, 200, 200),
@@ -39,18 +39,8 @@ SHAPES = {  # name: (T, B, I, H)
 
 
 def cpu_info() -> str:
-  model, flags = "?", []
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name") and model == "?":
-          model = line.split(":", 1)[1].strip()
-        if line.startswith("flags") and not flags:
-          flags = line.split(":", 1)[1].split()
-  except OSError:
-    pass
-  keep = [f for f in flags if f.startswith(("avx", "fma", "amx", "sse4"))]
-  return f"{model}; {os.cpu_count()} logical CPUs; flags: {' '.join(keep)}"
+  """The CPU's model, logical CPU count and signature (rnnlm_jax.workdir)."""
+  return f"{workdir.cpu_model()}; {os.cpu_count()} logical CPUs; {workdir.cpu_signature()}"
 
 
 def torch_onednn_version(torch) -> str:

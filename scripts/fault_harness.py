@@ -890,13 +890,9 @@ def summary_table(results: list[Trial]) -> str:
 def environment() -> dict:
   """Where the session ran: date, CPU, Python, the checkout's commit and local changes."""
   git = lambda *a: subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout
-  cpu = platform.processor()
-  try:
-    cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-               if l.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
-  return {"date": datetime.datetime.now().isoformat(timespec="seconds"), "cpu": cpu,
+  from rnnlm_jax import workdir  # light: no jax at import
+  return {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+          "cpu": workdir.cpu_model(), "cpu_signature": workdir.cpu_signature(),
           "cpus": os.cpu_count(), "python": platform.python_version(),
           "commit": git("rev-parse", "--short", "HEAD").strip(),
           "modified": git("status", "--short", "--", "rnnlm_jax").split()[1::2]}

@@ -50,6 +50,10 @@ def test_tiny_run_loss_falls_and_writes_contract(tmp_path, corpus):
   run = prov["runs"][0]
   assert run["versions"]["jax"] == jax.__version__ and run["end_time"]
   assert run["outcome"] == "finished" and 0 < run["cpu_seconds"] < 600  # the run's CPU cost
+  # The CPU, as every script records it (rnnlm_jax.workdir): model and instruction-set signature.
+  from rnnlm_jax import workdir
+  assert run["hardware"]["cpu"] == workdir.cpu_model() and run["hardware"]["cpu"]
+  assert run["hardware"]["cpu_signature"] == workdir.cpu_signature()
   # How far it got at its last checkpoint: what counts if the process is killed before closing.
   assert run["start_time"] <= run["checkpoint_time"] <= run["end_time"]
   assert 0 < run["checkpoint_cpu_seconds"] <= run["cpu_seconds"]
