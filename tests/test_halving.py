@@ -227,6 +227,41 @@ def test_search_restored_from_archived_records_ends_as_one_never_stopped(tmp_pat
   assert list((restored / "hidden_size=20,seed=0" / "restored").glob("*/status.json"))
 
 
+def test_restored_search_with_two_tasks_restores_each_point_once(tmp_path, fake_lm):
+  """Restored from records and run by two tasks: each task sets aside and retrains only the
+  restored points of its own share (the ones it trains at the rung), never the other's, and
+  the search ends as one never stopped."""
+  from rnnlm_jax.sweeps.spec import import_file
+  archive_runs = import_file(REPO / "scripts" / "archive_runs.py")
+  fake_lm.final_only = True
+  pts = _points()
+  ref = tmp_path / "ref"
+  search = _setup(ref, pts)
+  halving.run_halving(pts, ref, search, out=_quiet)
+  lost = tmp_path / "lost"
+  _setup(lost, pts)
+  fake_lm.interrupt_at = ("hidden_size=60,seed=0", 3)
+  with pytest.raises(SweepInterrupted):
+    halving.run_halving(pts, lost, search, out=_quiet)
+  fake_lm.interrupt_at = None
+  restored = tmp_path / "restored"
+  archive_runs.archive(lost, restored)
+  set_aside = lambda: sorted(d.parent.name for d in restored.glob("*/restored"))
+  r0 = halving.run_halving(pts, restored, search, task_index=0, num_tasks=2, out=_quiet)
+  assert r0.waiting, r0.message
+  mine = set_aside()
+  assert mine and all(n.endswith("seed=0") for n in mine)  # task 0's share only
+  r1 = halving.run_halving(pts, restored, search, task_index=1, num_tasks=2, wait_s=600,
+                           poll_s=30, out=_quiet, sleep=lambda s: halving.run_halving(
+                               pts, restored, search, task_index=0, num_tasks=2, out=_quiet))
+  assert r1.exit_code == 0, r1.message
+  r0 = halving.run_halving(pts, restored, search, task_index=0, num_tasks=2, out=_quiet)
+  assert r0.exit_code == 0, r0.message
+  assert all(len(list((restored / n / "restored").iterdir())) == 1 for n in set_aside())
+  assert _valid_events(restored, pts) == _valid_events(ref, pts)
+  assert _search_record(restored)["rungs"] == _search_record(ref)["rungs"]
+
+
 def test_shards_take_the_same_decisions(tmp_path, fake_lm):
   pts = _points()
   one = tmp_path / "one"

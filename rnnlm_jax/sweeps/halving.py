@@ -433,7 +433,12 @@ def run_halving(points: Sequence[Point], workdir: str | os.PathLike, search: Sea
         told.add(prev["rung"])
         out(f"[halving] {describe(prev, search)} decided: promoted "
             f"{', '.join(prev['promoted'])}")
-    restored = restored_points(workdir, rung, search)
+    units = plan_lib.plan(rung_points(points, rung, search), num_tasks, vmap)
+    mine = plan_lib.shard(units, task_index, num_tasks)
+    # Each task restores only its own share: the points it trains at this rung, so no two tasks
+    # set aside or retrain the same point.
+    my_names = {p.name for unit in mine for p in unit}
+    restored = [n for n in restored_points(workdir, rung, search) if n in my_names]
     if restored:
       out(f"[halving] {describe(rung, search)}: {len(restored)} point(s) to train on have records "
           f"but no checkpoint (restored from an archive?): {', '.join(restored[:3])}"
@@ -451,8 +456,6 @@ def run_halving(points: Sequence[Point], workdir: str | os.PathLike, search: Sea
             return HalvingResult(result, rungs, message=f"{name}: failed while trained again "
                                  "through the earlier rungs; fix it and re-run")
       continue
-    units = plan_lib.plan(rung_points(points, rung, search), num_tasks, vmap)
-    mine = plan_lib.shard(units, task_index, num_tasks)
     out(f"[halving] {describe(rung, search)}: task {task_index} of {num_tasks} trains "
         f"{sum(len(u) for u in mine)} of them")
     res = run_sweep(mine, workdir, vmap=vmap, out=out)
