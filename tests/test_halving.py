@@ -191,12 +191,10 @@ def _valid_events(root, points):
           for p in points}
 
 
-def test_search_restored_from_archived_records_ends_as_one_never_stopped(tmp_path, fake_lm):
-  """A machine lost mid-search: only the records scripts/archive_runs.py committed survive,
-  without checkpoints. The points that must train on (rung 2's unfinished points, the finished
-  rung-2 points promoted to rung 3) have their records set aside and train again from epoch 0
-  through the earlier rungs' budgets, so the evaluations the decisions read are there again:
-  the same decisions and events as a search that was never stopped."""
+def _search_lost_and_restored(tmp_path, fake_lm):
+  """A search run to its end (``ref``), and the same search cut short at rung 2 (h20 and h40
+  have finished it, h60 seed 0 is interrupted) whose records only, without checkpoints, are
+  copied by scripts/archive_runs.py into ``restored``: (points, search, ref, restored)."""
   from rnnlm_jax.sweeps.spec import import_file
   archive_runs = import_file(REPO / "scripts" / "archive_runs.py")
   fake_lm.final_only = True
@@ -206,13 +204,23 @@ def test_search_restored_from_archived_records_ends_as_one_never_stopped(tmp_pat
   halving.run_halving(pts, ref, search, out=_quiet)
   lost = tmp_path / "lost"
   _setup(lost, pts)
-  fake_lm.interrupt_at = ("hidden_size=60,seed=0", 3)  # rung 2: h20 and h40 have finished it
+  fake_lm.interrupt_at = ("hidden_size=60,seed=0", 3)
   with pytest.raises(SweepInterrupted):
     halving.run_halving(pts, lost, search, out=_quiet)
   fake_lm.interrupt_at = None
   restored = tmp_path / "restored"
   archive_runs.archive(lost, restored)
   assert not list(restored.glob("*/checkpoints"))
+  return pts, search, ref, restored
+
+
+def test_search_restored_from_archived_records_ends_as_one_never_stopped(tmp_path, fake_lm):
+  """A machine lost mid-search: only the records scripts/archive_runs.py committed survive,
+  without checkpoints. The points that must train on (rung 2's unfinished points, the finished
+  rung-2 points promoted to rung 3) have their records set aside and train again from epoch 0
+  through the earlier rungs' budgets, so the evaluations the decisions read are there again:
+  the same decisions and events as a search that was never stopped."""
+  pts, search, ref, restored = _search_lost_and_restored(tmp_path, fake_lm)
   fake_lm.calls.clear()
   lines = []
   res = halving.run_halving(pts, restored, search, out=lines.append)
@@ -231,21 +239,7 @@ def test_restored_search_with_two_tasks_restores_each_point_once(tmp_path, fake_
   """Restored from records and run by two tasks: each task sets aside and retrains only the
   restored points of its own share (the ones it trains at the rung), never the other's, and
   the search ends as one never stopped."""
-  from rnnlm_jax.sweeps.spec import import_file
-  archive_runs = import_file(REPO / "scripts" / "archive_runs.py")
-  fake_lm.final_only = True
-  pts = _points()
-  ref = tmp_path / "ref"
-  search = _setup(ref, pts)
-  halving.run_halving(pts, ref, search, out=_quiet)
-  lost = tmp_path / "lost"
-  _setup(lost, pts)
-  fake_lm.interrupt_at = ("hidden_size=60,seed=0", 3)
-  with pytest.raises(SweepInterrupted):
-    halving.run_halving(pts, lost, search, out=_quiet)
-  fake_lm.interrupt_at = None
-  restored = tmp_path / "restored"
-  archive_runs.archive(lost, restored)
+  pts, search, ref, restored = _search_lost_and_restored(tmp_path, fake_lm)
   set_aside = lambda: sorted(d.parent.name for d in restored.glob("*/restored"))
   r0 = halving.run_halving(pts, restored, search, task_index=0, num_tasks=2, out=_quiet)
   assert r0.waiting, r0.message
