@@ -339,6 +339,29 @@ def test_experiment_sweep_points_load_and_train(name, tiny_music, tmp_path):
   assert out["split"] == "test" and np.isfinite(out["loss"])
 
 
+def test_chung_protocol_sweep_trains_each_cell_at_its_best_validation_rate():
+  """protocol_sweep.py: per cell, the rate whose lr_protocol run (committed records) had the
+  lowest JSB validation NLL, found here from metrics.jsonl directly; the search's weight
+  noise and clipping; 3 cells x 4 data sets x 3 seeds."""
+  records = REPO / "experiments" / "chung2014" / "records" / "lr_protocol"
+  best = {}
+  for run in (d for d in records.iterdir() if d.is_dir()):
+    cfg = json.loads((run / "config.json").read_text())
+    valid = [json.loads(l)["loss"] for l in (run / "metrics.jsonl").read_text().splitlines()
+             if json.loads(l).get("split") == "valid"]
+    cell = cfg["model"]["cell"]
+    if cell not in best or min(valid) < best[cell][0]:
+      best[cell] = (min(valid), cfg["optim"]["learning_rate"])
+  mod = load_sweep_module(REPO / "experiments" / "chung2014" / "protocol_sweep.py")
+  points = expand(mod.get_config(), mod.get_sweep())
+  assert len(points) == 36 and {p.config.seed for p in points} == {0, 1, 2}
+  assert {p.config.data.name for p in points} == set(music_data.MUSIC_DATASETS)
+  for p in points:
+    assert p.config.optim.learning_rate == best[p.config.model.cell][1]
+    assert (p.config.model.weight_noise, p.config.optim.clip_mode, p.config.optim.clip_value) == (
+        0.075, "global_norm", 1.0)
+
+
 def test_chung_sweep_matches_the_paper_setup():
   mod = load_sweep_module(SWEEPS["chung2014"])
   points = expand(mod.get_config(), mod.get_sweep())
