@@ -9,7 +9,8 @@ sweep.py for 30 epochs (8,340 updates), 2 seeds each.
 Everything else is sweep.py's (120k parameters per model, Adam 2e-3 constant, clip 5, no
 dropout, bptt 100, batch 32, tiny-shakespeare 80/10/10); the best-validation epoch is tested.
 Cost measured in the first run (10 epochs, shared CPU): about 40-55 s per epoch and point on one
-core of the 2-vCPU EPYC, i.e. about 3.5 CPU-hours for the 18 runs.
+core of the 2-vCPU EPYC, i.e. 20-28 minutes per 30-epoch run and about 6-8 hours of one core
+for the 18 runs (an earlier version of this note said 3.5, an arithmetic slip).
 """
 
 import pathlib
