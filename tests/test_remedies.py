@@ -156,6 +156,8 @@ def test_ln_cell_is_invariant_to_weight_scale_and_normalises(name, monkeypatch):
   assert float(jnp.max(jnp.abs(p1 - p2))) > 1e-2
 
 
+# slow: the default run took 7:54 and 8:41 in two clean clones on an AVX2 host (2026-12-07)
+@pytest.mark.slow
 def test_ln_lstm_layer_gradient_equals_plain_scan():
   cell = cells.get_cell("lstm", "layer")
   params = cell.init(jax.random.PRNGKey(0), 4, 6)
