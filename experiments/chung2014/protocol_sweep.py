@@ -21,7 +21,7 @@ most of them at the epoch caps): about 4-5 hours on one core.
 import pathlib
 
 from rnnlm_jax.report import select
-from rnnlm_jax.sweeps.spec import import_file, product, sweep, zip_
+from rnnlm_jax.sweeps.spec import import_file, sweep
 
 HERE = pathlib.Path(__file__).resolve().parent
 SEEDS = [0, 1, 2]
@@ -43,15 +43,4 @@ def chosen_rates(records=HERE / "records" / "lr_protocol") -> dict[str, float]:
 
 
 def get_sweep():
-  rates = chosen_rates()
-  cells = _STUDY.CELLS
-  datasets = _STUDY.DATASETS
-  return product(
-      zip_(sweep("model.cell", [c for c, _ in cells]),
-           sweep("model.hidden_size", [h for _, h in cells]),
-           sweep("optim.learning_rate", [rates[c] for c, _ in cells])),
-      zip_(sweep("data.name", list(datasets)),
-           sweep("train.num_epochs", [e for e, _ in datasets.values()]),
-           sweep("train.batch_size", [b for _, b in datasets.values()])),
-      sweep("seed", SEEDS),
-  )
+  return _STUDY.study_sweep(chosen_rates(), sweep("seed", SEEDS))

@@ -49,12 +49,19 @@ def get_config():
   return c
 
 
-def get_sweep():
+def study_sweep(rates: dict[str, float], *more):
+  """Each cell (at its size and ``rates[cell]``) x each data set (its epoch cap and batch),
+  times any further sweeps ``more`` (protocol_sweep.py adds the seeds)."""
   return product(
       zip_(sweep("model.cell", [c for c, _ in CELLS]),
            sweep("model.hidden_size", [h for _, h in CELLS]),
-           sweep("optim.learning_rate", [LEARNING_RATES[c] for c, _ in CELLS])),
+           sweep("optim.learning_rate", [rates[c] for c, _ in CELLS])),
       zip_(sweep("data.name", list(DATASETS)),
            sweep("train.num_epochs", [e for e, _ in DATASETS.values()]),
            sweep("train.batch_size", [b for _, b in DATASETS.values()])),
+      *more,
   )
+
+
+def get_sweep():
+  return study_sweep(LEARNING_RATES)
